@@ -1,0 +1,161 @@
+/**
+ * db.ts — the engine: open, datasources, ingest, query, close. The one module that knows every subsystem.
+ *
+ * Invariants:
+ *  - After `ingest` resolves, every accepted event is visible to `query` and `sql` (read-your-writes).
+ *  - After `close` resolves, every call fails with ENGINE_CLOSED and the engine holds no timers, threads or files.
+ *  - Queries see each reader as of one instant: a reader is read synchronously from start to end.
+ *
+ * Modes: `{ memory: true }` keeps everything in the head — no files, no threads, opened in microseconds — for
+ * tests and benchmarks. `{ dir }` (durable: WAL, segment files, recovery) is built by the durability work; the
+ * ingest pipeline already separates deciding a batch (`prepare`) from publishing it (`commit`) so the WAL write
+ * slots in between.
+ */
+import { TallyError } from './errors.js';
+import { resolveLimits, type Limits } from './limits.js';
+import { IngestPipeline, type IngestResult } from './ingest/pipeline.js';
+import { resolveDatasource, sameDatasource, datasourceToSpec, type DatasourceSpec } from './schema/datasource.js';
+import { execute } from './query/execute.js';
+import { queryDatasourceName, resolveQuery, type Query, type QueryResult } from './query/shape.js';
+import { compileSql } from './query/sql.js';
+import type { HeadStats } from './head/head.js';
+import type { DedupStats } from './ingest/dedup.js';
+
+export interface OpenOptions {
+  /** Keep all data in memory: no files, no threads. */
+  memory?: boolean;
+  /** Data directory for durable mode. */
+  dir?: string;
+  /** Overrides of the defaults in limits.ts. */
+  limits?: Partial<Limits>;
+  /** The engine clock (epoch ms) used for `now()` in SQL and the future-timestamp check; default Date.now. */
+  clock?: () => number;
+}
+
+export interface DatasourceStats {
+  name: string;
+  rows: number;
+  /** Newest accepted event time, or null before the first. */
+  watermark: number | null;
+  head: HeadStats;
+  dedup: DedupStats | null;
+  /** Bytes of memory the datasource holds (head columns, bitmaps, dictionaries, dedup sets), estimated. */
+  memoryBytes: number;
+}
+
+export class Tally {
+  private readonly pipelines = new Map<string, IngestPipeline>();
+  private closed = false;
+
+  /** @internal use `open()` */
+  constructor(private readonly limits: Limits, private readonly clock: () => number) {}
+
+  private check(): void {
+    if (this.closed) throw new TallyError('ENGINE_CLOSED', 'the engine is closed; open a new one');
+  }
+
+  private pipeline(name: string): IngestPipeline {
+    const p = this.pipelines.get(name);
+    if (p === undefined) {
+      throw new TallyError('DATASOURCE_NOT_FOUND', `datasource '${String(name)}' does not exist; create it first (have: ${[...this.pipelines.keys()].join(', ') || 'none'})`, { datasource: name });
+    }
+    return p;
+  }
+
+  /** Create a datasource; creating one that exists with the same definition is a no-op. */
+  async createDatasource(spec: DatasourceSpec): Promise<DatasourceSpec> {
+    this.check();
+    const ds = resolveDatasource(spec, this.limits);
+    const existing = this.pipelines.get(ds.name);
+    if (existing !== undefined) {
+      if (!sameDatasource(existing.ds, ds)) {
+        throw new TallyError('DATASOURCE_EXISTS', `datasource '${ds.name}' exists with a different definition`, { datasource: ds.name });
+      }
+      return datasourceToSpec(ds);
+    }
+    if (this.pipelines.size >= this.limits.maxDatasources) {
+      throw new TallyError('TOO_MANY_DATASOURCES', `the engine holds ${this.pipelines.size} datasources; want at most ${this.limits.maxDatasources}`);
+    }
+    this.pipelines.set(ds.name, new IngestPipeline(ds, this.limits, this.clock));
+    return datasourceToSpec(ds);
+  }
+
+  getDatasource(name: string): DatasourceSpec {
+    this.check();
+    return datasourceToSpec(this.pipeline(name).ds);
+  }
+
+  listDatasources(): DatasourceSpec[] {
+    this.check();
+    return [...this.pipelines.values()].map((p) => datasourceToSpec(p.ds));
+  }
+
+  /**
+   * Ingest a batch. Resolves with how many events were accepted, how many were duplicates of already accepted
+   * ones (by the dedup key), and each rejected event's index, code and message. Throws only when the batch as a
+   * whole is unusable (not an array, too large) or the datasource does not exist.
+   */
+  async ingest(datasource: string, events: unknown): Promise<IngestResult> {
+    this.check();
+    const p = this.pipeline(datasource);
+    const prepared = p.prepare(events);
+    p.commit(prepared);
+    return prepared.result;
+  }
+
+  /** Run a JSON query (docs/query.md). */
+  async query(q: Query): Promise<QueryResult> {
+    this.check();
+    const startedAt = performance.now();
+    const p = this.pipeline(queryDatasourceName(q));
+    const plan = resolveQuery(q, p.ds, this.limits);
+    return execute(plan, p.head.readers(plan.from, plan.to), this.limits, startedAt);
+  }
+
+  /** Run a SQL query (docs/query.md#sql); columns come in SELECT order under their SQL names. */
+  async sql(text: string): Promise<QueryResult> {
+    this.check();
+    const startedAt = performance.now();
+    const compiled = compileSql(text, { now: this.clock(), limits: this.limits, datasource: (name) => this.pipeline(name).ds });
+    const p = this.pipeline(compiled.query.datasource);
+    const plan = resolveQuery(compiled.query, p.ds, this.limits);
+    const result = execute(plan, p.head.readers(plan.from, plan.to), this.limits, startedAt);
+    const picks = compiled.select.map((s) => result.columns.indexOf(s.source));
+    return {
+      columns: compiled.select.map((s) => s.name),
+      rows: result.rows.map((row) => picks.map((i) => row[i]!)),
+      stats: { ...result.stats, elapsedMs: performance.now() - startedAt },
+    };
+  }
+
+  stats(datasource: string): DatasourceStats {
+    this.check();
+    const p = this.pipeline(datasource);
+    const head = p.head.stats();
+    const dedup = p.dedup?.stats() ?? null;
+    return { name: datasource, rows: head.rows, watermark: p.watermark, head, dedup, memoryBytes: head.bytes + (dedup?.bytes ?? 0) };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.pipelines.clear();
+  }
+}
+
+/** Open an engine. `{ memory: true }` for an in-memory engine (tests, benchmarks). */
+export async function open(options: OpenOptions = {}): Promise<Tally> {
+  const fail = (message: string): never => {
+    throw new TallyError('OPTIONS_INVALID', `open: ${message}`);
+  };
+  if (typeof options !== 'object' || options === null) fail('want an options object such as { memory: true }');
+  const known = ['memory', 'dir', 'limits', 'clock'];
+  for (const k of Object.keys(options)) if (!known.includes(k)) fail(`unknown option '${k}'; want one of ${known.join(', ')}`);
+  if (options.memory === true && options.dir !== undefined) fail('choose { memory: true } or { dir }, not both');
+  if (options.memory !== true) {
+    if (options.dir === undefined) fail('want { memory: true } or { dir: "path" }');
+    fail('durable mode ({ dir }) is not available in this version yet; use { memory: true }');
+  }
+  if (options.clock !== undefined && typeof options.clock !== 'function') fail('clock: want a function returning epoch ms');
+  const limits = resolveLimits(options.limits, fail);
+  return new Tally(limits, options.clock ?? Date.now);
+}

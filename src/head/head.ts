@@ -1,0 +1,93 @@
+/**
+ * head/head.ts — the in-memory head of one datasource: the newest rows, queryable the moment they are appended.
+ *
+ * Invariant: after `append` returns, every appended row is visible to `readers()` for a range that covers it.
+ * Rows are kept in one `MinuteBucket` per minute of event time; all buckets share the head's dictionaries, so a
+ * value has one id across the head. Sealing buckets into segment files (and forgetting them here) belongs to the
+ * storage layer; the head never drops a row on its own.
+ */
+import type { RowBatch } from '../schema/event.js';
+import type { Datasource } from '../schema/datasource.js';
+import { MINUTE_MS } from '../time.js';
+import { MinuteBucket } from './bucket.js';
+import { Dictionary } from './dictionary.js';
+
+export interface HeadStats {
+  rows: number;
+  buckets: number;
+  bytes: number;
+  minTs: number | null;
+  maxTs: number | null;
+}
+
+export class Head {
+  readonly dictionaries: Dictionary[];
+  private readonly buckets = new Map<number, MinuteBucket>();
+  private readonly metricCount: number;
+  private readonly rowIds: Uint32Array;
+  private readonly rowMetrics: Float64Array;
+
+  constructor(ds: Datasource) {
+    this.dictionaries = ds.dimensions.map(() => new Dictionary());
+    this.metricCount = ds.metrics.length;
+    this.rowIds = new Uint32Array(ds.dimensions.length);
+    this.rowMetrics = new Float64Array(ds.metrics.length);
+  }
+
+  /**
+   * The head id of `value` for dimension `dim`, interning it when new; -1 when it is new and the dimension holds
+   * `maxCardinality` values already.
+   */
+  intern(dim: number, value: string | null, maxCardinality: number): number {
+    const dict = this.dictionaries[dim]!;
+    const id = dict.idOf(value);
+    if (id !== undefined) return id;
+    if (dict.size - 1 >= maxCardinality) return -1;
+    return dict.intern(value);
+  }
+
+  /** Append rows 0..batch.length-1 of `batch`; `ids[d][r]` is the interned id of `batch.dims[d][r]`. */
+  append(batch: RowBatch, ids: readonly Uint32Array[]): void {
+    const rowIds = this.rowIds;
+    const rowMetrics = this.rowMetrics;
+    let bucket: MinuteBucket | undefined;
+    for (let r = 0; r < batch.length; r++) {
+      const ts = batch.ts[r]!;
+      const minute = ts - (ts % MINUTE_MS);
+      if (bucket === undefined || bucket.minTs !== minute) {
+        bucket = this.buckets.get(minute);
+        if (bucket === undefined) {
+          bucket = new MinuteBucket(minute, this.dictionaries, this.metricCount);
+          this.buckets.set(minute, bucket);
+        }
+      }
+      for (let d = 0; d < rowIds.length; d++) rowIds[d] = ids[d]![r]!;
+      for (let m = 0; m < this.metricCount; m++) rowMetrics[m] = batch.metrics[m]![r]!;
+      bucket.append(ts, rowIds, rowMetrics);
+    }
+  }
+
+  /** Buckets that may hold rows in [from, to), in time order. */
+  readers(from: number, to: number): MinuteBucket[] {
+    const out: MinuteBucket[] = [];
+    for (const bucket of this.buckets.values()) {
+      if (bucket.maxTs >= from && bucket.minTs < to && bucket.rowCount > 0) out.push(bucket);
+    }
+    return out.sort((a, b) => a.minTs - b.minTs);
+  }
+
+  stats(): HeadStats {
+    let rows = 0;
+    let bytes = 0;
+    let minTs: number | null = null;
+    let maxTs: number | null = null;
+    for (const b of this.buckets.values()) {
+      rows += b.rowCount;
+      bytes += b.estimateBytes();
+      minTs = minTs === null ? b.minTs : Math.min(minTs, b.minTs);
+      maxTs = maxTs === null ? b.maxTs : Math.max(maxTs, b.maxTs);
+    }
+    for (const d of this.dictionaries) bytes += d.estimateBytes();
+    return { rows, buckets: this.buckets.size, bytes, minTs, maxTs };
+  }
+}

@@ -1,0 +1,73 @@
+/**
+ * limits.ts — every bound tallydb enforces, in one place.
+ *
+ * Invariant: no input can make tallydb use unbounded memory or time; each such input meets one of these limits
+ * and gets an error with a stable code (see errors.ts). A deployment may lower or raise them through
+ * `open({ limits })`; the defaults below are sized for a 2-core, 24 GiB machine.
+ */
+
+export interface Limits {
+  /** Events in one `ingest` call. */
+  maxBatchEvents: number;
+  /** UTF-8 bytes of one dimension value. */
+  maxDimensionValueBytes: number;
+  /** Distinct values of one dimension held by one datasource's head dictionary. */
+  maxDimensionCardinality: number;
+  /** Characters of a dedup key. */
+  maxDedupKeyLength: number;
+  /** Dedup keys remembered per datasource; past it the oldest sub-window is forgotten early (see docs/ingest.md). */
+  maxDedupKeys: number;
+  /** How far ahead of the engine clock an event's timestamp may be. */
+  futureToleranceMs: number;
+  /** Datasources per engine. */
+  maxDatasources: number;
+  /** Dimensions, and metrics, per datasource. */
+  maxDimensions: number;
+  maxMetrics: number;
+  /** Nodes in one filter tree, and its nesting depth. */
+  maxFilterNodes: number;
+  maxFilterDepth: number;
+  /** Values in one `in` filter. */
+  maxInValues: number;
+  /** Aggregations plus post-aggregations in one query. */
+  maxAggregations: number;
+  /** Group-by dimensions in one query. */
+  maxGroupByDimensions: number;
+  /** Result groups (rows before `limit`) one query may build. */
+  maxGroups: number;
+  /** Characters of one SQL statement. */
+  maxSqlLength: number;
+}
+
+export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
+  maxBatchEvents: 100_000,
+  maxDimensionValueBytes: 1024,
+  maxDimensionCardinality: 10_000_000,
+  maxDedupKeyLength: 256,
+  maxDedupKeys: 50_000_000,
+  futureToleranceMs: 60 * 60 * 1000,
+  maxDatasources: 1024,
+  maxDimensions: 64,
+  maxMetrics: 64,
+  maxFilterNodes: 10_000,
+  maxFilterDepth: 32,
+  maxInValues: 100_000,
+  maxAggregations: 64,
+  maxGroupByDimensions: 8,
+  maxGroups: 1_000_000,
+  maxSqlLength: 64 * 1024,
+});
+
+/** Merge user overrides over the defaults; every override must be a positive integer. */
+export function resolveLimits(overrides: Partial<Limits> | undefined, fail: (message: string) => never): Limits {
+  const limits: Limits = { ...DEFAULT_LIMITS };
+  if (overrides === undefined) return limits;
+  for (const [key, value] of Object.entries(overrides)) {
+    if (!(key in DEFAULT_LIMITS)) fail(`limits.${key}: unknown limit; want one of ${Object.keys(DEFAULT_LIMITS).join(', ')}`);
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {
+      fail(`limits.${key}: got ${String(value)}; want a positive integer`);
+    }
+    (limits as unknown as Record<string, number>)[key] = value;
+  }
+  return limits;
+}

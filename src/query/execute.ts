@@ -1,0 +1,481 @@
+/**
+ * query/execute.ts — runs a resolved `Plan` over a set of readers (head buckets and segments alike).
+ *
+ * Invariant: the answer depends only on the rows the readers hold, never on how rows are split among readers,
+ * which dictionary ids they use, or which strategy (bitmap or scan) answers a reader. The property test compares
+ * every answer against a plain reference model to hold this.
+ *
+ * Algorithm, per reader:
+ *  1. The base row set = time-range rows ∧ filter, as bitmap algebra (filter.ts).
+ *  2. If every aggregation is a (possibly filtered) row count, the reader lies in one time bucket, and the
+ *     group-by dimensions have few value combinations in this reader, counts come from bitmap cardinalities:
+ *     |base ∧ value bitmaps ∧ aggregation filter| — no row is visited (the *bitmap* strategy).
+ *  3. Otherwise rows of the base set are visited once to find their group, and once per aggregation over that
+ *     aggregation's row set (the *scan* strategy).
+ * Groups are global across readers: a group id comes from (time bucket, value of each group-by dimension), with
+ * reader-local dictionary ids translated to query-wide ids (identity for readers that share the head's
+ * dictionaries), so no per-reader partial results are merged by string keys.
+ */
+import { TallyError, assert } from '../errors.js';
+import type { Limits } from '../limits.js';
+import { bucketStart, HOUR_MS } from '../time.js';
+import { cardinality, evalFilter, intersect, timeRangeRows, type RowSet } from './filter.js';
+import type { DictionaryView, SegmentReader } from './reader.js';
+import type { Plan, QueryResult, QueryStats, ResolvedExpr, ResolvedHaving } from './shape.js';
+
+type Cell = string | number | null;
+
+/** Query-wide ids for one dimension: the first reader's dictionary as the base, other values appended. */
+class QueryDictionary {
+  private base: DictionaryView | null = null;
+  private baseSize = 0;
+  private readonly extra: (string | null)[] = [];
+  private readonly extraIds = new Map<string | null, number>();
+  private readonly translations = new Map<DictionaryView, Int32Array>();
+  /** Upper bound of query-wide ids, fixed before execution so composite group keys keep one radix. */
+  radix = 0;
+
+  plan(dicts: Iterable<DictionaryView>): void {
+    for (const d of dicts) {
+      if (this.base === null) {
+        this.base = d;
+        this.baseSize = d.size;
+      }
+      this.radix += d.size;
+    }
+    if (this.radix === 0) this.radix = 1;
+  }
+
+  /** Local id → query-wide id for readers using `dict`; null means identity (the base dictionary). */
+  translation(dict: DictionaryView): Int32Array | null {
+    if (dict === this.base) return null;
+    let t = this.translations.get(dict);
+    if (t === undefined) {
+      t = new Int32Array(dict.size);
+      for (let id = 0; id < dict.size; id++) t[id] = this.idOf(dict.value(id));
+      this.translations.set(dict, t);
+    }
+    return t;
+  }
+
+  private idOf(value: string | null): number {
+    const inBase = this.base!.idOf(value);
+    if (inBase !== undefined && inBase < this.baseSize) return inBase;
+    let id = this.extraIds.get(value);
+    if (id === undefined) {
+      id = this.baseSize + this.extra.length;
+      this.extra.push(value);
+      this.extraIds.set(value, id);
+    }
+    return id;
+  }
+
+  value(id: number): string | null {
+    return id < this.baseSize ? this.base!.value(id) : this.extra[id - this.baseSize]!;
+  }
+}
+
+const DENSE_GROUP_TABLE_MAX = 1 << 20;
+const BITMAP_COMBINATIONS_MAX = 4096;
+
+/** Where groups live: accumulators per aggregation, grown as groups appear. */
+class Groups {
+  count = 0;
+  private capacity = 64;
+  bucket: number[] = [];
+  gids: number[][];
+  /** acc[a]: count, or sum/min/max; n[a]: non-null values seen (sum/min/max/avg). */
+  acc: Float64Array[];
+  n: Float64Array[];
+  distinct: Set<number>[][];
+  private readonly dense: Int32Array | null;
+  private readonly numeric: Map<number, number> | null;
+  private readonly text: Map<string, number> | null;
+
+  constructor(private readonly plan: Plan, readonly radices: number[], private readonly maxGroups: number) {
+    this.gids = plan.groupDims.map(() => []);
+    this.acc = plan.aggregations.map((a) => this.initial(a.type, 64));
+    this.n = plan.aggregations.map(() => new Float64Array(64));
+    this.distinct = plan.aggregations.map(() => []);
+    let product = 1;
+    for (const r of radices) product *= r;
+    this.dense = product <= DENSE_GROUP_TABLE_MAX ? new Int32Array(product).fill(-1) : null;
+    this.numeric = this.dense === null && product <= Number.MAX_SAFE_INTEGER ? new Map() : null;
+    this.text = this.dense === null && this.numeric === null ? new Map() : null;
+  }
+
+  private initial(type: string, size: number): Float64Array {
+    const a = new Float64Array(size);
+    if (type === 'min') a.fill(Infinity);
+    if (type === 'max') a.fill(-Infinity);
+    return a;
+  }
+
+  /** The group of (bucket index, query-wide ids); `key` is the composite numeric key when one fits. */
+  find(bucketIdx: number, bucket: number, ids: ArrayLike<number>): number {
+    let g: number | undefined;
+    if (this.text !== null) {
+      let k = String(bucketIdx);
+      for (let i = 0; i < ids.length; i++) k += `,${ids[i]}`;
+      g = this.text.get(k);
+      if (g === undefined) this.text.set(k, (g = this.create(bucket, ids)));
+      return g;
+    }
+    let key = bucketIdx;
+    for (let i = 0; i < ids.length; i++) key = key * this.radices[i + 1]! + ids[i]!;
+    if (this.dense !== null) {
+      g = this.dense[key]!;
+      if (g < 0) this.dense[key] = g = this.create(bucket, ids);
+      return g;
+    }
+    g = this.numeric!.get(key);
+    if (g === undefined) this.numeric!.set(key, (g = this.create(bucket, ids)));
+    return g;
+  }
+
+  private create(bucket: number, ids: ArrayLike<number>): number {
+    const g = this.count;
+    if (g >= this.maxGroups) {
+      throw new TallyError('QUERY_TOO_MANY_GROUPS', `the query builds more than ${this.maxGroups} groups; narrow the time range or filter, or group by fewer dimensions`, { limit: this.maxGroups });
+    }
+    if (g === this.capacity) this.grow();
+    this.bucket.push(bucket);
+    for (let i = 0; i < ids.length; i++) this.gids[i]!.push(ids[i]!);
+    this.plan.aggregations.forEach((a, i) => {
+      if (a.type === 'distinctCount') this.distinct[i]!.push(new Set());
+    });
+    this.count = g + 1;
+    return g;
+  }
+
+  private grow(): void {
+    const cap = this.capacity * 2;
+    this.acc = this.acc.map((old, i) => {
+      const a = this.initial(this.plan.aggregations[i]!.type, cap);
+      a.set(old);
+      return a;
+    });
+    this.n = this.n.map((old) => {
+      const a = new Float64Array(cap);
+      a.set(old);
+      return a;
+    });
+    this.capacity = cap;
+  }
+}
+
+export function execute(plan: Plan, readers: readonly SegmentReader[], limits: Limits, startedAt: number): QueryResult {
+  const stats: QueryStats = { elapsedMs: 0, readers: readers.length, rowsScanned: 0, bitmapReaders: 0, groups: 0 };
+  const b = plan.bucketing;
+  const groupDims = plan.groupDims;
+
+  // Query-wide dictionaries for group-by and distinct dimensions, and the radix of each group-key component.
+  const qdicts = new Map<number, QueryDictionary>();
+  const dimsNeedingIds = new Set<number>(groupDims);
+  for (const a of plan.aggregations) if (a.dim >= 0) dimsNeedingIds.add(a.dim);
+  for (const dim of dimsNeedingIds) {
+    const qd = new QueryDictionary();
+    qd.plan(new Set(readers.map((r) => r.dictionary(dim))));
+    qdicts.set(dim, qd);
+  }
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const r of readers) {
+    lo = Math.min(lo, Math.max(r.minTs, plan.from));
+    hi = Math.max(hi, Math.min(r.maxTs, plan.to - 1));
+  }
+  let bucketRadix = 1;
+  if (b.kind === 'fixed' && hi >= lo) bucketRadix = Math.floor(hi / b.sizeMs) - Math.floor(lo / b.sizeMs) + 1;
+  if (b.kind === 'calendar' && hi >= lo) bucketRadix = Math.ceil((hi - lo + 1) / (b.unitMs === HOUR_MS ? HOUR_MS / 4 : b.unitMs / 2)) + 3;
+  const groups = new Groups(plan, [bucketRadix, ...groupDims.map((d) => qdicts.get(d)!.radix)], limits.maxGroups);
+  const bucketIndex = new Map<number, number>();
+  const bucketIdxOf = (start: number): number => {
+    let i = bucketIndex.get(start);
+    if (i === undefined) {
+      i = bucketIndex.size;
+      assert(i < bucketRadix, 'bucket count within its radix');
+      bucketIndex.set(start, i);
+    }
+    return i;
+  };
+
+  const allCounts = plan.aggregations.every((a) => a.type === 'count' && a.metric < 0);
+  const gidScratch = new Array<number>(groupDims.length).fill(0);
+
+  for (const reader of readers) {
+    const n = reader.rowCount;
+    if (n === 0) continue;
+    let base = timeRangeRows(reader, plan.from, plan.to);
+    if (base !== 'none' && plan.filter !== null) base = intersect(base, evalFilter(plan.filter, reader));
+    if (base === 'none') continue;
+
+    const firstBucket = bucketStart(Math.max(reader.minTs, plan.from), b);
+    const oneBucket = b.kind === 'all' || firstBucket === bucketStart(Math.min(reader.maxTs, plan.to - 1), b);
+    const translations = groupDims.map((d) => qdicts.get(d)!.translation(reader.dictionary(d)));
+    const aggFilterSets = new Map<string, RowSet>();
+    const aggFilterSet = (key: string, f: Plan['aggregations'][number]['filter']): RowSet => {
+      if (f === null) return 'all';
+      let s = aggFilterSets.get(key);
+      if (s === undefined) aggFilterSets.set(key, (s = evalFilter(f, reader)));
+      return s;
+    };
+
+    // ---- bitmap strategy: counts from cardinalities, no row visited ----------------------------------------
+    if (allCounts && oneBucket) {
+      let combinations = 1;
+      for (const d of groupDims) combinations *= reader.dictionary(d).size;
+      if (combinations <= BITMAP_COMBINATIONS_MAX && combinations <= Math.max(64, cardinality(base, n))) {
+        stats.bitmapReaders++;
+        const bIdx = bucketIdxOf(firstBucket);
+        const addCounts = (set: RowSet): void => {
+          const g = groups.find(bIdx, firstBucket, gidScratch);
+          plan.aggregations.forEach((a, i) => {
+            const f = aggFilterSet(a.filterKey, a.filter);
+            let c: number;
+            if (f === 'none' || set === 'none') c = 0;
+            else if (f === 'all') c = cardinality(set, n);
+            else if (set === 'all') c = f.size;
+            else c = set.andCardinality(f);
+            groups.acc[i]![g]! += c;
+          });
+        };
+        const level = (depth: number, set: RowSet): void => {
+          if (depth === groupDims.length) {
+            addCounts(set);
+            return;
+          }
+          const dim = groupDims[depth]!;
+          const size = reader.dictionary(dim).size;
+          const t = translations[depth]!;
+          for (let id = 0; id < size; id++) {
+            const bm = reader.bitmap(dim, id);
+            if (bm === null) continue;
+            const sub = intersect(set, bm);
+            if (sub === 'none' || (sub !== 'all' && sub.size === 0)) continue;
+            gidScratch[depth] = t === null ? id : t[id]!;
+            level(depth + 1, sub);
+          }
+        };
+        level(0, base);
+        continue;
+      }
+    }
+
+    // ---- scan strategy ------------------------------------------------------------------------------------
+    const baseRows = base === 'all' ? null : base.toUint32Array();
+    const baseCount = baseRows === null ? n : baseRows.length;
+    stats.rowsScanned += baseCount;
+    const groupOf = new Int32Array(n);
+    const dimIds = groupDims.map((d) => reader.dimensionIds(d));
+    const ts = oneBucket ? null : reader.timestamps();
+    const constIdx = oneBucket ? bucketIdxOf(firstBucket) : 0;
+    let lastStart = NaN;
+    let lastIdx = 0;
+    for (let i = 0; i < baseCount; i++) {
+      const r = baseRows === null ? i : baseRows[i]!;
+      let bIdx = constIdx;
+      let start = firstBucket;
+      if (ts !== null) {
+        start = bucketStart(ts[r]!, b);
+        if (start !== lastStart) {
+          lastStart = start;
+          lastIdx = bucketIdxOf(start);
+        }
+        bIdx = lastIdx;
+      }
+      for (let k = 0; k < groupDims.length; k++) {
+        const id = dimIds[k]![r]!;
+        const t = translations[k];
+        gidScratch[k] = t === null ? id : t![id]!;
+      }
+      groupOf[r] = groups.find(bIdx, start, gidScratch);
+    }
+
+    plan.aggregations.forEach((a, i) => {
+      const f = aggFilterSet(a.filterKey, a.filter);
+      const set = f === 'all' ? base : intersect(base, f);
+      if (set === 'none') return;
+      const rows = set === 'all' ? null : set === base ? baseRows : set.toUint32Array();
+      const count = rows === null ? n : rows.length;
+      if (f !== 'all') stats.rowsScanned += count;
+      const acc = groups.acc[i]!;
+      const nn = groups.n[i]!;
+      if (a.type === 'count' && a.metric < 0) {
+        for (let j = 0; j < count; j++) acc[groupOf[rows === null ? j : rows[j]!]!]!++;
+        return;
+      }
+      if (a.type === 'distinctCount') {
+        const ids = reader.dimensionIds(a.dim);
+        const t = qdicts.get(a.dim)!.translation(reader.dictionary(a.dim));
+        const sets = groups.distinct[i]!;
+        for (let j = 0; j < count; j++) {
+          const r = rows === null ? j : rows[j]!;
+          const id = ids[r]!;
+          if (id !== 0) sets[groupOf[r]!]!.add(t === null ? id : t[id]!);
+        }
+        return;
+      }
+      const values = reader.metricValues(a.metric);
+      for (let j = 0; j < count; j++) {
+        const r = rows === null ? j : rows[j]!;
+        const v = values[r]!;
+        if (v !== v) continue; // NaN: null
+        const g = groupOf[r]!;
+        switch (a.type) {
+          case 'count': acc[g]!++; break;
+          case 'sum': case 'avg': acc[g]! += v; nn[g]!++; break;
+          case 'min': if (v < acc[g]!) acc[g] = v; nn[g]!++; break;
+          case 'max': if (v > acc[g]!) acc[g] = v; nn[g]!++; break;
+        }
+      }
+    });
+  }
+
+  // A query with neither time buckets nor group-by answers one row even when nothing matched (as SQL does).
+  if (groups.count === 0 && groupDims.length === 0 && b.kind === 'all') groups.find(0, 0, gidScratch);
+  stats.groups = groups.count;
+  const result = finish(plan, groups, qdicts);
+  stats.elapsedMs = performance.now() - startedAt;
+  return { columns: [...plan.columns], rows: result, stats };
+}
+
+/** Output values, HAVING, ORDER BY with the implicit tie-break, OFFSET/LIMIT. */
+function finish(plan: Plan, groups: Groups, qdicts: Map<number, QueryDictionary>): Cell[][] {
+  const timeCols = plan.bucketing.kind === 'all' ? 0 : 1;
+  const dimCols = plan.groupDims.length;
+  const aggCols = plan.aggregations.length;
+  const width = plan.columns.length;
+  const G = groups.count;
+
+  const aggValue = (g: number, i: number): number | null => {
+    const a = plan.aggregations[i]!;
+    const acc = groups.acc[i]![g]!;
+    const n = groups.n[i]![g]!;
+    switch (a.type) {
+      case 'count': return acc;
+      case 'distinctCount': return groups.distinct[i]![g]!.size;
+      case 'avg': return n === 0 ? null : acc / n;
+      default: return n === 0 ? null : acc;
+    }
+  };
+  const row = (g: number): Cell[] => {
+    const out = new Array<Cell>(width);
+    let c = 0;
+    if (timeCols) out[c++] = groups.bucket[g]!;
+    for (let k = 0; k < dimCols; k++) out[c++] = qdicts.get(plan.groupDims[k]!)!.value(groups.gids[k]![g]!);
+    for (let i = 0; i < aggCols; i++) out[c++] = aggValue(g, i);
+    for (const p of plan.postAggregations) out[c++] = evalExpr(p.expr, out);
+    return out;
+  };
+
+  let rows: Cell[][] = new Array(G);
+  for (let g = 0; g < G; g++) rows[g] = row(g);
+  if (plan.having !== null) {
+    const h = plan.having;
+    rows = rows.filter((r) => evalHaving(h, r));
+  }
+  const keyCols = timeCols + dimCols;
+  const cmp = (x: Cell[], y: Cell[]): number => {
+    for (const o of plan.orderBy) {
+      const c = compareCells(x[o.column]!, y[o.column]!, o.desc);
+      if (c !== 0) return c;
+    }
+    for (let c = 0; c < keyCols; c++) {
+      const d = compareCells(x[c]!, y[c]!, false);
+      if (d !== 0) return d;
+    }
+    return 0;
+  };
+  const end = plan.limit === null ? rows.length : Math.min(rows.length, plan.offset + plan.limit);
+  return topK(rows, end, cmp).slice(plan.offset, end);
+}
+
+/** The first `k` rows in `cmp` order: a bounded heap when k is small against the input, a sort otherwise. */
+function topK(rows: Cell[][], k: number, cmp: (a: Cell[], b: Cell[]) => number): Cell[][] {
+  if (k <= 0) return [];
+  if (k * 8 >= rows.length) return rows.sort(cmp).slice(0, k);
+  // Max-heap (by cmp) of the best k seen so far; the root is the worst of them.
+  const heap: Cell[][] = [];
+  const up = (i: number): void => {
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (cmp(heap[i]!, heap[p]!) <= 0) break;
+      [heap[i], heap[p]] = [heap[p]!, heap[i]!];
+      i = p;
+    }
+  };
+  const down = (i: number): void => {
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < heap.length && cmp(heap[l]!, heap[m]!) > 0) m = l;
+      if (r < heap.length && cmp(heap[r]!, heap[m]!) > 0) m = r;
+      if (m === i) return;
+      [heap[i], heap[m]] = [heap[m]!, heap[i]!];
+      i = m;
+    }
+  };
+  for (const row of rows) {
+    if (heap.length < k) {
+      heap.push(row);
+      up(heap.length - 1);
+    } else if (cmp(row, heap[0]!) < 0) {
+      heap[0] = row;
+      down(0);
+    }
+  }
+  return heap.sort(cmp);
+}
+
+/** Order of two output cells: nulls last in either direction, numbers numerically, strings by code unit. */
+export function compareCells(a: Cell, b: Cell, desc: boolean): number {
+  if (a === b) return 0;
+  if (a === null) return 1;
+  if (b === null) return -1;
+  const c = a < b ? -1 : a > b ? 1 : 0;
+  return desc ? -c : c;
+}
+
+function evalExpr(e: ResolvedExpr, row: Cell[]): number | null {
+  switch (e.kind) {
+    case 'num': return e.value;
+    case 'ref': {
+      const v = row[e.column];
+      return typeof v === 'number' ? v : null;
+    }
+    case 'op': {
+      const l = evalExpr(e.left, row);
+      const r = evalExpr(e.right, row);
+      if (l === null || r === null) return null;
+      switch (e.op) {
+        case '+': return l + r;
+        case '-': return l - r;
+        case '*': return l * r;
+        case '/': return r === 0 ? null : l / r;
+      }
+    }
+  }
+}
+
+function evalHaving(h: ResolvedHaving, row: Cell[]): boolean {
+  switch (h.kind) {
+    case 'and': return h.children.every((c) => evalHaving(c, row));
+    case 'or': return h.children.some((c) => evalHaving(c, row));
+    case 'not': return !evalHaving(h.child, row);
+    case 'cmp': {
+      const v = row[h.column]!;
+      // SQL semantics: any comparison with null is not true.
+      if (v === null || h.value === null) return false;
+      if (typeof v !== typeof h.value) return false;
+      switch (h.op) {
+        case '=': return v === h.value;
+        case '!=': return v !== h.value;
+        case '<': return v < h.value;
+        case '<=': return v <= h.value;
+        case '>': return v > h.value;
+        case '>=': return v >= h.value;
+      }
+    }
+  }
+}

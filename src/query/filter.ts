@@ -1,0 +1,101 @@
+/**
+ * query/filter.ts — evaluation of a filter tree on one reader, with Roaring bitmap algebra.
+ *
+ * Invariant: `evalFilter` returns exactly the rows < reader.rowCount that satisfy the filter, as a `RowSet`, and
+ * never mutates a bitmap it got from the reader (those are the reader's index). eq/in read the value bitmaps;
+ * and/or/not are AND / OR / ANDNOT. Empty and full sets are kept symbolic ('none', 'all') so that the common
+ * cases — no filter, a value absent from this reader — cost nothing.
+ */
+import RoaringModule from 'roaring';
+import type { RoaringBitmap32 as Bitmap } from 'roaring';
+import type { SegmentReader } from './reader.js';
+import type { ResolvedFilter } from './shape.js';
+
+const { RoaringBitmap32 } = RoaringModule;
+
+export type RowSet = Bitmap | 'all' | 'none';
+
+export function evalFilter(f: ResolvedFilter, reader: SegmentReader): RowSet {
+  switch (f.kind) {
+    case 'eq': {
+      const id = reader.dictionary(f.dim).idOf(f.value);
+      if (id === undefined) return 'none';
+      return reader.bitmap(f.dim, id) ?? 'none';
+    }
+    case 'in': {
+      const dict = reader.dictionary(f.dim);
+      const parts: Bitmap[] = [];
+      for (const v of f.values) {
+        const id = dict.idOf(v);
+        if (id === undefined) continue;
+        const bm = reader.bitmap(f.dim, id);
+        if (bm !== null) parts.push(bm);
+      }
+      if (parts.length === 0) return 'none';
+      return parts.length === 1 ? parts[0]! : RoaringBitmap32.orMany(parts);
+    }
+    case 'and': {
+      const parts: Bitmap[] = [];
+      for (const c of f.children) {
+        const s = evalFilter(c, reader);
+        if (s === 'none') return 'none';
+        if (s !== 'all') parts.push(s);
+      }
+      return intersectAll(parts);
+    }
+    case 'or': {
+      const parts: Bitmap[] = [];
+      for (const c of f.children) {
+        const s = evalFilter(c, reader);
+        if (s === 'all') return 'all';
+        if (s !== 'none') parts.push(s);
+      }
+      if (parts.length === 0) return 'none';
+      return parts.length === 1 ? parts[0]! : RoaringBitmap32.orMany(parts);
+    }
+    case 'not': {
+      const s = evalFilter(f.child, reader);
+      if (s === 'all') return 'none';
+      if (s === 'none') return 'all';
+      const out = RoaringBitmap32.fromRange(0, reader.rowCount);
+      out.andNotInPlace(s);
+      return out.size === 0 ? 'none' : out;
+    }
+  }
+}
+
+/** AND of sets, smallest first so intermediate results shrink fast. */
+export function intersectAll(parts: Bitmap[]): RowSet {
+  if (parts.length === 0) return 'all';
+  if (parts.length === 1) return parts[0]!;
+  parts.sort((a, b) => a.size - b.size);
+  let acc = RoaringBitmap32.and(parts[0]!, parts[1]!);
+  for (let i = 2; i < parts.length && acc.size > 0; i++) acc.andInPlace(parts[i]!);
+  return acc.size === 0 ? 'none' : acc;
+}
+
+export function intersect(a: RowSet, b: RowSet): RowSet {
+  if (a === 'none' || b === 'none') return 'none';
+  if (a === 'all') return b;
+  if (b === 'all') return a;
+  return intersectAll([a, b]);
+}
+
+export function cardinality(s: RowSet, rowCount: number): number {
+  return s === 'all' ? rowCount : s === 'none' ? 0 : s.size;
+}
+
+/** Rows of a reader whose timestamp lies in [from, to), when the reader straddles a range end. */
+export function timeRangeRows(reader: SegmentReader, from: number, to: number): RowSet {
+  if (reader.minTs >= from && reader.maxTs < to) return 'all';
+  if (reader.maxTs < from || reader.minTs >= to) return 'none';
+  const ts = reader.timestamps();
+  const n = reader.rowCount;
+  const rows: number[] = [];
+  for (let r = 0; r < n; r++) {
+    const t = ts[r]!;
+    if (t >= from && t < to) rows.push(r);
+  }
+  if (rows.length === 0) return 'none';
+  return rows.length === n ? 'all' : new RoaringBitmap32(rows);
+}

@@ -1,0 +1,37 @@
+/**
+ * query/reader.ts — the one read interface of tallydb's storage.
+ *
+ * Invariant: the query engine reads data only through `SegmentReader`. The head's minute buckets implement it
+ * today; immutable segment files implement it too, so queries over just-ingested and sealed data take one code
+ * path and must give identical answers (a property the tests check).
+ *
+ * Row ids are dense, 0..rowCount-1, local to one reader. Dimension values are dictionary ids local to the
+ * reader's dictionary; id 0 always means null (the event had no value). Metric nulls are NaN.
+ */
+import type { RoaringBitmap32 } from 'roaring';
+
+export interface DictionaryView {
+  /** Number of ids in use, including id 0 (null). */
+  readonly size: number;
+  /** The value of an id; id 0 is null. */
+  value(id: number): string | null;
+  /** The id of a value, or undefined when no row of the reader has it. `idOf(null)` is 0. */
+  idOf(value: string | null): number | undefined;
+}
+
+export interface SegmentReader {
+  /** Earliest and latest row timestamp that may occur (inclusive bounds, epoch ms). */
+  readonly minTs: number;
+  readonly maxTs: number;
+  /** Rows visible to a query that starts now. */
+  readonly rowCount: number;
+  dictionary(dim: number): DictionaryView;
+  /** Dictionary ids of dimension `dim`, one per row (the array may be longer than rowCount). */
+  dimensionIds(dim: number): Uint32Array;
+  /** Values of metric `metric`, one per row, NaN for null (the array may be longer than rowCount). */
+  metricValues(metric: number): Float64Array;
+  /** Timestamps, one per row (epoch ms). */
+  timestamps(): Float64Array;
+  /** Rows whose dimension `dim` has dictionary id `id`; null when there are none. Callers must not mutate it. */
+  bitmap(dim: number, id: number): RoaringBitmap32 | null;
+}

@@ -1,0 +1,167 @@
+/**
+ * schema/event.ts — validation of one event into a columnar row batch.
+ *
+ * Invariant: a row that reaches a `RowBatch` satisfies its datasource — a timestamp in range, every dimension a
+ * well-formed string or null within the length limit, every metric a finite number of its type (or null, stored as
+ * NaN) — and an event that does not is reported with a stable code and a message naming the field, without
+ * affecting any other event. Validation never mutates engine state; the ingest pipeline decides acceptance.
+ */
+import { describeValue, type ErrorCode } from '../errors.js';
+import type { Limits } from '../limits.js';
+import { parseTimestamp } from '../time.js';
+import type { Datasource } from './datasource.js';
+
+/**
+ * Validated rows, column by column: the unit that flows from ingest to the WAL and the head.
+ * Metric nulls are NaN (NaN is never accepted as a value, so it is free to mean "absent").
+ */
+export interface RowBatch {
+  length: number;
+  ts: Float64Array;
+  /** dims[d][row]: the string value of dimension d, or null. */
+  dims: (string | null)[][];
+  /** metrics[m][row]: the value of metric m, NaN for null. */
+  metrics: Float64Array[];
+}
+
+export function allocRowBatch(ds: Datasource, capacity: number): RowBatch {
+  return {
+    length: 0,
+    ts: new Float64Array(capacity),
+    dims: ds.dimensions.map(() => new Array<string | null>(capacity)),
+    metrics: ds.metrics.map(() => new Float64Array(capacity)),
+  };
+}
+
+export interface Rejection {
+  code: ErrorCode;
+  message: string;
+}
+
+const enum FieldKind { Time, Dimension, Metric, DedupKey, DimensionAndKey }
+
+/** A validator compiled once per datasource: field name → role lookups without per-event allocation. */
+export class EventValidator {
+  private readonly fields = new Map<string, { kind: FieldKind; index: number }>();
+  private readonly intMetric: boolean[];
+  private readonly dimCount: number;
+  private readonly metricCount: number;
+  /** Filled by `validate` for the event just validated. */
+  ts = 0;
+  key: string | null = null;
+
+  constructor(private readonly ds: Datasource, private readonly limits: Limits) {
+    this.fields.set(ds.timeField, { kind: FieldKind.Time, index: 0 });
+    ds.dimensions.forEach((d, i) => this.fields.set(d, { kind: d === ds.dedupKey ? FieldKind.DimensionAndKey : FieldKind.Dimension, index: i }));
+    ds.metrics.forEach((m, i) => this.fields.set(m.name, { kind: FieldKind.Metric, index: i }));
+    if (ds.dedupKey !== null && !this.fields.has(ds.dedupKey)) this.fields.set(ds.dedupKey, { kind: FieldKind.DedupKey, index: 0 });
+    this.intMetric = ds.metrics.map((m) => m.type === 'int');
+    this.dimCount = ds.dimensions.length;
+    this.metricCount = ds.metrics.length;
+  }
+
+  /**
+   * Validate `event` and write it at row `row` of `out` (without changing `out.length`). Returns null when valid,
+   * with `this.ts` and `this.key` set; otherwise the rejection. A rejected event may leave partial values at
+   * `row`, which the caller overwrites.
+   */
+  validate(event: unknown, out: RowBatch, row: number): Rejection | null {
+    if (typeof event !== 'object' || event === null || Array.isArray(event)) {
+      return { code: 'EVENT_NOT_OBJECT', message: `event: got ${describeValue(event)}; want an object` };
+    }
+    for (let d = 0; d < this.dimCount; d++) out.dims[d]![row] = null;
+    for (let m = 0; m < this.metricCount; m++) out.metrics[m]![row] = NaN;
+    let sawTime = false;
+    this.key = null;
+    const e = event as Record<string, unknown>;
+    for (const name in e) {
+      if (!Object.prototype.hasOwnProperty.call(e, name)) continue;
+      const field = this.fields.get(name);
+      const value = e[name];
+      if (field === undefined) {
+        return { code: 'FIELD_UNKNOWN', message: `event field '${name}': not in datasource '${this.ds.name}'; want one of ${[...this.fields.keys()].join(', ')}` };
+      }
+      switch (field.kind) {
+        case FieldKind.Time: {
+          if (value === null || value === undefined) break;
+          const t = parseTimestamp(value);
+          if (!t.ok) {
+            return { code: t.reason === 'range' ? 'TIMESTAMP_OUT_OF_RANGE' : 'TIMESTAMP_INVALID', message: `event field '${name}': ${t.message}` };
+          }
+          this.ts = t.ms;
+          sawTime = true;
+          break;
+        }
+        case FieldKind.Dimension:
+        case FieldKind.DimensionAndKey: {
+          if (value === null || value === undefined) break;
+          if (typeof value !== 'string') {
+            return { code: 'DIMENSION_NOT_STRING', message: `event field '${name}': got ${describeValue(value)}; want a string or null` };
+          }
+          const bad = this.checkString(name, value);
+          if (bad !== null) return bad;
+          out.dims[field.index]![row] = value;
+          if (field.kind === FieldKind.DimensionAndKey) this.key = value;
+          break;
+        }
+        case FieldKind.Metric: {
+          if (value === null || value === undefined) break;
+          if (typeof value !== 'number') {
+            return { code: 'METRIC_NOT_NUMBER', message: `event field '${name}': got ${describeValue(value)}; want a number or null` };
+          }
+          if (!Number.isFinite(value)) {
+            return { code: 'METRIC_NOT_FINITE', message: `event field '${name}': got ${String(value)}; want a finite number` };
+          }
+          if (this.intMetric[field.index] && !Number.isSafeInteger(value)) {
+            return { code: 'METRIC_NOT_INTEGER', message: `event field '${name}': got ${String(value)}; want an integer in ±(2^53-1) for an 'int' metric` };
+          }
+          out.metrics[field.index]![row] = value;
+          break;
+        }
+        case FieldKind.DedupKey: {
+          if (value === null || value === undefined) break;
+          if (typeof value === 'string') {
+            const bad = this.checkKey(name, value);
+            if (bad !== null) return bad;
+            this.key = value;
+          } else if (typeof value === 'number' && Number.isSafeInteger(value)) {
+            this.key = String(value);
+          } else {
+            return { code: 'DEDUP_KEY_INVALID', message: `event field '${name}': got ${describeValue(value)}; want a non-empty string or an integer` };
+          }
+          break;
+        }
+      }
+    }
+    if (!sawTime) return { code: 'TIMESTAMP_MISSING', message: `event field '${this.ds.timeField}': missing; want epoch ms or an ISO-8601 string` };
+    if (this.ds.dedupKey !== null) {
+      if (this.key === null) return { code: 'DEDUP_KEY_MISSING', message: `event field '${this.ds.dedupKey}': missing; datasource '${this.ds.name}' deduplicates by it` };
+      if (this.key.length === 0 || this.key.length > this.limits.maxDedupKeyLength) {
+        return { code: 'DEDUP_KEY_INVALID', message: `event field '${this.ds.dedupKey}': got length ${this.key.length}; want 1..${this.limits.maxDedupKeyLength} characters` };
+      }
+    }
+    out.ts[row] = this.ts;
+    return null;
+  }
+
+  private checkString(name: string, value: string): Rejection | null {
+    const max = this.limits.maxDimensionValueBytes;
+    if (value.length * 3 > max && Buffer.byteLength(value, 'utf8') > max) {
+      return { code: 'DIMENSION_TOO_LONG', message: `event field '${name}': got ${Buffer.byteLength(value, 'utf8')} UTF-8 bytes; want at most ${max}` };
+    }
+    if (!value.isWellFormed()) {
+      return { code: 'DIMENSION_MALFORMED', message: `event field '${name}': the string holds a lone UTF-16 surrogate; want well-formed Unicode` };
+    }
+    return null;
+  }
+
+  private checkKey(name: string, value: string): Rejection | null {
+    if (value.length === 0 || value.length > this.limits.maxDedupKeyLength) {
+      return { code: 'DEDUP_KEY_INVALID', message: `event field '${name}': got length ${value.length}; want 1..${this.limits.maxDedupKeyLength} characters` };
+    }
+    if (!value.isWellFormed()) {
+      return { code: 'DEDUP_KEY_INVALID', message: `event field '${name}': the string holds a lone UTF-16 surrogate; want well-formed Unicode` };
+    }
+    return null;
+  }
+}
