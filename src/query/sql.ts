@@ -96,11 +96,15 @@ class Compiler {
     const s = node?.loc?.start?.offset;
     const e = node?.loc?.end?.offset;
     if (typeof s === 'number' && typeof e === 'number') return this.text.slice(s, e).trim();
+    let rendered: string;
     try {
-      return parser.exprToSQL(node, { database: 'PostgresQL' } as never);
+      rendered = parser.exprToSQL(node, { database: 'PostgresQL' } as never);
     } catch {
       return null;
     }
+    // The parser renders keywords in capitals (COUNT(*)); prefer the spelling the user wrote when it is there.
+    const at = this.text.toLowerCase().indexOf(rendered.toLowerCase());
+    return at >= 0 ? this.text.slice(at, at + rendered.length) : rendered;
   }
 
   compile(ast: Node): CompiledSql {
@@ -183,9 +187,7 @@ class Compiler {
         if (x?.type !== 'number' || !Number.isSafeInteger(x.value) || x.value < 0) this.unsupported('LIMIT and OFFSET take non-negative integer literals');
         return x.value as number;
       });
-      if (lim.length === 1) limit = nums[0];
-      else if (ast.limit.seperator === ',') [offset, limit] = nums; // LIMIT offset, count
-      else [limit, offset] = nums;
+      [limit, offset] = nums; // LIMIT n [OFFSET m]
     }
 
     const select = items.map((it: { value: Value; name: string }) => ({ name: it.name, source: this.outputColumn(it.value, groupBy) }));
@@ -288,7 +290,8 @@ class Compiler {
   /** A dimension predicate tree. */
   private condition(node: Node): Filter {
     this.enter(node);
-    if (node?.type === 'unary_expr' && String(node.operator).toUpperCase() === 'NOT') return { not: this.condition(node.expr) };
+    const negated = this.negated(node);
+    if (negated !== null) return { not: this.condition(negated) };
     if (node?.type !== 'binary_expr') this.unsupported('this condition; want comparisons of dimensions with strings combined by AND, OR, NOT');
     const op = String(node.operator).toUpperCase();
     if (op === 'AND' || op === 'OR') {
@@ -320,6 +323,13 @@ class Compiler {
       default:
         return this.unsupported(`operator ${op} on dimension '${dim}'; want =, <>, IN, NOT IN, IS [NOT] NULL`);
     }
+  }
+
+  /** The operand of NOT, which the parser gives as a unary operator or, before a parenthesis, as a function NOT(…). */
+  private negated(node: Node): Node | null {
+    if (node?.type === 'unary_expr' && String(node.operator).toUpperCase() === 'NOT') return node.expr;
+    if (node?.type === 'function' && this.functionName(node).toUpperCase() === 'NOT' && node.args?.value?.length === 1) return node.args.value[0];
+    return null;
   }
 
   private stringLiteral(node: Node): string {
@@ -548,7 +558,8 @@ class Compiler {
 
   private having(node: Node, items: { value: Value; name: string }[], groupBy: string[]): Having {
     this.enter(node);
-    if (node?.type === 'unary_expr' && String(node.operator).toUpperCase() === 'NOT') return { not: this.having(node.expr, items, groupBy) };
+    const negated = this.negated(node);
+    if (negated !== null) return { not: this.having(negated, items, groupBy) };
     if (node?.type !== 'binary_expr') this.unsupported('HAVING takes comparisons of aggregates with constants, combined by AND, OR, NOT');
     const op = String(node.operator).toUpperCase();
     if (op === 'AND') return { and: [this.having(node.left, items, groupBy), this.having(node.right, items, groupBy)] };

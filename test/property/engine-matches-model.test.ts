@@ -183,7 +183,7 @@ async function agrees(sc: Scenario, broken: boolean): Promise<void> {
 
 describe('engine matches the reference model', () => {
   it('ingest outcomes and every query answer equal the model, for random histories and queries', async () => {
-    await fc.assert(fc.asyncProperty(scenarioArb, (sc) => agrees(sc, false)), { numRuns: 400 });
+    await fc.assert(fc.asyncProperty(scenarioArb, (sc) => agrees(sc, false)), { numRuns: Number(process.env.PROPERTY_RUNS ?? 400) });
     // Both execution strategies were exercised, so the property speaks for both.
     expect(coverage.bitmapReaders).toBeGreaterThan(0);
     expect(coverage.rowsScanned).toBeGreaterThan(0);

@@ -1,0 +1,196 @@
+/**
+ * Query invariants on a dataset small enough to check by hand: the seed questions answer exactly; count-only
+ * queries are answered from bitmap cardinalities without visiting rows; hour and day buckets follow the IANA zone
+ * (DST included); every malformed query fails with a stable code and a path into the query.
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import { open, type Tally } from 'tallydb';
+
+const T0 = Date.parse('2026-11-23T10:00:00Z');
+const M = 60_000;
+let db: Tally;
+
+beforeAll(async () => {
+  db = await open({ memory: true, clock: () => T0 + 3 * 3_600_000 });
+  await db.createDatasource({
+    name: 'events', dimensions: ['event', 'image_id', 'location', 'gender'], metrics: [{ name: 'cost', type: 'float' }], lateness: '1d',
+  });
+  const e = (min: number, event: string, image_id: string, location: string, gender: string, cost?: number) => ({
+    ts: T0 + min * M + 17, event, image_id, location, gender, ...(cost === undefined ? {} : { cost }),
+  });
+  await db.ingest('events', [
+    e(0, 'click', 'img0', 'bangalore', 'male', 1),
+    e(0, 'impression', 'img0', 'bangalore', 'male'),
+    e(0, 'click', 'img0', 'bangalore', 'female', 2),
+    e(0, 'impression', 'img1', 'delhi', 'male'),
+    e(1, 'click', 'img0', 'bangalore', 'male', 3),
+    e(1, 'click', 'img1', 'bangalore', 'male', 0.5),
+    e(1, 'impression', 'img1', 'bangalore', 'male'),
+    e(65, 'impression', 'img0', 'bangalore', 'male'),
+    e(65, 'click', 'img2', 'delhi', 'female', 4),
+  ]);
+});
+
+const seedFilter = { and: [{ dimension: 'event', eq: 'click' }, { dimension: 'image_id', eq: 'img0' }, { dimension: 'location', eq: 'bangalore' }, { dimension: 'gender', eq: 'male' }] };
+
+describe('seed questions', () => {
+  it('clicks of one image for one location and gender, over the day, per minute and per hour', async () => {
+    const day = { datasource: 'events', from: T0 - 12 * 3_600_000, to: T0 + 12 * 3_600_000, filter: seedFilter, aggregations: [{ name: 'clicks', type: 'count' as const }] };
+    expect((await db.query(day)).rows).toEqual([[2]]);
+    expect((await db.query({ ...day, granularity: 'minute' })).rows).toEqual([[T0, 1], [T0 + M, 1]]);
+    expect((await db.query({ ...day, granularity: 'hour' })).rows).toEqual([[T0, 2]]);
+  });
+
+  it('count-only queries are answered from bitmap cardinalities, visiting no rows', async () => {
+    const r = await db.query({ datasource: 'events', filter: seedFilter, aggregations: [{ name: 'clicks', type: 'count' }] });
+    expect(r.stats.rowsScanned).toBe(0);
+    expect(r.stats.bitmapReaders).toBeGreaterThan(0);
+    const g = await db.query({
+      datasource: 'events', groupBy: ['location', 'gender'],
+      aggregations: [{ name: 'clicks', type: 'count', filter: { dimension: 'event', eq: 'click' } }],
+    });
+    expect(g.stats.rowsScanned).toBe(0);
+  });
+
+  it('CTR per image with a filtered count, a post-aggregation and top-N order', async () => {
+    const r = await db.query({
+      datasource: 'events', filter: { dimension: 'location', eq: 'bangalore' }, groupBy: ['image_id'],
+      aggregations: [
+        { name: 'clicks', type: 'count', filter: { dimension: 'event', eq: 'click' } },
+        { name: 'imps', type: 'count', filter: { dimension: 'event', eq: 'impression' } },
+      ],
+      postAggregations: [{ name: 'ctr', expr: { op: '/', left: { ref: 'clicks' }, right: { ref: 'imps' } } }],
+      orderBy: [{ column: 'clicks', direction: 'desc' }], limit: 1,
+    });
+    expect(r.columns).toEqual(['image_id', 'clicks', 'imps', 'ctr']);
+    expect(r.rows).toEqual([['img0', 3, 2, 1.5]]);
+  });
+
+  it('division by zero in a post-aggregation is null', async () => {
+    const r = await db.query({
+      datasource: 'events', groupBy: ['location', 'gender'],
+      aggregations: [{ name: 'clicks', type: 'count', filter: { dimension: 'event', eq: 'click' } }, { name: 'imps', type: 'count', filter: { dimension: 'event', eq: 'impression' } }],
+      postAggregations: [{ name: 'ctr', expr: { op: '/', left: { ref: 'clicks' }, right: { ref: 'imps' } } }],
+    });
+    expect(r.rows).toEqual([
+      ['bangalore', 'female', 1, 0, null],
+      ['bangalore', 'male', 3, 3, 1],
+      ['delhi', 'female', 1, 0, null],
+      ['delhi', 'male', 0, 1, 0],
+    ]);
+  });
+
+  it('sum, min, max, avg skip nulls; an all-null sum is null; distinct counts are exact', async () => {
+    const r = await db.query({
+      datasource: 'events', groupBy: ['event'],
+      aggregations: [
+        { name: 'sum', type: 'sum', metric: 'cost' }, { name: 'min', type: 'min', metric: 'cost' }, { name: 'max', type: 'max', metric: 'cost' },
+        { name: 'avg', type: 'avg', metric: 'cost' }, { name: 'n', type: 'count', metric: 'cost' }, { name: 'imgs', type: 'distinctCount', dimension: 'image_id' },
+      ],
+    });
+    expect(r.rows).toEqual([
+      ['click', 10.5, 0.5, 4, 2.1, 5, 3],
+      ['impression', null, null, null, null, 0, 2],
+    ]);
+  });
+
+  it('a query with no group-by and no buckets answers one row even when nothing matches', async () => {
+    const r = await db.query({ datasource: 'events', filter: { dimension: 'location', eq: 'paris' }, aggregations: [{ name: 'n', type: 'count' }, { name: 's', type: 'sum', metric: 'cost' }] });
+    expect(r.rows).toEqual([[0, null]]);
+    const g = await db.query({ datasource: 'events', filter: { dimension: 'location', eq: 'paris' }, groupBy: ['gender'], aggregations: [{ name: 'n', type: 'count' }] });
+    expect(g.rows).toEqual([]);
+  });
+
+  it('a time range that cuts through a minute counts rows by their exact timestamp', async () => {
+    const r = await db.query({ datasource: 'events', from: T0 + 17, to: T0 + M + 17, aggregations: [{ name: 'n', type: 'count' }] });
+    expect(r.rows).toEqual([[4]]);
+    const r2 = await db.query({ datasource: 'events', from: T0 + 18, to: T0 + M + 18, aggregations: [{ name: 'n', type: 'count' }] });
+    expect(r2.rows).toEqual([[3]]); // minute 0's rows sit at +17 ms, before the range
+  });
+
+  it('having filters groups after aggregation; offset and limit page the ordered result', async () => {
+    const r = await db.query({
+      datasource: 'events', groupBy: ['image_id'], aggregations: [{ name: 'n', type: 'count' }],
+      having: { column: 'n', op: '>=', value: 2 }, orderBy: [{ column: 'n', direction: 'desc' }],
+    });
+    expect(r.rows).toEqual([['img0', 5], ['img1', 3]]);
+    const page = await db.query({ datasource: 'events', groupBy: ['image_id'], aggregations: [{ name: 'n', type: 'count' }], orderBy: [{ column: 'image_id' }], limit: 1, offset: 1 });
+    expect(page.rows).toEqual([['img1', 3]]);
+  });
+
+  it('filters on null select events without the dimension; in and not work with it', async () => {
+    const x = await open({ memory: true });
+    await x.createDatasource({ name: 'd', dimensions: ['a', 'b'], lateness: '1d' });
+    await x.ingest('d', [{ ts: T0, a: 'x' }, { ts: T0, a: 'y', b: 'z' }, { ts: T0 }]);
+    const n = async (filter: object) => (await x.query({ datasource: 'd', filter: filter as never, aggregations: [{ name: 'n', type: 'count' }] })).rows[0]![0];
+    expect(await n({ dimension: 'b', eq: null })).toBe(2);
+    expect(await n({ dimension: 'a', in: [null, 'y'] })).toBe(2);
+    expect(await n({ not: { dimension: 'a', eq: null } })).toBe(2);
+    expect(await n({ or: [{ dimension: 'b', eq: 'z' }, { dimension: 'a', eq: 'x' }] })).toBe(2);
+  });
+});
+
+describe('time buckets and zones', () => {
+  it('day buckets follow America/New_York across the end of DST (a 25-hour day)', async () => {
+    const x = await open({ memory: true });
+    await x.createDatasource({ name: 'd', dimensions: ['a'], lateness: '1000d' });
+    const ts = ['2026-11-01T03:59:59Z', '2026-11-01T04:00:00Z', '2026-11-02T04:59:59Z', '2026-11-02T05:00:00Z'];
+    await x.ingest('d', ts.map((t) => ({ ts: t })));
+    const r = await x.query({ datasource: 'd', granularity: 'day', timeZone: 'America/New_York', aggregations: [{ name: 'n', type: 'count' }] });
+    expect(r.rows).toEqual([[Date.parse('2026-10-31T04:00:00Z'), 1], [Date.parse('2026-11-01T04:00:00Z'), 2], [Date.parse('2026-11-02T05:00:00Z'), 1]]);
+  });
+
+  it('hour buckets in Asia/Kolkata start at half past the UTC hour', async () => {
+    const r = await db.query({ datasource: 'events', granularity: 'hour', timeZone: 'Asia/Kolkata', aggregations: [{ name: 'n', type: 'count' }] });
+    expect(r.rows).toEqual([[T0 - 30 * M, 7], [T0 + 30 * M, 2]]);
+  });
+
+  it('fixed-duration buckets are aligned to the epoch', async () => {
+    const r = await db.query({ datasource: 'events', granularity: '2 hours', aggregations: [{ name: 'n', type: 'count' }] });
+    expect(r.rows).toEqual([[T0, 9]]);
+    const m = await db.query({ datasource: 'events', granularity: '7 minutes', aggregations: [{ name: 'n', type: 'count' }] });
+    const b = (t: number) => t - (t % (7 * M));
+    expect(m.rows).toEqual([[b(T0), 7], [b(T0 + 65 * M), 2]]);
+  });
+});
+
+describe('query errors', () => {
+  const q = { datasource: 'events', aggregations: [{ name: 'n', type: 'count' as const }] };
+  const cases: [string, object, string, RegExp][] = [
+    ['an unknown datasource', { ...q, datasource: 'nope' }, 'DATASOURCE_NOT_FOUND', /nope/],
+    ['an unknown property', { ...q, colour: 1 }, 'QUERY_INVALID', /colour/],
+    ['an unknown group-by dimension', { ...q, groupBy: ['city'] }, 'QUERY_UNKNOWN_COLUMN', /groupBy\[0\].*city/],
+    ['an unknown filter dimension', { ...q, filter: { dimension: 'city', eq: 'x' } }, 'QUERY_UNKNOWN_COLUMN', /filter\.dimension/],
+    ['a number compared with a dimension', { ...q, filter: { dimension: 'location', eq: 5 } }, 'QUERY_INVALID', /filter\.eq/],
+    ['an unknown metric', { ...q, aggregations: [{ name: 's', type: 'sum', metric: 'price' }] }, 'QUERY_UNKNOWN_COLUMN', /aggregations\[0\]\.metric/],
+    ['sum without a metric', { ...q, aggregations: [{ name: 's', type: 'sum' }] }, 'QUERY_INVALID', /needs a metric/],
+    ['an unknown aggregation type', { ...q, aggregations: [{ name: 's', type: 'median', metric: 'cost' }] }, 'QUERY_INVALID', /aggregations\[0\]\.type/],
+    ['two columns of one name', { ...q, aggregations: [{ name: 'n', type: 'count' }, { name: 'n', type: 'count' }] }, 'QUERY_INVALID', /twice/],
+    ['a bad granularity', { ...q, granularity: 'fortnightly' }, 'QUERY_INVALID', /granularity/],
+    ['a bad time zone', { ...q, granularity: 'day', timeZone: 'Mars/Olympus' }, 'QUERY_INVALID', /timeZone/],
+    ['to before from', { ...q, from: T0, to: T0 - 1 }, 'QUERY_INVALID', /to/],
+    ['an unparseable from', { ...q, from: 'yesterday' }, 'QUERY_INVALID', /from/],
+    ['order by an unknown column', { ...q, orderBy: [{ column: 'x' }] }, 'QUERY_UNKNOWN_COLUMN', /orderBy\[0\]\.column/],
+    ['a post-aggregation over a dimension', { ...q, groupBy: ['location'], postAggregations: [{ name: 'p', expr: { ref: 'location' } }] }, 'QUERY_UNKNOWN_COLUMN', /ref/],
+    ['a negative limit', { ...q, limit: -1 }, 'QUERY_INVALID', /limit/],
+    ['an empty and', { ...q, filter: { and: [] } }, 'QUERY_INVALID', /filter\.and/],
+  ];
+  it.each(cases)('refuses %s with its code and path', async (_what, query, code, msg) => {
+    await expect(db.query(query as never)).rejects.toMatchObject({ code, message: expect.stringMatching(msg) });
+  });
+
+  it('refuses filters deeper or larger than the limits with QUERY_TOO_COMPLEX', async () => {
+    let deep: object = { dimension: 'location', eq: 'x' };
+    for (let i = 0; i < 40; i++) deep = { not: deep };
+    await expect(db.query({ ...q, filter: deep as never })).rejects.toMatchObject({ code: 'QUERY_TOO_COMPLEX' });
+    const wide = { or: Array.from({ length: 20_000 }, () => ({ dimension: 'location', eq: 'x' })) };
+    await expect(db.query({ ...q, filter: wide })).rejects.toMatchObject({ code: 'QUERY_TOO_COMPLEX' });
+  });
+
+  it('stops with QUERY_TOO_MANY_GROUPS past limits.maxGroups', async () => {
+    const x = await open({ memory: true, limits: { maxGroups: 10 } });
+    await x.createDatasource({ name: 'd', dimensions: ['a'], lateness: '1d' });
+    await x.ingest('d', Array.from({ length: 20 }, (_, i) => ({ ts: T0, a: `v${i}` })));
+    await expect(x.query({ datasource: 'd', groupBy: ['a'], aggregations: [{ name: 'n', type: 'count', metric: undefined }] } as never)).rejects.toMatchObject({ code: 'QUERY_TOO_MANY_GROUPS' });
+  });
+});
