@@ -45,11 +45,23 @@ describe('seed questions', () => {
     const r = await db.query({ datasource: 'events', filter: seedFilter, aggregations: [{ name: 'clicks', type: 'count' }] });
     expect(r.stats.rowsScanned).toBe(0);
     expect(r.stats.bitmapReaders).toBeGreaterThan(0);
-    const g = await db.query({
-      datasource: 'events', groupBy: ['location', 'gender'],
-      aggregations: [{ name: 'clicks', type: 'count', filter: { dimension: 'event', eq: 'click' } }],
+    // Grouped counts too, once the rows outnumber the intersections (weighted by their cost): 20k rows, 6 groups.
+    const x = await open({ memory: true, clock: () => T0 });
+    await x.createDatasource({ name: 'd', dimensions: ['event', 'location', 'gender'], lateness: '1d' });
+    await x.ingest('d', Array.from({ length: 20_000 }, (_, i) => ({ ts: T0, event: i % 7 ? 'impression' : 'click', location: ['a', 'b', 'c'][i % 3], gender: ['m', 'f'][i % 2] })));
+    const g = await x.query({
+      datasource: 'd', groupBy: ['location', 'gender'],
+      aggregations: [{ name: 'clicks', type: 'count', filter: { dimension: 'event', eq: 'click' } }, { name: 'n', type: 'count' }],
     });
     expect(g.stats.rowsScanned).toBe(0);
+    expect(g.stats.bitmapReaders).toBe(1);
+    const want = new Map<string, [number, number]>();
+    for (let i = 0; i < 20_000; i++) {
+      const k = `${['a', 'b', 'c'][i % 3]}/${['m', 'f'][i % 2]}`;
+      const [c, n] = want.get(k) ?? [0, 0];
+      want.set(k, [c + (i % 7 ? 0 : 1), n + 1]);
+    }
+    expect(g.rows).toEqual([...want].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, [c, n]]) => [...k.split('/'), c, n]));
   });
 
   it('CTR per image with a filtered count, a post-aggregation and top-N order', async () => {

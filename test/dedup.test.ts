@@ -1,0 +1,61 @@
+/**
+ * DedupIndex invariants: a key is remembered while its event time is within the window of the watermark; memory
+ * is bounded by limits.maxDedupKeys, and early forgetting is reported rather than hidden.
+ */
+import { describe, expect, it } from 'vitest';
+import { DedupIndex } from '../src/ingest/dedup.js';
+
+const H = 3_600_000;
+
+describe('DedupIndex', () => {
+  it('remembers every added key while the watermark stays within the window', () => {
+    const d = new DedupIndex(H, 1_000_000);
+    for (let i = 0; i < 100_000; i++) d.add(`id-${i}`, i * 10);
+    d.advance(100_000 * 10);
+    for (let i = 0; i < 100_000; i++) expect(d.has(`id-${i}`)).toBe(true);
+    expect(d.has('id-100000')).toBe(false);
+    expect(d.has('')).toBe(false);
+    expect(d.stats().keys).toBe(100_000);
+  });
+
+  it('forgets a key once its sub-window is wholly behind watermark − window, and not before', () => {
+    const d = new DedupIndex(H, 1_000_000);
+    d.add('k', 0);
+    d.advance(H + H / 8 - 1); // sub-window [0, H/8) ends after the horizon (watermark − H)
+    expect(d.has('k')).toBe(true);
+    d.advance(H + H / 8);
+    expect(d.has('k')).toBe(false);
+  });
+
+  it('does not remember events that are already older than the window', () => {
+    const d = new DedupIndex(H, 1_000_000);
+    d.advance(10 * H);
+    d.add('old', 5 * H);
+    expect(d.has('old')).toBe(false);
+    expect(d.remembers(5 * H)).toBe(false);
+    expect(d.remembers(9 * H)).toBe(true);
+  });
+
+  it('bounds memory by maxKeys: the oldest sub-windows go first, counted in stats', () => {
+    const d = new DedupIndex(H, 1000);
+    for (let i = 0; i < 3000; i++) d.add(`k${i}`, Math.floor((i / 3000) * H));
+    const s = d.stats();
+    expect(s.keys).toBeLessThanOrEqual(1000);
+    expect(s.evictedEarly).toBeGreaterThan(0);
+    expect(d.has('k2999')).toBe(true);
+    expect(d.has('k0')).toBe(false);
+    d.advance(H);
+    expect(d.stats().effectiveWindowMs).toBeLessThan(H);
+    // Keys for the forgotten sub-windows are not re-remembered (they would be evicted out of order).
+    d.add('late', 0);
+    expect(d.has('late')).toBe(false);
+  });
+
+  it('costs at most 32 bytes per remembered key', () => {
+    const d = new DedupIndex(H, 10_000_000);
+    for (let i = 0; i < 1_000_000; i++) d.add(`impression-${i}`, i % H);
+    const s = d.stats();
+    expect(s.keys).toBe(1_000_000);
+    expect(s.bytes / s.keys).toBeLessThanOrEqual(32);
+  });
+});
