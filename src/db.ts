@@ -20,12 +20,33 @@ import { queryDatasourceName, resolveQuery, type Query, type QueryResult } from 
 import { compileSql } from './query/sql.js';
 import type { HeadStats } from './head/head.js';
 import type { DedupStats } from './ingest/dedup.js';
+import { NodeFs, type FileSystem } from './storage/fs.js';
+import { Store, type StoreStats } from './storage/store.js';
+import type { FsyncMode } from './wal/wal.js';
+import type { SegmentReader } from './query/reader.js';
+import * as path from 'node:path';
 
 export interface OpenOptions {
   /** Keep all data in memory: no files, no threads. */
   memory?: boolean;
   /** Data directory for durable mode. */
   dir?: string;
+  /** Durable mode: when an acknowledged batch is on disk (docs/durability.md). Default 'always'. */
+  fsync?: FsyncMode;
+  /** Durable mode, fsync 'interval': the fsync period in ms. Default 100. */
+  fsyncIntervalMs?: number;
+  /** Durable mode: start a new WAL file past this size. Default 64 MiB. */
+  walSegmentBytes?: number;
+  /** Durable mode: memory for decoded segment data (an LRU cache). Default 256 MiB. */
+  cacheBytes?: number;
+  /** Durable mode: head memory budget; past it the oldest minutes are sealed early. Default 512 MiB. */
+  headBytes?: number;
+  /** Durable mode: at open, move a damaged WAL tail aside and drop missing segments instead of stopping. */
+  repair?: boolean;
+  /** Durable mode, advanced: the file system to use (tests pass a fault-injecting one). Default: node:fs. */
+  fileSystem?: FileSystem;
+  /** Durable mode, tests only: called after each named step of sealing and checkpointing; may throw. */
+  testHooks?: { step?: (name: string) => void | Promise<void> };
   /** Overrides of the defaults in limits.ts. */
   limits?: Partial<Limits>;
   /** The engine clock (epoch ms) used for `now()` in SQL and the future-timestamp check; default Date.now. */
@@ -41,6 +62,8 @@ export interface DatasourceStats {
   dedup: DedupStats | null;
   /** Bytes of memory the datasource holds (head columns, bitmaps, dictionaries, dedup sets), estimated. */
   memoryBytes: number;
+  /** Durable mode: segments of this datasource and the engine's WAL and cache; null in memory mode. */
+  storage: StoreStats | null;
 }
 
 export class Tally {
@@ -48,7 +71,9 @@ export class Tally {
   private closed = false;
 
   /** @internal use `open()` */
-  constructor(private readonly limits: Limits, private readonly clock: () => number) {}
+  constructor(private readonly limits: Limits, private readonly clock: () => number, private readonly store: Store | null = null) {
+    if (store !== null) for (const p of store.pipelines()) this.pipelines.set(p.ds.name, p);
+  }
 
   private check(): void {
     if (this.closed) throw new TallyError('ENGINE_CLOSED', 'the engine is closed; open a new one');
@@ -76,7 +101,15 @@ export class Tally {
     if (this.pipelines.size >= this.limits.maxDatasources) {
       throw new TallyError('TOO_MANY_DATASOURCES', `the engine holds ${this.pipelines.size} datasources; want at most ${this.limits.maxDatasources}`);
     }
-    this.pipelines.set(ds.name, new IngestPipeline(ds, this.limits, this.clock));
+    const pipeline = new IngestPipeline(ds, this.limits, this.clock);
+    if (this.store !== null) {
+      if (this.store.failed !== null) throw this.store.failed;
+      await this.store.createDatasource(ds, pipeline);
+      // A concurrent call may have created it while the manifest was written.
+      const raced = this.pipelines.get(ds.name);
+      if (raced !== undefined) return datasourceToSpec(raced.ds);
+    }
+    this.pipelines.set(ds.name, pipeline);
     return datasourceToSpec(ds);
   }
 
@@ -99,8 +132,33 @@ export class Tally {
     this.check();
     const p = this.pipeline(datasource);
     const prepared = p.prepare(events);
+    if (this.store === null || prepared.rows.length === 0) {
+      p.commit(prepared);
+      return prepared.result;
+    }
+    // Acknowledged ⇒ durable: commit (make visible) only once the WAL record is durable; abort on failure.
+    let ticket: { lsn: number; done: Promise<number> };
+    let seq: number;
+    try {
+      ticket = this.store.write(p.ds, prepared);
+      seq = await ticket.done;
+    } catch (e) {
+      p.abort(prepared);
+      throw e;
+    }
     p.commit(prepared);
+    this.store.committed(p, prepared, ticket.lsn, seq);
     return prepared.result;
+  }
+
+  private readers(name: string, from: number, to: number): SegmentReader[] {
+    return this.store === null ? this.pipeline(name).head.readers(from, to) : this.store.readers(name, from, to);
+  }
+
+  /** Durable mode: seal every head minute into segment files now (memory mode: nothing to do). */
+  async flush(): Promise<void> {
+    this.check();
+    await this.store?.flush();
   }
 
   /** Run a JSON query (docs/query.md). */
@@ -109,7 +167,7 @@ export class Tally {
     const startedAt = performance.now();
     const p = this.pipeline(queryDatasourceName(q));
     const plan = resolveQuery(q, p.ds, this.limits);
-    return execute(plan, p.head.readers(plan.from, plan.to), this.limits, startedAt);
+    return execute(plan, this.readers(p.ds.name, plan.from, plan.to), this.limits, startedAt);
   }
 
   /** Run a SQL query (docs/query.md#sql); columns come in SELECT order under their SQL names. */
@@ -119,7 +177,7 @@ export class Tally {
     const compiled = compileSql(text, { now: this.clock(), limits: this.limits, datasource: (name) => this.pipeline(name).ds });
     const p = this.pipeline(compiled.query.datasource);
     const plan = resolveQuery(compiled.query, p.ds, this.limits);
-    const result = execute(plan, p.head.readers(plan.from, plan.to), this.limits, startedAt);
+    const result = execute(plan, this.readers(p.ds.name, plan.from, plan.to), this.limits, startedAt);
     const picks = compiled.select.map((s) => result.columns.indexOf(s.source));
     return {
       columns: compiled.select.map((s) => s.name),
@@ -133,11 +191,22 @@ export class Tally {
     const p = this.pipeline(datasource);
     const head = p.head.stats();
     const dedup = p.dedup?.stats() ?? null;
-    return { name: datasource, rows: head.rows, watermark: p.watermark, head, dedup, memoryBytes: head.bytes + (dedup?.bytes ?? 0) };
+    const storage = this.store?.stats(datasource) ?? null;
+    return {
+      name: datasource, rows: head.rows + (storage?.segmentRows ?? 0), watermark: p.watermark, head, dedup,
+      memoryBytes: head.bytes + (dedup?.bytes ?? 0), storage,
+    };
+  }
+
+  /** How recovery went at open (durable mode): WAL records replayed, torn bytes cut, leftovers removed. */
+  get recovery(): Store['recovery'] | null {
+    return this.store?.recovery ?? null;
   }
 
   async close(): Promise<void> {
+    if (this.closed) return;
     this.closed = true;
+    await this.store?.close();
     this.pipelines.clear();
   }
 }
@@ -148,14 +217,31 @@ export async function open(options: OpenOptions = {}): Promise<Tally> {
     throw new TallyError('OPTIONS_INVALID', `open: ${message}`);
   };
   if (typeof options !== 'object' || options === null) fail('want an options object such as { memory: true }');
-  const known = ['memory', 'dir', 'limits', 'clock'];
+  const known = ['memory', 'dir', 'limits', 'clock', 'fsync', 'fsyncIntervalMs', 'walSegmentBytes', 'cacheBytes', 'headBytes', 'repair', 'fileSystem', 'testHooks'];
   for (const k of Object.keys(options)) if (!known.includes(k)) fail(`unknown option '${k}'; want one of ${known.join(', ')}`);
   if (options.memory === true && options.dir !== undefined) fail('choose { memory: true } or { dir }, not both');
-  if (options.memory !== true) {
-    if (options.dir === undefined) fail('want { memory: true } or { dir: "path" }');
-    fail('durable mode ({ dir }) is not available in this version yet; use { memory: true }');
-  }
+  if (options.memory !== true && (typeof options.dir !== 'string' || options.dir.length === 0)) fail('want { memory: true } or { dir: "path" }');
   if (options.clock !== undefined && typeof options.clock !== 'function') fail('clock: want a function returning epoch ms');
+  if (options.fsync !== undefined && !['always', 'interval', 'none'].includes(options.fsync)) fail(`fsync: got ${JSON.stringify(options.fsync)}; want 'always', 'interval' or 'none'`);
+  const positive = (name: keyof OpenOptions, fallback: number): number => {
+    const v = options[name];
+    if (v === undefined) return fallback;
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) fail(`${name}: got ${JSON.stringify(v)}; want a positive integer`);
+    return v as number;
+  };
   const limits = resolveLimits(options.limits, fail);
-  return new Tally(limits, options.clock ?? Date.now);
+  const clock = options.clock ?? Date.now;
+  if (options.memory === true) return new Tally(limits, clock);
+  const store = await Store.open({
+    dir: path.resolve(options.dir!),
+    fs: options.fileSystem ?? new NodeFs(),
+    fsync: options.fsync ?? 'always',
+    fsyncIntervalMs: positive('fsyncIntervalMs', 100),
+    walSegmentBytes: positive('walSegmentBytes', 64 * 1024 * 1024),
+    cacheBytes: positive('cacheBytes', 256 * 1024 * 1024),
+    headBytes: positive('headBytes', 512 * 1024 * 1024),
+    repair: options.repair === true,
+    ...(options.testHooks?.step ? { step: options.testHooks.step } : {}),
+  }, limits, (ds) => new IngestPipeline(ds, limits, clock));
+  return new Tally(limits, clock, store);
 }

@@ -47,6 +47,16 @@ export const ERROR_CODES = {
   SQL_TOO_LONG: { status: 413, text: 'The SQL text is longer than limits.maxSqlLength.' },
   SQL_PARSE_ERROR: { status: 400, text: 'The SQL text does not parse.' },
   SQL_UNSUPPORTED: { status: 400, text: 'The SQL parses but uses something outside the supported subset.' },
+  // --- storage ----------------------------------------------------------------------------------------------
+  DISK_FULL: { status: 507, text: 'The disk is full: the batch was not written and not acknowledged; earlier data is intact.' },
+  STORAGE_IO_ERROR: { status: 503, text: 'A write failed: the batch was not acknowledged; earlier data is intact and later writes may succeed.' },
+  STORAGE_FAILED: { status: 503, text: 'An fsync failed: the engine refuses writes until it is restarted and recovers from its WAL (fail-stop).' },
+  WAL_CORRUPT: { status: 500, text: 'A WAL record in the middle of the log is damaged; open stops (see docs/durability.md for the repair).' },
+  SEGMENT_CORRUPT: { status: 500, text: 'A segment file failed its checksum; it was quarantined and is no longer served.' },
+  SEGMENT_MISSING: { status: 500, text: 'The manifest lists a segment file that does not exist; open stops (see docs/durability.md).' },
+  TOO_MANY_BROKEN_SEGMENTS: { status: 500, text: 'More segments failed their checks at open than limits.maxBrokenSegments; open stops.' },
+  MANIFEST_CORRUPT: { status: 500, text: 'The manifest failed its checksum or does not parse; open stops.' },
+  DIR_LOCKED: { status: 409, text: 'Another live process has the data directory open.' },
   // --- engine -----------------------------------------------------------------------------------------------
   ENGINE_CLOSED: { status: 503, text: 'The engine is closed.' },
   OPTIONS_INVALID: { status: 400, text: 'The options passed to open() are not valid.' },

@@ -37,6 +37,8 @@ export interface Limits {
   maxGroups: number;
   /** Characters of one SQL statement. */
   maxSqlLength: number;
+  /** Segments that may fail their checks at open before open stops instead of quarantining them. */
+  maxBrokenSegments: number;
 }
 
 export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
@@ -56,6 +58,7 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   maxGroupByDimensions: 8,
   maxGroups: 1_000_000,
   maxSqlLength: 64 * 1024,
+  maxBrokenSegments: 10,
 });
 
 /** Merge user overrides over the defaults; every override must be a positive integer. */

@@ -11,14 +11,15 @@
  */
 import RoaringModule from 'roaring';
 import type { RoaringBitmap32 as Bitmap } from 'roaring';
-import type { DictionaryView, SegmentReader } from '../query/reader.js';
+import type { DictionaryView } from '../query/reader.js';
+import type { SegmentSource } from '../segment/format.js';
 import type { Dictionary } from './dictionary.js';
 import { MINUTE_MS } from '../time.js';
 
 const { RoaringBitmap32 } = RoaringModule;
 const INITIAL_CAPACITY = 256;
 
-export class MinuteBucket implements SegmentReader {
+export class MinuteBucket implements SegmentSource {
   readonly minTs: number;
   readonly maxTs: number;
   rowCount = 0;
@@ -27,26 +28,33 @@ export class MinuteBucket implements SegmentReader {
   private offsets = new Uint16Array(INITIAL_CAPACITY);
   private ids: Uint32Array[];
   private values: Float64Array[];
+  /** (hi, lo) dedup key hash per row, when the datasource deduplicates. */
+  private keys: Uint32Array | null;
   private readonly bitmaps: (Bitmap | undefined)[][];
   private readonly indexedRows: number[];
   private tsCache: Float64Array | null = null;
 
-  constructor(minuteTs: number, private readonly dicts: readonly Dictionary[], metricCount: number) {
+  constructor(minuteTs: number, private readonly dicts: readonly Dictionary[], metricCount: number, withKeys: boolean) {
     this.minTs = minuteTs;
     this.maxTs = minuteTs + MINUTE_MS - 1;
     this.ids = dicts.map(() => new Uint32Array(INITIAL_CAPACITY));
     this.values = Array.from({ length: metricCount }, () => new Float64Array(INITIAL_CAPACITY));
+    this.keys = withKeys ? new Uint32Array(2 * INITIAL_CAPACITY) : null;
     this.bitmaps = dicts.map(() => []);
     this.indexedRows = dicts.map(() => 0);
   }
 
   /** Append one row; `dimIds[d]` are ids in the head dictionaries, `metricValues[m]` NaN for null. */
-  append(ts: number, dimIds: ArrayLike<number>, metricValues: ArrayLike<number>): void {
+  append(ts: number, dimIds: ArrayLike<number>, metricValues: ArrayLike<number>, keyHi: number, keyLo: number): void {
     if (this.rowCount === this.capacity) this.grow();
     const r = this.rowCount;
     this.offsets[r] = ts - this.minTs;
     for (let d = 0; d < this.ids.length; d++) this.ids[d]![r] = dimIds[d]!;
     for (let m = 0; m < this.values.length; m++) this.values[m]![r] = metricValues[m]!;
+    if (this.keys !== null) {
+      this.keys[2 * r] = keyHi;
+      this.keys[2 * r + 1] = keyLo;
+    }
     this.rowCount = r + 1;
     this.tsCache = null;
   }
@@ -70,6 +78,10 @@ export class MinuteBucket implements SegmentReader {
       this.tsCache = ts;
     }
     return this.tsCache;
+  }
+
+  keyHashes(): Uint32Array | null {
+    return this.keys;
   }
 
   bitmap(dim: number, id: number): Bitmap | null {
@@ -128,6 +140,11 @@ export class MinuteBucket implements SegmentReader {
       b.set(a);
       return b;
     });
+    if (this.keys !== null) {
+      const k = new Uint32Array(2 * cap);
+      k.set(this.keys);
+      this.keys = k;
+    }
     this.capacity = cap;
   }
 }

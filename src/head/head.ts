@@ -23,6 +23,9 @@ export interface HeadStats {
 export class Head {
   readonly dictionaries: Dictionary[];
   private readonly buckets = new Map<number, MinuteBucket>();
+  /** Buckets being written to segments: no longer appended to, still read until their segment is published. */
+  private readonly frozen = new Set<MinuteBucket>();
+  private readonly hasKeys: boolean;
   private readonly metricCount: number;
   private readonly rowIds: Uint32Array;
   private readonly rowMetrics: Float64Array;
@@ -32,6 +35,7 @@ export class Head {
     this.metricCount = ds.metrics.length;
     this.rowIds = new Uint32Array(ds.dimensions.length);
     this.rowMetrics = new Float64Array(ds.metrics.length);
+    this.hasKeys = ds.dedupKey !== null;
   }
 
   /**
@@ -46,8 +50,11 @@ export class Head {
     return dict.intern(value);
   }
 
-  /** Append rows 0..batch.length-1 of `batch`; `ids[d][r]` is the interned id of `batch.dims[d][r]`. */
-  append(batch: RowBatch, ids: readonly Uint32Array[]): void {
+  /**
+   * Append rows 0..batch.length-1 of `batch`; `ids[d][r]` is the interned id of `batch.dims[d][r]`, and
+   * `keyHashes` the (hi, lo) dedup key hashes of the rows, kept so that segments can persist them.
+   */
+  append(batch: RowBatch, ids: readonly Uint32Array[], keyHashes: Uint32Array | null): void {
     const rowIds = this.rowIds;
     const rowMetrics = this.rowMetrics;
     let bucket: MinuteBucket | undefined;
@@ -57,23 +64,52 @@ export class Head {
       if (bucket === undefined || bucket.minTs !== minute) {
         bucket = this.buckets.get(minute);
         if (bucket === undefined) {
-          bucket = new MinuteBucket(minute, this.dictionaries, this.metricCount);
+          bucket = new MinuteBucket(minute, this.dictionaries, this.metricCount, this.hasKeys);
           this.buckets.set(minute, bucket);
         }
       }
       for (let d = 0; d < rowIds.length; d++) rowIds[d] = ids[d]![r]!;
       for (let m = 0; m < this.metricCount; m++) rowMetrics[m] = batch.metrics[m]![r]!;
-      bucket.append(ts, rowIds, rowMetrics);
+      bucket.append(ts, rowIds, rowMetrics, keyHashes === null ? 0 : keyHashes[2 * r]!, keyHashes === null ? 0 : keyHashes[2 * r + 1]!);
     }
   }
 
-  /** Buckets that may hold rows in [from, to), in time order. */
+  /** Buckets (live and frozen) that may hold rows in [from, to), in time order. */
   readers(from: number, to: number): MinuteBucket[] {
     const out: MinuteBucket[] = [];
-    for (const bucket of this.buckets.values()) {
-      if (bucket.maxTs >= from && bucket.minTs < to && bucket.rowCount > 0) out.push(bucket);
+    for (const set of [this.buckets.values(), this.frozen.values()]) {
+      for (const bucket of set) if (bucket.maxTs >= from && bucket.minTs < to && bucket.rowCount > 0) out.push(bucket);
     }
     return out.sort((a, b) => a.minTs - b.minTs);
+  }
+
+  /** Live buckets, oldest first (the sealing candidates). */
+  liveBuckets(): MinuteBucket[] {
+    return [...this.buckets.values()].sort((a, b) => a.minTs - b.minTs);
+  }
+
+  /** Stop appending to `bucket` (later rows of its minute start a new bucket); it stays readable until `release`. */
+  freeze(bucket: MinuteBucket): void {
+    if (this.buckets.get(bucket.minTs) === bucket) this.buckets.delete(bucket.minTs);
+    this.frozen.add(bucket);
+  }
+
+  /** Frozen buckets, oldest first. */
+  frozenBuckets(): MinuteBucket[] {
+    return [...this.frozen].sort((a, b) => a.minTs - b.minTs);
+  }
+
+  /** Forget a frozen bucket whose rows are now served by a published segment. */
+  release(bucket: MinuteBucket): void {
+    this.frozen.delete(bucket);
+  }
+
+  /** Rows held, live and frozen. */
+  get rows(): number {
+    let n = 0;
+    for (const b of this.buckets.values()) n += b.rowCount;
+    for (const b of this.frozen) n += b.rowCount;
+    return n;
   }
 
   stats(): HeadStats {
@@ -81,13 +117,13 @@ export class Head {
     let bytes = 0;
     let minTs: number | null = null;
     let maxTs: number | null = null;
-    for (const b of this.buckets.values()) {
+    for (const b of [...this.buckets.values(), ...this.frozen]) {
       rows += b.rowCount;
       bytes += b.estimateBytes();
       minTs = minTs === null ? b.minTs : Math.min(minTs, b.minTs);
       maxTs = maxTs === null ? b.maxTs : Math.max(maxTs, b.maxTs);
     }
     for (const d of this.dictionaries) bytes += d.estimateBytes();
-    return { rows, buckets: this.buckets.size, bytes, minTs, maxTs };
+    return { rows, buckets: this.buckets.size + this.frozen.size, bytes, minTs, maxTs };
   }
 }

@@ -16,12 +16,8 @@
 
 const SUBWINDOWS = 8;
 
-/** Scratch outputs of `hash64`, to avoid allocating per key. */
-let hashHi = 0;
-let hashLo = 0;
-
-/** A 64-bit string hash (two mixed 32-bit lanes, after cyrb53), written to hashHi/hashLo. */
-function hash64(key: string): void {
+/** A 64-bit string hash (two mixed 32-bit lanes, after cyrb53), written as (hi, lo) at out[2i], out[2i+1]. */
+export function hashKeyInto(key: string, out: Uint32Array, i: number): void {
   let h1 = 0xdeadbeef;
   let h2 = 0x41c6ce57;
   for (let i = 0; i < key.length; i++) {
@@ -33,9 +29,8 @@ function hash64(key: string): void {
   h1 ^= Math.imul(h2 ^ (h2 >>> 13), 3266489909);
   h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507);
   h2 ^= Math.imul(h1 ^ (h1 >>> 13), 3266489909);
-  hashHi = h1 >>> 0;
-  hashLo = h2 >>> 0;
-  if (hashHi === 0 && hashLo === 0) hashLo = 1; // (0,0) marks an empty slot
+  out[2 * i] = h1 >>> 0;
+  out[2 * i + 1] = h1 === 0 && h2 === 0 ? 1 : h2 >>> 0; // (0,0) marks an empty slot
 }
 
 /** Open-addressing set of 64-bit values stored as (hi, lo) pairs; linear probing; grows at load 1/2. */
@@ -113,10 +108,9 @@ export class DedupIndex {
     this.subMs = Math.max(1, Math.ceil(windowMs / SUBWINDOWS));
   }
 
-  /** True when the key of an event (at time `ts`) was added and is still remembered. */
-  has(key: string): boolean {
-    hash64(key);
-    for (const set of this.sets.values()) if (set.has(hashHi, hashLo)) return true;
+  /** True when the key hash (hi, lo) was added and is still remembered. */
+  has(hi: number, lo: number): boolean {
+    for (const set of this.sets.values()) if (set.has(hi, lo)) return true;
     return false;
   }
 
@@ -125,17 +119,16 @@ export class DedupIndex {
     return ts >= this.watermark - this.windowMs && Math.floor(ts / this.subMs) >= this.floorSub;
   }
 
-  /** Remember `key` for an accepted event at `ts`. */
-  add(key: string, ts: number): void {
+  /** Remember the key hash (hi, lo) of an accepted event at `ts`. */
+  add(hi: number, lo: number, ts: number): void {
     if (!this.remembers(ts)) return;
-    hash64(key);
     const sub = Math.floor(ts / this.subMs);
     let set = this.sets.get(sub);
     if (set === undefined) {
       set = new HashSet64();
       this.sets.set(sub, set);
     }
-    if (set.add(hashHi, hashLo)) this.total++;
+    if (set.add(hi, lo)) this.total++;
     if (this.total > this.maxKeys) this.evictOldest();
   }
 

@@ -19,7 +19,8 @@ import type { Limits } from '../limits.js';
 import type { Datasource } from '../schema/datasource.js';
 import { allocRowBatch, EventValidator, type RowBatch } from '../schema/event.js';
 import { Head } from '../head/head.js';
-import { DedupIndex } from './dedup.js';
+import { DedupIndex, hashKeyInto } from './dedup.js';
+import type { BatchRecord } from '../wal/record.js';
 
 export interface RejectedEvent {
   index: number;
@@ -41,8 +42,10 @@ export interface PreparedBatch {
   rows: RowBatch;
   /** Head dictionary ids of `rows.dims`. */
   ids: Uint32Array[];
-  /** Dedup keys of the accepted rows (empty when the datasource has no dedup key). */
+  /** Dedup keys of the accepted rows (empty when the datasource has no dedup key), released on commit/abort. */
   keys: string[];
+  /** 64-bit hashes (hi, lo) of `keys`, one pair per row; null without a dedup key. Logged and stored. */
+  keyHashes: Uint32Array | null;
   maxTs: number;
 }
 
@@ -82,6 +85,7 @@ export class IngestPipeline {
     const rows = allocRowBatch(ds, n);
     const ids = ds.dimensions.map(() => new Uint32Array(n));
     const keys: string[] = [];
+    const keyHashes = this.dedup === null ? null : new Uint32Array(2 * n);
     const result: IngestResult = { accepted: 0, duplicates: 0, rejected: [] };
     const v = this.validator;
     const head = this.head;
@@ -107,9 +111,12 @@ export class IngestPipeline {
         continue;
       }
       const key = v.key;
-      if (key !== null && (this.pending.has(key) || (this.dedup !== null && this.dedup.has(key)))) {
-        result.duplicates++;
-        continue;
+      if (key !== null) {
+        hashKeyInto(key, keyHashes!, k);
+        if (this.pending.has(key) || this.dedup!.has(keyHashes![2 * k]!, keyHashes![2 * k + 1]!)) {
+          result.duplicates++;
+          continue;
+        }
       }
       if (ts < lateLimit) {
         result.rejected.push({
@@ -144,22 +151,68 @@ export class IngestPipeline {
     }
     rows.length = k;
     result.accepted = k;
-    return { result, rows, ids, keys, maxTs };
+    return { result, rows, ids, keys, keyHashes, maxTs };
   }
 
   /** Make a prepared batch visible: remember its keys, move the watermark, append its rows to the head. */
   commit(p: PreparedBatch): void {
     if (this.dedup !== null) {
+      const h = p.keyHashes!;
       for (let r = 0; r < p.keys.length; r++) {
-        this.dedup.add(p.keys[r]!, p.rows.ts[r]!);
+        this.dedup.add(h[2 * r]!, h[2 * r + 1]!, p.rows.ts[r]!);
         this.pending.delete(p.keys[r]!);
       }
     }
-    this.head.append(p.rows, p.ids);
-    if (p.maxTs > this.watermarkMs) {
-      this.watermarkMs = p.maxTs;
-      this.dedup?.advance(p.maxTs);
+    this.head.append(p.rows, p.ids, p.keyHashes);
+    this.advanceWatermark(p.maxTs);
+  }
+
+  private advanceWatermark(ts: number): void {
+    if (ts > this.watermarkMs) {
+      this.watermarkMs = ts;
+      this.dedup?.advance(ts);
     }
+  }
+
+  /**
+   * Re-apply a logged batch at open. Rows for which `sealed(row)` is true are already in a segment and are not
+   * appended again; their keys and times still count for dedup and the watermark. No validation: the batch was
+   * validated when it was accepted.
+   */
+  replay(rec: BatchRecord, sealed: (ts: number) => boolean): number {
+    const rows = rec.rows;
+    const keep: number[] = [];
+    for (let r = 0; r < rows.length; r++) {
+      const ts = rows.ts[r]!;
+      if (rec.keyHashes !== null && this.dedup !== null) this.dedup.add(rec.keyHashes[2 * r]!, rec.keyHashes[2 * r + 1]!, ts);
+      if (!sealed(ts)) keep.push(r);
+      if (ts > this.watermarkMs) this.watermarkMs = ts;
+    }
+    if (keep.length > 0) {
+      const sub = keep.length === rows.length ? rows : {
+        length: keep.length,
+        ts: Float64Array.from(keep, (r) => rows.ts[r]!),
+        dims: rows.dims.map((col) => keep.map((r) => col[r]!)),
+        metrics: rows.metrics.map((col) => Float64Array.from(keep, (r) => col[r]!)),
+      };
+      const hashes = rec.keyHashes === null ? null : keep.length === rows.length ? rec.keyHashes
+        : Uint32Array.from(keep.flatMap((r) => [rec.keyHashes![2 * r]!, rec.keyHashes![2 * r + 1]!]));
+      const ids = this.ds.dimensions.map((_, d) => Uint32Array.from(sub.dims[d]!, (v) => this.head.dictionaries[d]!.intern(v)));
+      this.head.append(sub, ids, hashes);
+    }
+    return keep.length;
+  }
+
+  /** Account for rows already durable in segments at open: their times move the watermark, their keys are remembered. */
+  restoreFromSegment(ts: Float64Array, keyHashes: Uint32Array | null, rows: number): void {
+    for (let r = 0; r < rows; r++) {
+      if (keyHashes !== null && this.dedup !== null) this.dedup.add(keyHashes[2 * r]!, keyHashes[2 * r + 1]!, ts[r]!);
+    }
+  }
+
+  /** Move the watermark to at least `ts` (at open, from segment footers) and forget dedup keys behind the window. */
+  restoreWatermark(ts: number): void {
+    this.advanceWatermark(ts);
   }
 
   /** Forget a prepared batch that will not be committed (its write failed): its keys are free again. */

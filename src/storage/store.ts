@@ -1,0 +1,501 @@
+/**
+ * storage/store.ts — durable storage under one data directory: WAL, sealed segments, manifest, recovery.
+ *
+ * Invariants:
+ *  - Acknowledged ⇒ durable: a batch is committed to the head only after its WAL record is durable per the fsync
+ *    mode; a batch whose write failed is never committed (and never replayed).
+ *  - Exactly once: every accepted row is, at every instant and after any crash, in exactly one of {a published
+ *    segment, the WAL}, and it is counted once. Sealing freezes a head bucket at the committed LSN L; its segment
+ *    records L; replay skips a row of (datasource, minute) whose record LSN is ≤ the highest L sealed for that minute.
+ *  - A WAL file is deleted only after every row of every record in it is in a segment listed by a durable manifest.
+ *  - A segment is visible to queries exactly when the in-memory manifest lists it; the swap from head bucket to
+ *    segment is synchronous, so no query sees both or neither.
+ *
+ * Layout of the directory (docs/durability.md): MANIFEST, LOCK, wal/NNNNNNNN.log, segments/<datasource>/NNNNNNNNNN.seg,
+ * quarantine/ (damaged segments), wal/aside/ (what a WAL repair moved away).
+ */
+import * as path from 'node:path';
+import { TallyError } from '../errors.js';
+import type { IngestPipeline, PreparedBatch } from '../ingest/pipeline.js';
+import type { SegmentReader } from '../query/reader.js';
+import { resolveDatasource, datasourceToSpec, type Datasource, type DatasourceSpec } from '../schema/datasource.js';
+import type { Limits } from '../limits.js';
+import { BlockCache } from '../segment/cache.js';
+import { buildSegment, readFooter } from '../segment/format.js';
+import { DiskSegment } from '../segment/reader.js';
+import { MINUTE_MS } from '../time.js';
+import { encodeBatch, frameRecord } from '../wal/record.js';
+import { replayWal } from '../wal/replay.js';
+import { WalWriter, walFileName, walFileSeq, type FsyncMode } from '../wal/wal.js';
+import { publishFile, type FileSystem } from './fs.js';
+import { decodeManifest, emptyManifest, encodeManifest, MANIFEST_FILE, type Manifest, type SegmentEntry } from './manifest.js';
+
+export interface StoreOptions {
+  dir: string;
+  fs: FileSystem;
+  fsync: FsyncMode;
+  fsyncIntervalMs: number;
+  walSegmentBytes: number;
+  /** Budget of decoded segment data held in memory. */
+  cacheBytes: number;
+  /** Budget of head memory; past it the oldest minutes are sealed even if still open. */
+  headBytes: number;
+  /** Move damaged WAL tails aside and drop missing segments instead of stopping. */
+  repair: boolean;
+  /** Test hook: called after each named step of sealing and checkpointing; may throw to simulate a crash. */
+  step?: (name: string) => void | Promise<void>;
+}
+
+interface DsStorage {
+  pipeline: IngestPipeline;
+  segments: DiskSegment[];
+  /** Minute → highest LSN sealed into a segment for that minute. */
+  sealedLsn: Map<number, number>;
+}
+
+export interface StoreStats {
+  segments: number;
+  segmentBytes: number;
+  segmentRows: number;
+  walFiles: number;
+  walBacklogBytes: number;
+  cacheBytes: number;
+  quarantined: { file: string; reason: string }[];
+  lastSealError: string | null;
+}
+
+const openDirs = new WeakMap<FileSystem, Set<string>>();
+
+export class Store {
+  private readonly cache: BlockCache;
+  private readonly state = new Map<string, DsStorage>();
+  private manifest: Manifest = emptyManifest();
+  private manifestChain: Promise<void> = Promise.resolve();
+  private wal!: WalWriter;
+  private lastLsn = 0;
+  private committedLsn = 0;
+  /** WAL file → ("datasource\0minute" → highest LSN of a record in the file touching that minute). */
+  private readonly walFiles = new Map<number, Map<string, number>>();
+  private sealing: Promise<void> | null = null;
+  private sealRetryAt = 0;
+  private lastSealError: string | null = null;
+  private readonly quarantined: { file: string; reason: string }[] = [];
+  private closed = false;
+  readonly recovery = { walRecords: 0, walRowsReplayed: 0, tornBytes: 0, movedAside: [] as string[], leftoversRemoved: 0, missingDropped: 0 };
+
+  private constructor(private readonly opts: StoreOptions, private readonly limits: Limits) {
+    this.cache = new BlockCache(opts.cacheBytes);
+  }
+
+  private p(...parts: string[]): string {
+    return path.join(this.opts.dir, ...parts);
+  }
+
+  private async step(name: string): Promise<void> {
+    await this.opts.step?.(name);
+  }
+
+  /** Open or create the directory and recover: manifest, segments, WAL replay. */
+  static async open(opts: StoreOptions, limits: Limits, makePipeline: (ds: Datasource) => IngestPipeline): Promise<Store> {
+    const s = new Store(opts, limits);
+    await s.lock();
+    try {
+      await s.recover(makePipeline);
+    } catch (e) {
+      await s.unlock();
+      throw e;
+    }
+    return s;
+  }
+
+  private async lock(): Promise<void> {
+    const fsys = this.opts.fs;
+    await fsys.mkdirp(this.opts.dir);
+    let dirs = openDirs.get(fsys);
+    if (dirs === undefined) openDirs.set(fsys, (dirs = new Set()));
+    if (dirs.has(this.opts.dir)) throw new TallyError('DIR_LOCKED', `${this.opts.dir} is already open in this process; close it first`);
+    const lockFile = this.p('LOCK');
+    if (await fsys.exists(lockFile)) {
+      const pid = Number((await fsys.readFile(lockFile)).toString('utf8').trim());
+      if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) {
+        throw new TallyError('DIR_LOCKED', `${this.opts.dir} is open in process ${pid}; stop it first (or remove ${lockFile} if that process is not tallydb)`, { pid });
+      }
+    }
+    await publishFile(fsys, lockFile, Buffer.from(`${process.pid}\n`));
+    dirs.add(this.opts.dir);
+  }
+
+  private async unlock(): Promise<void> {
+    openDirs.get(this.opts.fs)?.delete(this.opts.dir);
+    try {
+      await this.opts.fs.unlink(this.p('LOCK'));
+    } catch {
+      // already gone
+    }
+  }
+
+  private async recover(makePipeline: (ds: Datasource) => IngestPipeline): Promise<void> {
+    const fsys = this.opts.fs;
+    if (await fsys.exists(this.p(MANIFEST_FILE))) this.manifest = decodeManifest(await fsys.readFile(this.p(MANIFEST_FILE)));
+    if (await fsys.exists(this.p(`${MANIFEST_FILE}.tmp`))) await fsys.unlink(this.p(`${MANIFEST_FILE}.tmp`));
+    for (const spec of this.manifest.datasources) {
+      const ds = resolveDatasource(spec, this.limits);
+      this.state.set(ds.name, { pipeline: makePipeline(ds), segments: [], sealedLsn: new Map() });
+    }
+    let manifestChanged = false;
+
+    // Segment files: every listed one must exist; unlisted ones are leftovers of an interrupted publish.
+    const listed = new Map(this.manifest.segments.map((e) => [e.file, e]));
+    const onDisk = new Set<string>();
+    for (const dsDir of await fsys.list(this.p('segments'))) {
+      for (const name of await fsys.list(this.p('segments', dsDir))) {
+        const rel = path.join('segments', dsDir, name);
+        if (listed.has(rel)) {
+          onDisk.add(rel);
+        } else {
+          await fsys.unlink(this.p(rel));
+          this.recovery.leftoversRemoved++;
+        }
+      }
+      if (this.recovery.leftoversRemoved > 0) await fsys.syncDir(this.p('segments', dsDir));
+    }
+    const missing = this.manifest.segments.filter((e) => !onDisk.has(e.file));
+    if (missing.length > 0) {
+      if (!this.opts.repair) {
+        throw new TallyError('SEGMENT_MISSING',
+          `the manifest lists ${missing.length} segment file(s) that do not exist, first ${missing[0]!.file} (${missing[0]!.rows} rows of '${missing[0]!.datasource}'). Restore the file(s) from a backup, or reopen with { repair: true } (tallydb serve --repair) to drop them from the manifest and lose their rows`,
+          { files: missing.map((e) => e.file) });
+      }
+      this.manifest = { ...this.manifest, segments: this.manifest.segments.filter((e) => onDisk.has(e.file)) };
+      this.recovery.missingDropped = missing.length;
+      manifestChanged = true;
+    }
+
+    // Open segments: footers are checked now, sections when first read.
+    const broken: { entry: SegmentEntry; reason: string }[] = [];
+    for (const entry of this.manifest.segments) {
+      const st = this.state.get(entry.datasource);
+      if (st === undefined) throw new TallyError('MANIFEST_CORRUPT', `MANIFEST lists segment ${entry.file} of unknown datasource '${entry.datasource}'`);
+      try {
+        const f = fsys.openRead(this.p(entry.file));
+        let footer;
+        try {
+          footer = readFooter(f.size, (pos, len) => f.read(pos, len));
+        } finally {
+          f.close();
+        }
+        st.segments.push(this.segment(entry, footer));
+      } catch (e) {
+        broken.push({ entry, reason: (e as Error).message });
+      }
+    }
+    if (broken.length > this.limits.maxBrokenSegments) {
+      throw new TallyError('TOO_MANY_BROKEN_SEGMENTS', `${broken.length} segments failed their checks at open (limit ${this.limits.maxBrokenSegments}), first ${broken[0]!.entry.file}: ${broken[0]!.reason}. Check the disk; nothing was changed`, { files: broken.map((b) => b.entry.file) });
+    }
+    for (const b of broken) {
+      await this.moveToQuarantine(b.entry, b.reason);
+      manifestChanged = true;
+    }
+    if (broken.length > 0) this.manifest = { ...this.manifest, segments: this.manifest.segments.filter((e) => !broken.some((b) => b.entry === e)) };
+    for (const st of this.state.values()) {
+      st.segments.sort((a, b) => a.minTs - b.minTs || a.id - b.id);
+      for (const seg of st.segments) {
+        this.noteSealed(st, seg.minTs, seg.maxTs, seg.footer.lsn);
+        st.pipeline.restoreWatermark(seg.maxTs);
+      }
+    }
+
+    // Replay the WAL: rows not yet in a segment go back to the head.
+    const walDir = this.p('wal');
+    const replay = await replayWal(fsys, walDir, { repair: this.opts.repair }, (rec, seq) => {
+      const st = this.state.get(rec.ds);
+      if (st === undefined) {
+        throw new TallyError('WAL_CORRUPT', `WAL file ${walFileName(seq)} holds a record (lsn ${rec.lsn}) for datasource '${rec.ds}', which the manifest does not list`, { file: walFileName(seq), lsn: rec.lsn });
+      }
+      this.recovery.walRecords++;
+      this.recovery.walRowsReplayed += st.pipeline.replay(rec, (ts) => rec.lsn <= (st.sealedLsn.get(ts - (ts % MINUTE_MS)) ?? -1));
+      this.track(seq, rec.ds, rec.rows.ts, rec.rows.length, rec.lsn);
+      if (rec.lsn > this.lastLsn) this.lastLsn = rec.lsn;
+    });
+    this.recovery.tornBytes = replay.tornBytes;
+    this.recovery.movedAside = replay.movedAside;
+    for (const seq of replay.files) if (!this.walFiles.has(seq)) this.walFiles.set(seq, new Map());
+    this.committedLsn = this.lastLsn;
+
+    // Dedup keys of rows already in segments (the WAL that carried them may be gone).
+    for (const st of this.state.values()) {
+      const wm = st.pipeline.watermark;
+      const ds = st.pipeline.ds;
+      if (ds.dedupKey === null || wm === null) continue;
+      for (const seg of st.segments) {
+        if (seg.maxTs < wm - ds.dedupWindowMs) continue;
+        st.pipeline.restoreFromSegment(seg.timestamps(), seg.keyHashes(), seg.rowCount);
+      }
+    }
+
+    if (manifestChanged) await this.updateManifest((m) => m);
+    const names = [...(await fsys.list(walDir)), ...(await fsys.list(path.join(walDir, 'aside'))).map((n) => n.replace(/\..*$/, '.log'))];
+    const maxSeq = Math.max(0, ...names.map((n) => walFileSeq(n) ?? 0));
+    this.wal = await WalWriter.open(fsys, walDir, { fsync: this.opts.fsync, intervalMs: this.opts.fsyncIntervalMs, segmentBytes: this.opts.walSegmentBytes }, maxSeq + 1, null, this.lastLsn + 1);
+    this.walFiles.set(this.wal.seq, new Map());
+    await this.checkpoint();
+    this.scheduleSeal();
+  }
+
+  private segment(entry: SegmentEntry, footer: ReturnType<typeof readFooter>): DiskSegment {
+    return new DiskSegment(entry.id, this.p(entry.file), footer, entry.bytes, this.opts.fs, this.cache, (seg, reason) => this.quarantineLive(entry, seg, reason));
+  }
+
+  private noteSealed(st: DsStorage, minTs: number, maxTs: number, lsn: number): void {
+    for (let m = minTs - (minTs % MINUTE_MS); m <= maxTs; m += MINUTE_MS) {
+      if ((st.sealedLsn.get(m) ?? -1) < lsn) st.sealedLsn.set(m, lsn);
+    }
+  }
+
+  private track(seq: number, ds: string, ts: Float64Array, n: number, lsn: number): void {
+    let t = this.walFiles.get(seq);
+    if (t === undefined) this.walFiles.set(seq, (t = new Map()));
+    let last = NaN;
+    for (let r = 0; r < n; r++) {
+      const m = ts[r]! - (ts[r]! % MINUTE_MS);
+      if (m === last) continue;
+      last = m;
+      const key = `${ds}\0${m}`;
+      if ((t.get(key) ?? -1) < lsn) t.set(key, lsn);
+    }
+  }
+
+  // ---- datasources ----------------------------------------------------------------------------------------
+
+  async createDatasource(ds: Datasource, pipeline: IngestPipeline): Promise<void> {
+    await this.updateManifest((m) => ({ ...m, datasources: [...m.datasources, datasourceToSpec(ds)] }));
+    this.state.set(ds.name, { pipeline, segments: [], sealedLsn: new Map() });
+  }
+
+  /** The datasources recovered at open, with their pipelines. */
+  pipelines(): IngestPipeline[] {
+    return [...this.state.values()].map((s) => s.pipeline);
+  }
+
+  datasourceSpecs(): DatasourceSpec[] {
+    return this.manifest.datasources;
+  }
+
+  // ---- ingest ---------------------------------------------------------------------------------------------
+
+  /** Log a prepared batch; resolves once durable per the fsync mode. Call `committed` right after committing it. */
+  write(ds: Datasource, p: PreparedBatch): { lsn: number; done: Promise<number> } {
+    if (this.closed) throw new TallyError('ENGINE_CLOSED', 'the engine is closed');
+    const lsn = ++this.lastLsn;
+    const framed = frameRecord(encodeBatch({ lsn, ds: ds.name, rows: p.rows, keyHashes: p.keyHashes }));
+    return { lsn, done: this.wal.append(framed, lsn) };
+  }
+
+  committed(pipeline: IngestPipeline, p: PreparedBatch, lsn: number, seq: number): void {
+    if (lsn > this.committedLsn) this.committedLsn = lsn;
+    this.track(seq, pipeline.ds.name, p.rows.ts, p.rows.length, lsn);
+    this.scheduleSeal();
+  }
+
+  get walBacklogBytes(): number {
+    return this.wal.backlogBytes;
+  }
+
+  // ---- reading --------------------------------------------------------------------------------------------
+
+  readers(name: string, from: number, to: number): SegmentReader[] {
+    const st = this.state.get(name)!;
+    const out: SegmentReader[] = [];
+    for (const seg of st.segments) if (seg.maxTs >= from && seg.minTs < to) out.push(seg);
+    for (const b of st.pipeline.head.readers(from, to)) out.push(b);
+    return out;
+  }
+
+  // ---- sealing --------------------------------------------------------------------------------------------
+
+  private headBytesEstimate(): number {
+    let bytes = 0;
+    for (const st of this.state.values()) {
+      const ds = st.pipeline.ds;
+      bytes += st.pipeline.head.rows * (2 + 4 * ds.dimensions.length + 8 * ds.metrics.length + (ds.dedupKey === null ? 0 : 8));
+    }
+    return bytes;
+  }
+
+  /** The next bucket to seal: a minute no accepted event can reach any more, or the oldest when over budget. */
+  private nextSealJob(force: boolean): { st: DsStorage; bucket: ReturnType<IngestPipeline['head']['liveBuckets']>[number] } | null {
+    let oldest: { st: DsStorage; bucket: ReturnType<IngestPipeline['head']['liveBuckets']>[number] } | null = null;
+    for (const st of this.state.values()) {
+      // A frozen bucket here is one whose seal failed: retry it first.
+      const frozen = st.pipeline.head.frozenBuckets();
+      if (frozen.length > 0) return { st, bucket: frozen[0]! };
+    }
+    for (const st of this.state.values()) {
+      const buckets = st.pipeline.head.liveBuckets();
+      if (buckets.length === 0) continue;
+      const wm = st.pipeline.watermark;
+      const first = buckets[0]!;
+      if (wm !== null && first.maxTs < wm - st.pipeline.ds.latenessMs) return { st, bucket: first };
+      if (oldest === null || first.minTs < oldest.bucket.minTs) oldest = { st, bucket: first };
+    }
+    if (oldest !== null && (force || this.headBytesEstimate() > this.opts.headBytes)) return oldest;
+    return null;
+  }
+
+  private scheduleSeal(): void {
+    if (this.sealing !== null || this.closed || Date.now() < this.sealRetryAt) return;
+    if (this.nextSealJob(false) === null) return;
+    // A failure is recorded (lastSealError) and retried after a pause; the rows stay readable and in the WAL.
+    this.sealing = this.sealLoop(false).catch(() => {}).finally(() => {
+      this.sealing = null;
+    });
+  }
+
+  private async sealLoop(force: boolean): Promise<void> {
+    for (;;) {
+      if (this.closed) return;
+      const job = this.nextSealJob(force);
+      if (job === null) return;
+      try {
+        await this.seal(job.st, job.bucket);
+        this.lastSealError = null;
+      } catch (e) {
+        // The bucket stays frozen and readable; its rows are still in the WAL. Retry later, not in a hot loop.
+        this.lastSealError = (e as Error).message;
+        this.sealRetryAt = Date.now() + 1000;
+        throw e;
+      }
+    }
+  }
+
+  private async seal(st: DsStorage, bucket: ReturnType<IngestPipeline['head']['liveBuckets']>[number]): Promise<void> {
+    const ds = st.pipeline.ds;
+    st.pipeline.head.freeze(bucket);
+    const lsn = this.committedLsn;
+    const { bytes, footer } = buildSegment(bucket, ds, lsn);
+    const id = this.manifest.nextSegmentId;
+    const rel = path.join('segments', ds.name, `${String(id).padStart(10, '0')}.seg`);
+    await this.opts.fs.mkdirp(this.p('segments', ds.name));
+    await publishFile(this.opts.fs, this.p(rel), bytes, (s) => this.step(`segment:${s}`));
+    const entry: SegmentEntry = { id, datasource: ds.name, file: rel, minTs: footer.minTs, maxTs: footer.maxTs, rows: footer.rows, bytes: bytes.length, lsn, level: 'minute' };
+    await this.updateManifest((m) => ({ ...m, nextSegmentId: Math.max(m.nextSegmentId, id + 1), segments: [...m.segments, entry] }));
+    // The swap: from here queries read the segment instead of the bucket.
+    st.segments.push(this.segment(entry, footer));
+    st.segments.sort((a, b) => a.minTs - b.minTs || a.id - b.id);
+    this.noteSealed(st, footer.minTs, footer.maxTs, lsn);
+    st.pipeline.head.release(bucket);
+    await this.step('seal:published');
+    await this.checkpoint();
+  }
+
+  /** Seal every head bucket now, open minutes included (later events for them make additional segments). */
+  async flush(): Promise<void> {
+    while (this.sealing !== null) await this.sealing.catch(() => {});
+    this.sealing = this.sealLoop(true).finally(() => {
+      this.sealing = null;
+    });
+    await this.sealing;
+  }
+
+  /** Delete WAL files all of whose rows are in published segments. */
+  private async checkpoint(): Promise<void> {
+    let deleted = 0;
+    for (const [seq, touched] of this.walFiles) {
+      if (seq === this.wal.seq) continue;
+      let covered = true;
+      for (const [key, lsn] of touched) {
+        const [ds, minute] = key.split('\0') as [string, string];
+        if ((this.state.get(ds)?.sealedLsn.get(Number(minute)) ?? -1) < lsn) {
+          covered = false;
+          break;
+        }
+      }
+      if (!covered) continue;
+      await this.step('wal:before-truncate');
+      await this.opts.fs.unlink(this.p('wal', walFileName(seq)));
+      this.walFiles.delete(seq);
+      deleted++;
+    }
+    if (deleted > 0) {
+      await this.opts.fs.syncDir(this.p('wal'));
+      await this.step('wal:truncated');
+    }
+  }
+
+  // ---- manifest and quarantine ----------------------------------------------------------------------------
+
+  /** Serialise manifest changes: each is applied to the latest version and published before the next starts. */
+  private updateManifest(change: (m: Manifest) => Manifest): Promise<void> {
+    const run = this.manifestChain.then(async () => {
+      const next = change(this.manifest);
+      await publishFile(this.opts.fs, this.p(MANIFEST_FILE), encodeManifest(next), (s) => this.step(`manifest:${s}`));
+      this.manifest = next;
+    });
+    this.manifestChain = run.catch(() => {});
+    return run;
+  }
+
+  private async moveToQuarantine(entry: SegmentEntry, reason: string): Promise<void> {
+    await this.opts.fs.mkdirp(this.p('quarantine'));
+    try {
+      await this.opts.fs.rename(this.p(entry.file), this.p('quarantine', `${entry.datasource}-${path.basename(entry.file)}`));
+      await this.opts.fs.syncDir(this.p('quarantine'));
+    } catch {
+      // the file may be unreadable or gone; dropping it from the manifest is what matters
+    }
+    this.quarantined.push({ file: entry.file, reason });
+  }
+
+  private quarantineLive(entry: SegmentEntry, seg: DiskSegment, reason: string): void {
+    const st = this.state.get(entry.datasource);
+    if (st === undefined || !st.segments.includes(seg)) return;
+    st.segments = st.segments.filter((s) => s !== seg);
+    this.cache.drop(seg.cachePrefix);
+    void this.updateManifest((m) => ({ ...m, segments: m.segments.filter((e) => e.id !== entry.id) }))
+      .then(() => this.moveToQuarantine(entry, reason))
+      .catch(() => {});
+    if (!this.quarantined.some((q) => q.file === entry.file)) this.quarantined.push({ file: entry.file, reason });
+  }
+
+  // ---- status and lifecycle -------------------------------------------------------------------------------
+
+  stats(name?: string): StoreStats {
+    let segments = 0;
+    let segmentBytes = 0;
+    let segmentRows = 0;
+    for (const [ds, st] of this.state) {
+      if (name !== undefined && ds !== name) continue;
+      for (const s of st.segments) {
+        segments++;
+        segmentBytes += s.bytesOnDisk;
+        segmentRows += s.rowCount;
+      }
+    }
+    return {
+      segments, segmentBytes, segmentRows, walFiles: this.walFiles.size, walBacklogBytes: this.wal.backlogBytes,
+      cacheBytes: this.cache.bytes, quarantined: [...this.quarantined], lastSealError: this.lastSealError,
+    };
+  }
+
+  get failed(): TallyError | null {
+    return this.wal.failed;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.sealing?.catch(() => {});
+    await this.manifestChain;
+    await this.wal.close();
+    await this.unlock();
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -1,0 +1,142 @@
+/**
+ * wal/record.ts — the byte layout of WAL files and records (docs/format/wal.md), and the batch codec.
+ *
+ * Invariant: a record is either read back exactly as written or recognised as damaged — never half-applied.
+ * The 12-byte record header protects its own length with a checksum, so a flipped length byte is told apart from
+ * a torn tail (a record cut short by a crash, which only ever happens at the very end of the newest file).
+ *
+ *   file   = header(16) record*
+ *   header = magic "TLYW" | version u16 | reserved u16 | firstLsn u64          (little-endian)
+ *   record = len u32 | crc u32 = crc32c(payload) | hcrc u32 = crc32c(len ‖ crc) | payload[len]
+ *   payload = lz4 block of msgpack { v, lsn, ds, n, ts, dims, metrics, keys }
+ */
+import { crc32c } from '@node-rs/crc32';
+import lz4 from 'lz4-napi';
+import { pack, unpack } from 'msgpackr';
+import type { RowBatch } from '../schema/event.js';
+
+export const WAL_MAGIC = 'TLYW';
+export const WAL_VERSION = 1;
+export const WAL_HEADER_BYTES = 16;
+export const RECORD_HEADER_BYTES = 12;
+/** A record longer than this is taken as a damaged length (a 100,000-event batch is far below it). */
+export const MAX_RECORD_BYTES = 512 * 1024 * 1024;
+
+export function walFileHeader(firstLsn: number): Buffer {
+  const b = Buffer.alloc(WAL_HEADER_BYTES);
+  b.write(WAL_MAGIC, 0, 'latin1');
+  b.writeUInt16LE(WAL_VERSION, 4);
+  b.writeBigUInt64LE(BigInt(firstLsn), 8);
+  return b;
+}
+
+export function checkWalFileHeader(b: Buffer): string | null {
+  if (b.length < WAL_HEADER_BYTES) return `file is ${b.length} bytes, shorter than its ${WAL_HEADER_BYTES}-byte header`;
+  if (b.toString('latin1', 0, 4) !== WAL_MAGIC) return `bad magic ${JSON.stringify(b.toString('latin1', 0, 4))}; want "${WAL_MAGIC}"`;
+  const v = b.readUInt16LE(4);
+  if (v !== WAL_VERSION) return `format version ${v}; this build reads version ${WAL_VERSION}`;
+  return null;
+}
+
+export function frameRecord(payload: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(RECORD_HEADER_BYTES + payload.length);
+  out.writeUInt32LE(payload.length, 0);
+  out.writeUInt32LE(crc32c(payload), 4);
+  out.writeUInt32LE(crc32c(out.subarray(0, 8)), 8);
+  payload.copy(out, RECORD_HEADER_BYTES);
+  return out;
+}
+
+export type ScanStep =
+  | { kind: 'record'; offset: number; payload: Buffer }
+  | { kind: 'end' }
+  | { kind: 'torn'; offset: number }
+  | { kind: 'corrupt'; offset: number; reason: string };
+
+/**
+ * Walk the records of one file's bytes (after its header). A record cut short by the end of the bytes is `torn`;
+ * a damaged header or payload checksum is `corrupt`. The caller decides what a torn record means (only the newest
+ * file may end in one).
+ */
+export function* scanRecords(buf: Buffer, start: number): Generator<ScanStep> {
+  let off = start;
+  while (off < buf.length) {
+    if (buf.length - off < RECORD_HEADER_BYTES) {
+      yield { kind: 'torn', offset: off };
+      return;
+    }
+    const len = buf.readUInt32LE(off);
+    const crc = buf.readUInt32LE(off + 4);
+    const hcrc = buf.readUInt32LE(off + 8);
+    if (crc32c(buf.subarray(off, off + 8)) !== hcrc) {
+      yield { kind: 'corrupt', offset: off, reason: 'record header checksum mismatch' };
+      return;
+    }
+    if (len > MAX_RECORD_BYTES) {
+      yield { kind: 'corrupt', offset: off, reason: `record length ${len} exceeds ${MAX_RECORD_BYTES}` };
+      return;
+    }
+    if (off + RECORD_HEADER_BYTES + len > buf.length) {
+      yield { kind: 'torn', offset: off };
+      return;
+    }
+    const payload = buf.subarray(off + RECORD_HEADER_BYTES, off + RECORD_HEADER_BYTES + len);
+    if (crc32c(payload) !== crc) {
+      yield { kind: 'corrupt', offset: off, reason: 'payload checksum mismatch' };
+      return;
+    }
+    yield { kind: 'record', offset: off, payload };
+    off += RECORD_HEADER_BYTES + len;
+  }
+  yield { kind: 'end' };
+}
+
+/** One ingest batch as logged: the accepted rows, with the 64-bit hashes of their dedup keys. */
+export interface BatchRecord {
+  lsn: number;
+  ds: string;
+  rows: RowBatch;
+  /** hi, lo per row; null when the datasource has no dedup key. */
+  keyHashes: Uint32Array | null;
+}
+
+function bytesOf(a: Float64Array | Uint32Array): Buffer {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+}
+
+function aligned(b: Buffer): ArrayBuffer {
+  return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
+}
+
+export function encodeBatch(r: BatchRecord): Buffer {
+  const n = r.rows.length;
+  const body = pack({
+    v: 1,
+    lsn: r.lsn,
+    ds: r.ds,
+    n,
+    ts: bytesOf(r.rows.ts.subarray(0, n)),
+    dims: r.rows.dims.map((col) => (col.length === n ? col : col.slice(0, n))),
+    metrics: r.rows.metrics.map((m) => bytesOf(m.subarray(0, n))),
+    keys: r.keyHashes === null ? null : bytesOf(r.keyHashes.subarray(0, 2 * n)),
+  });
+  return lz4.compressSync(body);
+}
+
+/** Decode a payload; throws on anything malformed (the caller reports it as corruption). */
+export function decodeBatch(payload: Buffer): BatchRecord {
+  const o = unpack(lz4.uncompressSync(payload)) as Record<string, unknown>;
+  if (o === null || typeof o !== 'object' || o.v !== 1) throw new Error('unknown record version');
+  const n = o.n as number;
+  if (!Number.isSafeInteger(n) || n < 0) throw new Error('bad row count');
+  if (typeof o.ds !== 'string' || !Number.isSafeInteger(o.lsn)) throw new Error('bad datasource or lsn');
+  const ts = new Float64Array(aligned(o.ts as Buffer));
+  const dims = o.dims as (string | null)[][];
+  const metrics = (o.metrics as Buffer[]).map((b) => new Float64Array(aligned(b)));
+  if (ts.length !== n || !Array.isArray(dims) || dims.some((c) => !Array.isArray(c) || c.length !== n) || metrics.some((m) => m.length !== n)) {
+    throw new Error('column lengths disagree with the row count');
+  }
+  const keys = o.keys === null ? null : new Uint32Array(aligned(o.keys as Buffer));
+  if (keys !== null && keys.length !== 2 * n) throw new Error('key hashes disagree with the row count');
+  return { lsn: o.lsn as number, ds: o.ds, rows: { length: n, ts, dims, metrics }, keyHashes: keys };
+}

@@ -1,0 +1,216 @@
+/**
+ * wal/wal.ts — the write-ahead log writer: append-only files, group commit, fail-stop.
+ *
+ * Invariants:
+ *  - `append` resolves only when its record is durable as the mode promises: `always` — written and fdatasync'ed;
+ *    `interval` — written, fsynced within `intervalMs`; `none` — written to the OS.
+ *  - A write that fails (EIO, ENOSPC, short) rejects every record of its group, and the file is cut back to the
+ *    last whole record, so the next append starts clean and nothing unacknowledged is ever replayed.
+ *  - An fsync that fails is fatal (fail-stop): after it, every pending and future append is rejected with
+ *    STORAGE_FAILED until the engine is reopened and recovers from what is on disk. An fsync is never retried
+ *    and reported as success — after a failed fsync the kernel may have dropped the dirty pages.
+ *
+ * Group commit: appends that arrive while a write+fsync is in flight queue up and go out together in the next
+ * one — one write and one fsync for the whole group — so throughput grows with concurrency instead of being
+ * capped at one batch per fsync.
+ */
+import * as path from 'node:path';
+import { TallyError } from '../errors.js';
+import { writeFully, type FileSystem, type WritableFile } from '../storage/fs.js';
+import { walFileHeader, WAL_HEADER_BYTES } from './record.js';
+
+export type FsyncMode = 'always' | 'interval' | 'none';
+
+export interface WalOptions {
+  fsync: FsyncMode;
+  /** fsync period of the `interval` mode. */
+  intervalMs: number;
+  /** Start a new file once the current one exceeds this. */
+  segmentBytes: number;
+}
+
+export function walFileName(seq: number): string {
+  return `${String(seq).padStart(8, '0')}.log`;
+}
+
+export function walFileSeq(name: string): number | null {
+  const m = /^(\d{8})\.log$/.exec(name);
+  return m === null ? null : Number(m[1]);
+}
+
+interface Pending {
+  buf: Buffer;
+  lsn: number;
+  resolve: (seq: number) => void;
+  reject: (e: unknown) => void;
+}
+
+export class WalWriter {
+  private queue: Pending[] = [];
+  private queuedBytes = 0;
+  private flushing: Promise<void> | null = null;
+  private failure: TallyError | null = null;
+  private dirty = false;
+  private timer: NodeJS.Timeout | null = null;
+  private closed = false;
+
+  private constructor(
+    private readonly fsys: FileSystem,
+    private readonly dir: string,
+    private readonly opts: WalOptions,
+    private file: WritableFile,
+    private seqNo: number,
+    private sizeBytes: number,
+  ) {
+    if (opts.fsync === 'interval') {
+      this.timer = setInterval(() => void this.periodicSync(), opts.intervalMs);
+      this.timer.unref();
+    }
+  }
+
+  /** Continue the file `seq` of `size` bytes (after recovery), or start file `seq` when size is null. */
+  static async open(fsys: FileSystem, dir: string, opts: WalOptions, seq: number, size: number | null, nextLsn: number): Promise<WalWriter> {
+    await fsys.mkdirp(dir);
+    if (size === null) {
+      const file = await WalWriter.createFile(fsys, dir, seq, nextLsn);
+      return new WalWriter(fsys, dir, opts, file, seq, WAL_HEADER_BYTES);
+    }
+    const file = await fsys.openWrite(path.join(dir, walFileName(seq)), false);
+    return new WalWriter(fsys, dir, opts, file, seq, size);
+  }
+
+  private static async createFile(fsys: FileSystem, dir: string, seq: number, firstLsn: number): Promise<WritableFile> {
+    const file = await fsys.openWrite(path.join(dir, walFileName(seq)), true);
+    await writeFully(file, walFileHeader(firstLsn), 0);
+    await file.sync();
+    await fsys.syncDir(dir);
+    return file;
+  }
+
+  /** The file records are appended to now. */
+  get seq(): number {
+    return this.seqNo;
+  }
+
+  /** Bytes waiting for the next group write (for backpressure). */
+  get backlogBytes(): number {
+    return this.queuedBytes;
+  }
+
+  get failed(): TallyError | null {
+    return this.failure;
+  }
+
+  /** Append one framed record; resolves with the file sequence number it landed in, once durable per the mode. */
+  append(framed: Buffer, lsn: number): Promise<number> {
+    if (this.failure !== null) return Promise.reject(this.failure);
+    if (this.closed) return Promise.reject(new TallyError('ENGINE_CLOSED', 'the WAL is closed'));
+    return new Promise<number>((resolve, reject) => {
+      this.queue.push({ buf: framed, lsn, resolve, reject });
+      this.queuedBytes += framed.length;
+      if (this.flushing === null) this.flushing = this.flushLoop();
+    });
+  }
+
+  private async flushLoop(): Promise<void> {
+    try {
+      while (this.queue.length > 0) {
+        const group = this.queue;
+        this.queue = [];
+        const bytes = group.reduce((n, p) => n + p.buf.length, 0);
+        this.queuedBytes -= bytes;
+        if (this.failure !== null) {
+          for (const p of group) p.reject(this.failure);
+          continue;
+        }
+        try {
+          if (this.sizeBytes > WAL_HEADER_BYTES && this.sizeBytes + bytes > this.opts.segmentBytes) await this.rotate(group[0]!.lsn);
+          await this.writeGroup(group.length === 1 ? group[0]!.buf : Buffer.concat(group.map((p) => p.buf), bytes));
+          const seq = this.seqNo;
+          for (const p of group) p.resolve(seq);
+        } catch (e) {
+          for (const p of group) p.reject(e);
+        }
+      }
+    } finally {
+      this.flushing = null;
+    }
+  }
+
+  private async writeGroup(buf: Buffer): Promise<void> {
+    const start = this.sizeBytes;
+    try {
+      await writeFully(this.file, buf, start);
+    } catch (e) {
+      // Cut the partial record off so that nothing unacknowledged is replayed and the next append is clean.
+      try {
+        await this.file.truncate(start);
+      } catch (e2) {
+        throw this.fail(`truncating the WAL after a failed write: ${(e2 as Error).message}`);
+      }
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOSPC') throw new TallyError('DISK_FULL', `the disk is full; the batch was not written and not acknowledged (${(e as Error).message})`);
+      throw new TallyError('STORAGE_IO_ERROR', `writing the WAL failed; the batch was not acknowledged (${(e as Error).message})`);
+    }
+    this.sizeBytes = start + buf.length;
+    if (this.opts.fsync === 'always') await this.syncOrFail();
+    else this.dirty = true;
+  }
+
+  private async syncOrFail(): Promise<void> {
+    try {
+      await this.file.sync();
+      this.dirty = false;
+    } catch (e) {
+      throw this.fail(`fsync of the WAL failed: ${(e as Error).message}`);
+    }
+  }
+
+  /** Enter fail-stop: remember the failure and reject everything queued. */
+  private fail(message: string): TallyError {
+    if (this.failure === null) {
+      this.failure = new TallyError('STORAGE_FAILED', `${message}; writes are refused until the engine is reopened (recovery replays the WAL)`);
+      for (const p of this.queue) p.reject(this.failure);
+      this.queue = [];
+      this.queuedBytes = 0;
+    }
+    return this.failure;
+  }
+
+  private async periodicSync(): Promise<void> {
+    if (!this.dirty || this.failure !== null || this.closed) return;
+    // Syncs run between group writes, never during one.
+    while (this.flushing !== null) await this.flushing;
+    if (!this.dirty || this.closed) return;
+    try {
+      await this.syncOrFail();
+    } catch {
+      // fail() recorded it; the next append reports it.
+    }
+  }
+
+  private async rotate(firstLsn: number): Promise<void> {
+    if (this.opts.fsync !== 'always' && this.dirty) await this.syncOrFail();
+    await this.file.close();
+    const next = this.seqNo + 1;
+    this.file = await WalWriter.createFile(this.fsys, this.dir, next, firstLsn);
+    this.seqNo = next;
+    this.sizeBytes = WAL_HEADER_BYTES;
+  }
+
+  /** Wait for queued appends, sync what `interval`/`none` left unsynced, and close the file. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    while (this.flushing !== null) await this.flushing;
+    this.closed = true;
+    if (this.timer !== null) clearInterval(this.timer);
+    if (this.failure === null && this.dirty) {
+      try {
+        await this.syncOrFail();
+      } catch {
+        // reported by fail(); closing continues
+      }
+    }
+    await this.file.close();
+  }
+}
