@@ -16,7 +16,7 @@
  * filters and a far smaller index than arrival order). Dictionaries are local to the segment, sorted, id 0 = null.
  */
 import { crc32c } from '@node-rs/crc32';
-import lz4 from 'lz4-napi';
+import { compress, decompress } from '../storage/compress.js';
 import { pack, unpack } from 'msgpackr';
 import RoaringModule from 'roaring';
 import type { SegmentReader } from '../query/reader.js';
@@ -61,9 +61,9 @@ class SectionWriter {
   readonly refs: SectionRef[] = [];
   offset = SEGMENT_HEADER_BYTES;
 
-  add(raw: Buffer, compress: boolean): number {
-    const stored = compress ? lz4.compressSync(raw) : raw;
-    this.refs.push([this.offset, stored.length, crc32c(stored), raw.length, compress ? 1 : 0]);
+  add(raw: Buffer, lz4: boolean): number {
+    const stored = lz4 ? compress(raw) : raw;
+    this.refs.push([this.offset, stored.length, crc32c(stored), raw.length, lz4 ? 1 : 0]);
     this.parts.push(stored);
     this.offset += stored.length;
     return this.refs.length - 1;
@@ -226,7 +226,7 @@ export function readSection(ref: SectionRef, read: (position: number, length: nu
   const [offset, length, crc, rawLength, compressed] = ref;
   const stored = read(offset, length);
   if (stored.length !== length || crc32c(stored) !== crc) throw new Error(`section at offset ${offset} failed its checksum`);
-  const raw = compressed ? lz4.uncompressSync(stored) : stored;
+  const raw = compressed ? decompress(stored, rawLength) : stored;
   if (raw.length !== rawLength) throw new Error(`section at offset ${offset} decoded to ${raw.length} bytes; want ${rawLength}`);
   return raw;
 }

@@ -11,7 +11,7 @@
  *   payload = lz4 block of msgpack { v, lsn, ds, n, ts, dims, metrics, keys }
  */
 import { crc32c } from '@node-rs/crc32';
-import lz4 from 'lz4-napi';
+import { compress, decompress } from '../storage/compress.js';
 import { pack, unpack } from 'msgpackr';
 import type { RowBatch } from '../schema/event.js';
 
@@ -120,12 +120,12 @@ export function encodeBatch(r: BatchRecord): Buffer {
     metrics: r.rows.metrics.map((m) => bytesOf(m.subarray(0, n))),
     keys: r.keyHashes === null ? null : bytesOf(r.keyHashes.subarray(0, 2 * n)),
   });
-  return lz4.compressSync(body);
+  return compress(body);
 }
 
 /** Decode a payload; throws on anything malformed (the caller reports it as corruption). */
 export function decodeBatch(payload: Buffer): BatchRecord {
-  const o = unpack(lz4.uncompressSync(payload)) as Record<string, unknown>;
+  const o = unpack(decompress(payload)) as Record<string, unknown>;
   if (o === null || typeof o !== 'object' || o.v !== 1) throw new Error('unknown record version');
   const n = o.n as number;
   if (!Number.isSafeInteger(n) || n < 0) throw new Error('bad row count');

@@ -25,7 +25,8 @@ interface Dir {
 
 export interface Fault {
   op: Op;
-  code: 'EIO' | 'ENOSPC';
+  /** Default EIO. */
+  code?: 'EIO' | 'ENOSPC';
   /** Only for paths matching this. */
   path?: RegExp;
   /** For writes: bytes that land before the failure. */
@@ -52,7 +53,7 @@ export class MemFs implements FileSystem {
   }
 
   inject(fault: Fault): void {
-    this.faults.push({ times: 1, ...fault });
+    this.faults.push({ times: 1, code: 'EIO', ...fault });
   }
 
   clearFaults(): void {
@@ -68,7 +69,24 @@ export class MemFs implements FileSystem {
     return f;
   }
 
-  /** Power loss: drop everything not made durable. */
+  /** A copy of everything as it is now (what a process crash, kill -9, leaves: the OS still has it all). */
+  clone(): MemFs {
+    const c = new MemFs();
+    c.dirs.clear();
+    for (const [k, d] of this.dirs) c.dirs.set(k, { entries: new Map(d.entries), synced: new Map(d.synced) });
+    for (const [id, i] of this.inodes) c.inodes.set(id, { data: Buffer.from(i.data.subarray(0, i.length)), length: i.length, synced: Buffer.from(i.synced) });
+    c.nextInode = this.nextInode;
+    return c;
+  }
+
+  /** A copy holding only what is durable (what power loss leaves). The original is untouched. */
+  powerLossCopy(): MemFs {
+    const c = this.clone();
+    c.crash();
+    return c;
+  }
+
+  /** Power loss, in place: drop everything not made durable. */
   crash(): void {
     for (const dir of this.dirs.values()) dir.entries = new Map(dir.synced);
     for (const [id, inode] of this.inodes) {
@@ -116,7 +134,7 @@ export class MemFs implements FileSystem {
   async openWrite(file: string, create: boolean): Promise<WritableFile> {
     const [dir, name, norm] = this.split(file);
     const f = this.fault('openWrite', norm);
-    if (f) throw errno(f.code, 'open', norm);
+    if (f) throw errno(f.code!, 'open', norm);
     let id = dir.entries.get(name);
     if (id === undefined || create) {
       if (id === undefined && !create) throw errno('ENOENT', 'open', norm);
@@ -139,7 +157,7 @@ export class MemFs implements FileSystem {
         let fail: string | null = null;
         if (fault) {
           n = Math.min(n, fault.partialBytes ?? 0);
-          fail = fault.code;
+          fail = fault.code!;
         }
         const room = this.diskLimitBytes - this.usedBytes() + Math.max(0, inode.length - position);
         if (n > room) {
@@ -160,12 +178,12 @@ export class MemFs implements FileSystem {
       },
       sync: async () => {
         const fault = this.fault('sync', norm);
-        if (fault) throw errno(fault.code, 'fsync', norm);
+        if (fault) throw errno(fault.code!, 'fsync', norm);
         inode.synced = Buffer.from(inode.data.subarray(0, inode.length));
       },
       truncate: async (length) => {
         const fault = this.fault('truncate', norm);
-        if (fault) throw errno(fault.code, 'truncate', norm);
+        if (fault) throw errno(fault.code!, 'truncate', norm);
         if (length < inode.length) inode.length = length;
       },
       close: async () => {
@@ -192,7 +210,7 @@ export class MemFs implements FileSystem {
     const [fromDir, fromName, norm] = this.split(from);
     const [toDir, toName] = this.split(to);
     const fault = this.fault('rename', norm);
-    if (fault) throw errno(fault.code, 'rename', norm);
+    if (fault) throw errno(fault.code!, 'rename', norm);
     const id = fromDir.entries.get(fromName);
     if (id === undefined) throw errno('ENOENT', 'rename', norm);
     fromDir.entries.delete(fromName);
@@ -202,7 +220,7 @@ export class MemFs implements FileSystem {
   async unlink(file: string): Promise<void> {
     const [dir, name, norm] = this.split(file);
     const fault = this.fault('unlink', norm);
-    if (fault) throw errno(fault.code, 'unlink', norm);
+    if (fault) throw errno(fault.code!, 'unlink', norm);
     if (!dir.entries.delete(name)) throw errno('ENOENT', 'unlink', norm);
   }
 
@@ -222,7 +240,7 @@ export class MemFs implements FileSystem {
   async syncDir(dir: string): Promise<void> {
     const norm = path.resolve('/', dir);
     const fault = this.fault('syncDir', norm);
-    if (fault) throw errno(fault.code, 'fsync', norm);
+    if (fault) throw errno(fault.code!, 'fsync', norm);
     const d = this.dirs.get(norm);
     if (d === undefined) throw errno('ENOENT', 'fsync', norm);
     d.synced = new Map(d.entries);
