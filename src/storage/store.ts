@@ -193,17 +193,35 @@ export class Store {
       throw new TallyError('TOO_MANY_BROKEN_SEGMENTS', `${broken.length} segments failed their checks at open (limit ${this.limits.maxBrokenSegments}), first ${broken[0]!.entry.file}: ${broken[0]!.reason}. Check the disk; nothing was changed`, { files: broken.map((b) => b.entry.file) });
     }
     for (const b of broken) {
-      await this.moveToQuarantine(b.entry, b.reason);
+      await this.moveToQuarantine(b.entry);
+      this.quarantined.push({ file: b.entry.file, reason: b.reason });
       manifestChanged = true;
     }
     if (broken.length > 0) this.manifest = { ...this.manifest, segments: this.manifest.segments.filter((e) => !broken.some((b) => b.entry === e)) };
     for (const st of this.state.values()) {
       st.segments.sort((a, b) => a.minTs - b.minTs || a.id - b.id);
-      for (const seg of st.segments) {
-        this.noteSealed(st, seg.minTs, seg.maxTs, seg.footer.lsn);
-        st.pipeline.restoreWatermark(seg.maxTs);
+      for (const seg of st.segments) st.pipeline.restoreWatermark(seg.maxTs);
+    }
+
+    // Dedup keys of rows already in segments (the WAL that carried them may be gone). The watermark from segments
+    // alone is at most the final one, so this reads every segment the final window needs (and perhaps a few more,
+    // whose keys the window then drops). It runs before replay so that a segment found damaged here is
+    // quarantined before its minutes count as sealed, and replay can still recover its rows from the WAL.
+    for (const st of this.state.values()) {
+      const wm = st.pipeline.watermark;
+      const ds = st.pipeline.ds;
+      if (ds.dedupKey === null || wm === null) continue;
+      for (const seg of [...st.segments]) {
+        if (seg.maxTs < wm - ds.dedupWindowMs) continue;
+        try {
+          st.pipeline.restoreFromSegment(seg.timestamps(), seg.keyHashes(), seg.rowCount);
+        } catch (e) {
+          // A damaged section: the segment has been quarantined (and reported); open carries on without it.
+          if (!(e instanceof TallyError && e.code === 'SEGMENT_CORRUPT')) throw e;
+        }
       }
     }
+    for (const st of this.state.values()) for (const seg of st.segments) this.noteSealed(st, seg.minTs, seg.maxTs, seg.footer.lsn);
 
     // Replay the WAL: rows not yet in a segment go back to the head.
     const walDir = this.p('wal');
@@ -221,17 +239,6 @@ export class Store {
     this.recovery.movedAside = replay.movedAside;
     for (const seq of replay.files) if (!this.walFiles.has(seq)) this.walFiles.set(seq, new Map());
     this.committedLsn = this.lastLsn;
-
-    // Dedup keys of rows already in segments (the WAL that carried them may be gone).
-    for (const st of this.state.values()) {
-      const wm = st.pipeline.watermark;
-      const ds = st.pipeline.ds;
-      if (ds.dedupKey === null || wm === null) continue;
-      for (const seg of st.segments) {
-        if (seg.maxTs < wm - ds.dedupWindowMs) continue;
-        st.pipeline.restoreFromSegment(seg.timestamps(), seg.keyHashes(), seg.rowCount);
-      }
-    }
 
     if (manifestChanged) await this.updateManifest((m) => m);
     const names = [...(await fsys.list(walDir)), ...(await fsys.list(path.join(walDir, 'aside'))).map((n) => n.replace(/\..*$/, '.log'))];
@@ -435,7 +442,8 @@ export class Store {
     return run;
   }
 
-  private async moveToQuarantine(entry: SegmentEntry, reason: string): Promise<void> {
+  /** Move a damaged segment file to quarantine/ (callers record it in `quarantined`). */
+  private async moveToQuarantine(entry: SegmentEntry): Promise<void> {
     await this.opts.fs.mkdirp(this.p('quarantine'));
     try {
       await this.opts.fs.rename(this.p(entry.file), this.p('quarantine', `${entry.datasource}-${path.basename(entry.file)}`));
@@ -443,7 +451,6 @@ export class Store {
     } catch {
       // the file may be unreadable or gone; dropping it from the manifest is what matters
     }
-    this.quarantined.push({ file: entry.file, reason });
   }
 
   private quarantineLive(entry: SegmentEntry, seg: DiskSegment, reason: string): void {
@@ -452,7 +459,7 @@ export class Store {
     st.segments = st.segments.filter((s) => s !== seg);
     this.cache.drop(seg.cachePrefix);
     void this.updateManifest((m) => ({ ...m, segments: m.segments.filter((e) => e.id !== entry.id) }))
-      .then(() => this.moveToQuarantine(entry, reason))
+      .then(() => this.moveToQuarantine(entry))
       .catch(() => {});
     if (!this.quarantined.some((q) => q.file === entry.file)) this.quarantined.push({ file: entry.file, reason });
   }

@@ -47,6 +47,8 @@ export class MemFs implements FileSystem {
   diskLimitBytes = Infinity;
   /** Counts of operations, for assertions such as "group commit shares fsyncs". */
   readonly calls: Record<Op, number> = { write: 0, sync: 0, rename: 0, syncDir: 0, truncate: 0, openWrite: 0, unlink: 0 };
+  /** Paths of successful file syncs, in order. */
+  readonly syncLog: string[] = [];
 
   constructor() {
     this.dirs.set('/', { entries: new Map(), synced: new Map() });
@@ -180,6 +182,7 @@ export class MemFs implements FileSystem {
         const fault = this.fault('sync', norm);
         if (fault) throw errno(fault.code!, 'fsync', norm);
         inode.synced = Buffer.from(inode.data.subarray(0, inode.length));
+        this.syncLog.push(norm);
       },
       truncate: async (length) => {
         const fault = this.fault('truncate', norm);
@@ -225,8 +228,11 @@ export class MemFs implements FileSystem {
   }
 
   async list(dir: string): Promise<string[]> {
-    const d = this.dirs.get(path.resolve('/', dir));
-    return d === undefined ? [] : [...d.entries.keys()].sort();
+    const norm = path.resolve('/', dir);
+    const d = this.dirs.get(norm);
+    if (d === undefined) return [];
+    const subdirs = [...this.dirs.keys()].filter((k) => k !== norm && path.dirname(k) === norm).map((k) => path.basename(k));
+    return [...d.entries.keys(), ...subdirs].sort();
   }
 
   async mkdirp(dir: string): Promise<void> {
