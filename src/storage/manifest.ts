@@ -6,7 +6,10 @@
  * segment is part of the database exactly when the manifest lists it; files it does not list are leftovers.
  *
  *   MANIFEST = "TALLYDB-MANIFEST <version> <crc32c of body, 8 hex> <body length>\n" body
- *   body     = JSON { nextSegmentId, datasources: [DatasourceSpec], segments: [SegmentEntry] }
+ *   body     = JSON { nextSegmentId, lsnFloor, datasources: [DatasourceSpec], segments: [SegmentEntry] }
+ *
+ * `lsnFloor` is an LSN at least as high as any sealed into a segment, ever: WAL LSNs must never be reused (replay
+ * skips a record whose LSN a segment claims), also after the WAL and the segments that carried them are gone.
  */
 import { crc32c } from '@node-rs/crc32';
 import { TallyError } from '../errors.js';
@@ -31,12 +34,13 @@ export interface SegmentEntry {
 
 export interface Manifest {
   nextSegmentId: number;
+  lsnFloor: number;
   datasources: DatasourceSpec[];
   segments: SegmentEntry[];
 }
 
 export function emptyManifest(): Manifest {
-  return { nextSegmentId: 1, datasources: [], segments: [] };
+  return { nextSegmentId: 1, lsnFloor: 0, datasources: [], segments: [] };
 }
 
 export function encodeManifest(m: Manifest): Buffer {
@@ -59,7 +63,7 @@ export function decodeManifest(buf: Buffer): Manifest {
   if (crc32c(body).toString(16).padStart(8, '0') !== m![2]) fail('checksum mismatch');
   try {
     const parsed = JSON.parse(body.toString('utf8')) as Manifest;
-    if (!Array.isArray(parsed.datasources) || !Array.isArray(parsed.segments) || !Number.isSafeInteger(parsed.nextSegmentId)) fail('missing fields');
+    if (!Array.isArray(parsed.datasources) || !Array.isArray(parsed.segments) || !Number.isSafeInteger(parsed.nextSegmentId) || !Number.isSafeInteger(parsed.lsnFloor)) fail('missing fields');
     return parsed;
   } catch (e) {
     if (e instanceof TallyError) throw e;

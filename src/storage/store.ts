@@ -238,6 +238,8 @@ export class Store {
     this.recovery.tornBytes = replay.tornBytes;
     this.recovery.movedAside = replay.movedAside;
     for (const seq of replay.files) if (!this.walFiles.has(seq)) this.walFiles.set(seq, new Map());
+    // LSNs are never reused, also when the WAL that carried the highest ones was checkpointed away.
+    this.lastLsn = Math.max(this.lastLsn, this.manifest.lsnFloor, ...this.manifest.segments.map((e) => e.lsn));
     this.committedLsn = this.lastLsn;
 
     if (manifestChanged) await this.updateManifest((m) => m);
@@ -434,7 +436,8 @@ export class Store {
   /** Serialise manifest changes: each is applied to the latest version and published before the next starts. */
   private updateManifest(change: (m: Manifest) => Manifest): Promise<void> {
     const run = this.manifestChain.then(async () => {
-      const next = change(this.manifest);
+      const next = { ...change(this.manifest) };
+      next.lsnFloor = Math.max(next.lsnFloor, this.committedLsn);
       await publishFile(this.opts.fs, this.p(MANIFEST_FILE), encodeManifest(next), (s) => this.step(`manifest:${s}`));
       this.manifest = next;
     });
