@@ -39,18 +39,6 @@ export class Head {
   }
 
   /**
-   * The head id of `value` for dimension `dim`, interning it when new; -1 when it is new and the dimension holds
-   * `maxCardinality` values already.
-   */
-  intern(dim: number, value: string | null, maxCardinality: number): number {
-    const dict = this.dictionaries[dim]!;
-    const id = dict.idOf(value);
-    if (id !== undefined) return id;
-    if (dict.size - 1 >= maxCardinality) return -1;
-    return dict.intern(value);
-  }
-
-  /**
    * Append rows 0..batch.length-1 of `batch`; `ids[d][r]` is the interned id of `batch.dims[d][r]`, and
    * `keyHashes` the (hi, lo) dedup key hashes of the rows, kept so that segments can persist them.
    */

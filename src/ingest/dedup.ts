@@ -2,19 +2,25 @@
  * ingest/dedup.ts — bounded memory of recently accepted event ids, for idempotent retries.
  *
  * Invariant: while a key's event time is within `windowMs` of the watermark (the newest accepted event time) and
- * the key count stays under the capacity limit, `has(key)` is true exactly for keys that were `add`ed (up to 64-bit
- * hash collisions, see below). Outside that, keys are forgotten and a retry is accepted again; docs/ingest.md says so.
+ * the key count stays under the capacity limit, `has(key)` is true exactly for keys that were `add`ed and not
+ * `remove`d (up to 64-bit hash collisions, see below). Outside that, keys are forgotten and a retry is accepted
+ * again; docs/ingest.md says so.
  *
- * Algorithm: keys are hashed to 64 bits and kept in open-addressing hash sets, one per sub-window of
- * `windowMs / SUBWINDOWS` of event time. Forgetting is dropping a whole set once its sub-window lies entirely
- * behind `watermark - windowMs`, so eviction costs nothing per key. Buckets follow *event* time, not wall time, so
- * replaying the same events (WAL recovery) rebuilds the same state. Memory: 8 bytes per slot at a load factor of
- * 1/4..1/2, i.e. 16–32 bytes per remembered key. With 64-bit hashes the chance that any two of n keys in the window
- * collide (and a distinct event is wrongly taken for a retry) is about n²/2^65: 1 in 28,000 for 36M keys (10k/s
- * for an hour).
+ * Algorithm: keys are hashed to 64 bits and kept in one open-addressing table (linear probing) whose slots hold
+ * (hi, lo, sub-window), the sub-window being the event time divided by `windowMs / SUBWINDOWS`. Forgetting is
+ * raising the oldest live sub-window (`floorSub`): older slots become dead at once, at no cost per key, and are
+ * dropped when the table is next rebuilt. A lookup is one probe sequence, whatever the window. Buckets follow
+ * *event* time, not wall time, so replaying the same events (WAL recovery) rebuilds the same state.
+ *
+ * Memory: 12 bytes a slot at a load factor of 3/8..3/4 (live and dead slots), i.e. 16–32 bytes per remembered
+ * key. With 64-bit hashes the chance that any two of n keys in the window collide (and a distinct event is wrongly
+ * taken for a retry) is about n²/2^65: 1 in 28,000 for 36M keys (10k/s for an hour).
  */
 
 const SUBWINDOWS = 8;
+const EMPTY = -0x80000000;
+const TOMB = -0x7fffffff;
+const MAX_LOAD = 0.75;
 
 /** A 64-bit string hash (two mixed 32-bit lanes, after cyrb53), written as (hi, lo) at out[2i], out[2i+1]. */
 export function hashKeyInto(key: string, out: Uint32Array, i: number): void {
@@ -30,60 +36,7 @@ export function hashKeyInto(key: string, out: Uint32Array, i: number): void {
   h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507);
   h2 ^= Math.imul(h1 ^ (h1 >>> 13), 3266489909);
   out[2 * i] = h1 >>> 0;
-  out[2 * i + 1] = h1 === 0 && h2 === 0 ? 1 : h2 >>> 0; // (0,0) marks an empty slot
-}
-
-/** Open-addressing set of 64-bit values stored as (hi, lo) pairs; linear probing; grows at load 1/2. */
-class HashSet64 {
-  private slots: Uint32Array;
-  private mask: number;
-  size = 0;
-
-  constructor(capacity = 1024) {
-    this.slots = new Uint32Array(capacity * 2);
-    this.mask = capacity - 1;
-  }
-
-  has(hi: number, lo: number): boolean {
-    const s = this.slots;
-    for (let i = (hi ^ lo) & this.mask; ; i = (i + 1) & this.mask) {
-      const h = s[i * 2]!;
-      const l = s[i * 2 + 1]!;
-      if (h === 0 && l === 0) return false;
-      if (h === hi && l === lo) return true;
-    }
-  }
-
-  /** Adds the value; returns false when it was present. */
-  add(hi: number, lo: number): boolean {
-    if ((this.size + 1) * 2 > this.mask + 1) this.grow();
-    const s = this.slots;
-    for (let i = (hi ^ lo) & this.mask; ; i = (i + 1) & this.mask) {
-      const h = s[i * 2]!;
-      const l = s[i * 2 + 1]!;
-      if (h === 0 && l === 0) {
-        s[i * 2] = hi;
-        s[i * 2 + 1] = lo;
-        this.size++;
-        return true;
-      }
-      if (h === hi && l === lo) return false;
-    }
-  }
-
-  get bytes(): number {
-    return this.slots.byteLength;
-  }
-
-  private grow(): void {
-    const old = this.slots;
-    this.slots = new Uint32Array(old.length * 2);
-    this.mask = old.length - 1; // new capacity = old.length (pairs), minus one
-    this.size = 0;
-    for (let i = 0; i < old.length; i += 2) {
-      if (old[i] !== 0 || old[i + 1] !== 0) this.add(old[i]!, old[i + 1]!);
-    }
-  }
+  out[2 * i + 1] = h2 >>> 0;
 }
 
 export interface DedupStats {
@@ -97,39 +50,83 @@ export interface DedupStats {
 
 export class DedupIndex {
   private readonly subMs: number;
-  /** Sub-window index → keys of events whose time falls in it. */
-  private readonly sets = new Map<number, HashSet64>();
+  /** Sub-windows are stored relative to this, as Int32 (±2^31 sub-windows is centuries for a 1-minute window). */
+  private base = NaN;
+  private hi: Uint32Array;
+  private lo: Uint32Array;
+  private sub: Int32Array;
+  private mask: number;
+  /** Slots not EMPTY: live, dead (expired) and tombstones. */
+  private used = 0;
+  /** Live keys per relative sub-window. */
+  private readonly perSub = new Map<number, number>();
+  private live = 0;
+  private floorSub = -0x7ffffffe;
   private watermark = -Infinity;
   private evictedEarly = 0;
-  private floorSub = -Infinity;
-  private total = 0;
 
-  constructor(private readonly windowMs: number, private readonly maxKeys: number) {
+  constructor(private readonly windowMs: number, private readonly maxKeys: number, capacity = 1024) {
     this.subMs = Math.max(1, Math.ceil(windowMs / SUBWINDOWS));
+    this.hi = new Uint32Array(capacity);
+    this.lo = new Uint32Array(capacity);
+    this.sub = new Int32Array(capacity).fill(EMPTY);
+    this.mask = capacity - 1;
   }
 
-  /** True when the key hash (hi, lo) was added and is still remembered. */
+  private subOf(ts: number): number {
+    const s = Math.floor(ts / this.subMs);
+    if (Number.isNaN(this.base)) this.base = s;
+    return Math.max(-0x7ffffffe, Math.min(0x7fffffff, s - this.base));
+  }
+
+  /** The slot holding live key (hi, lo), or -1. */
+  private find(hi: number, lo: number): number {
+    const floor = this.floorSub;
+    for (let i = (hi ^ lo) & this.mask; ; i = (i + 1) & this.mask) {
+      const s = this.sub[i]!;
+      if (s === EMPTY) return -1;
+      if (s >= floor && this.hi[i] === hi && this.lo[i] === lo) return i;
+    }
+  }
+
+  /** True when the key hash (hi, lo) was added, not removed, and is still remembered. */
   has(hi: number, lo: number): boolean {
-    for (const set of this.sets.values()) if (set.has(hi, lo)) return true;
-    return false;
+    return this.find(hi, lo) >= 0;
   }
 
   /** Whether an event at `ts` would be remembered at all (its sub-window is not yet forgotten). */
   remembers(ts: number): boolean {
-    return ts >= this.watermark - this.windowMs && Math.floor(ts / this.subMs) >= this.floorSub;
+    return ts >= this.watermark - this.windowMs && this.subOf(ts) >= this.floorSub;
   }
 
-  /** Remember the key hash (hi, lo) of an accepted event at `ts`. */
-  add(hi: number, lo: number, ts: number): void {
-    if (!this.remembers(ts)) return;
-    const sub = Math.floor(ts / this.subMs);
-    let set = this.sets.get(sub);
-    if (set === undefined) {
-      set = new HashSet64();
-      this.sets.set(sub, set);
-    }
-    if (set.add(hi, lo)) this.total++;
-    if (this.total > this.maxKeys) this.evictOldest();
+  /** Remember the key hash (hi, lo) of an accepted event at `ts`; returns false when it is not remembered. */
+  add(hi: number, lo: number, ts: number): boolean {
+    if (!this.remembers(ts)) return false;
+    if (this.find(hi, lo) >= 0) return true;
+    if ((this.used + 1) > (this.mask + 1) * MAX_LOAD) this.rebuild();
+    const s = this.subOf(ts);
+    let i = (hi ^ lo) & this.mask;
+    while (this.sub[i] !== EMPTY) i = (i + 1) & this.mask;
+    this.hi[i] = hi;
+    this.lo[i] = lo;
+    this.sub[i] = s;
+    this.used++;
+    this.live++;
+    this.perSub.set(s, (this.perSub.get(s) ?? 0) + 1);
+    if (this.live > this.maxKeys) this.evictOldest();
+    return true;
+  }
+
+  /** Forget a key added by a batch that was not committed. */
+  remove(hi: number, lo: number): void {
+    const i = this.find(hi, lo);
+    if (i < 0) return;
+    const s = this.sub[i]!;
+    this.sub[i] = TOMB;
+    this.live--;
+    const n = this.perSub.get(s)! - 1;
+    if (n === 0) this.perSub.delete(s);
+    else this.perSub.set(s, n);
   }
 
   /** Move the watermark forward and forget sub-windows that lie wholly behind `watermark - window`. */
@@ -137,36 +134,55 @@ export class DedupIndex {
     if (watermark <= this.watermark) return;
     this.watermark = watermark;
     const horizon = watermark - this.windowMs;
-    for (const [sub, set] of this.sets) {
-      if ((sub + 1) * this.subMs <= horizon) {
-        this.sets.delete(sub);
-        this.total -= set.size;
+    if (Number.isNaN(this.base)) return;
+    this.raiseFloor(Math.floor(horizon / this.subMs) - this.base);
+  }
+
+  private raiseFloor(floor: number): void {
+    if (floor <= this.floorSub) return;
+    for (const [s, n] of this.perSub) {
+      if (s < floor) {
+        this.perSub.delete(s);
+        this.live -= n;
       }
+    }
+    this.floorSub = floor;
+  }
+
+  private evictOldest(): void {
+    while (this.live > this.maxKeys && this.perSub.size > 1) {
+      this.raiseFloor(Math.min(...this.perSub.keys()) + 1);
+      this.evictedEarly++;
+    }
+  }
+
+  /** Re-insert live slots into a table sized for them: drops dead slots and tombstones, grows when needed. */
+  private rebuild(): void {
+    const capacity = this.live * 2 > (this.mask + 1) * MAX_LOAD ? (this.mask + 1) * 2 : this.mask + 1;
+    const { hi, lo, sub } = this;
+    this.hi = new Uint32Array(capacity);
+    this.lo = new Uint32Array(capacity);
+    this.sub = new Int32Array(capacity).fill(EMPTY);
+    this.mask = capacity - 1;
+    this.used = 0;
+    for (let j = 0; j < sub.length; j++) {
+      const s = sub[j]!;
+      if (s === EMPTY || s === TOMB || s < this.floorSub) continue;
+      let i = (hi[j]! ^ lo[j]!) & this.mask;
+      while (this.sub[i] !== EMPTY) i = (i + 1) & this.mask;
+      this.hi[i] = hi[j]!;
+      this.lo[i] = lo[j]!;
+      this.sub[i] = s;
+      this.used++;
     }
   }
 
   stats(): DedupStats {
-    let keys = 0;
-    let bytes = 0;
     let oldest = Infinity;
-    for (const [sub, set] of this.sets) {
-      keys += set.size;
-      bytes += set.bytes;
-      oldest = Math.min(oldest, sub);
-    }
+    for (const s of this.perSub.keys()) oldest = Math.min(oldest, s);
     const effectiveWindowMs = oldest === Infinity || this.watermark === -Infinity
       ? this.windowMs
-      : Math.min(this.windowMs, Math.max(0, this.watermark - oldest * this.subMs));
-    return { keys, bytes, evictedEarly: this.evictedEarly, effectiveWindowMs };
-  }
-
-  private evictOldest(): void {
-    while (this.sets.size > 1 && this.total > this.maxKeys) {
-      const oldest = Math.min(...this.sets.keys());
-      this.total -= this.sets.get(oldest)!.size;
-      this.sets.delete(oldest);
-      this.floorSub = oldest + 1;
-      this.evictedEarly++;
-    }
+      : Math.min(this.windowMs, Math.max(0, this.watermark - (oldest + this.base) * this.subMs));
+    return { keys: this.live, bytes: this.sub.length * 12, evictedEarly: this.evictedEarly, effectiveWindowMs };
   }
 }

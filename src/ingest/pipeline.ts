@@ -5,7 +5,8 @@
  *  - Every event of a batch ends in exactly one of: accepted, duplicate, rejected (with a stable code). A bad event
  *    never affects the others.
  *  - An event is accepted at most once per dedup key while the key is remembered (see dedup.ts), also when
- *    retried inside one batch or by concurrent batches: a key is *pending* from `prepare` until `commit`/`abort`.
+ *    retried inside one batch or by concurrent batches: a key enters the dedup index when `prepare` accepts its
+ *    event, and leaves it again if the batch is aborted (its write failed).
  *  - Acceptance is decided against the watermark as it stood before the batch; the watermark (the newest accepted
  *    event time) moves only on `commit`.
  *  - After `commit` returns, every accepted row is visible to queries.
@@ -20,6 +21,7 @@ import type { Datasource } from '../schema/datasource.js';
 import { allocRowBatch, EventValidator, type RowBatch } from '../schema/event.js';
 import { Head } from '../head/head.js';
 import { DedupIndex, hashKeyInto } from './dedup.js';
+import { MINUTE_MS } from '../time.js';
 import type { BatchRecord } from '../wal/record.js';
 
 export interface RejectedEvent {
@@ -42,9 +44,7 @@ export interface PreparedBatch {
   rows: RowBatch;
   /** Head dictionary ids of `rows.dims`. */
   ids: Uint32Array[];
-  /** Dedup keys of the accepted rows (empty when the datasource has no dedup key), released on commit/abort. */
-  keys: string[];
-  /** 64-bit hashes (hi, lo) of `keys`, one pair per row; null without a dedup key. Logged and stored. */
+  /** 64-bit hashes (hi, lo) of the accepted rows' dedup keys, one pair per row; null without a dedup key. */
   keyHashes: Uint32Array | null;
   maxTs: number;
 }
@@ -53,7 +53,6 @@ export class IngestPipeline {
   readonly head: Head;
   readonly dedup: DedupIndex | null;
   private readonly validator: EventValidator;
-  private readonly pending = new Set<string>();
   private watermarkMs = -Infinity;
 
   constructor(
@@ -84,11 +83,13 @@ export class IngestPipeline {
     const n = events.length;
     const rows = allocRowBatch(ds, n);
     const ids = ds.dimensions.map(() => new Uint32Array(n));
-    const keys: string[] = [];
     const keyHashes = this.dedup === null ? null : new Uint32Array(2 * n);
+    const dedup = this.dedup;
+    /** Keys of this batch too old to be remembered by the index (only when lateness exceeds the dedup window). */
+    let unremembered: Set<string> | null = null;
     const result: IngestResult = { accepted: 0, duplicates: 0, rejected: [] };
     const v = this.validator;
-    const head = this.head;
+    const dicts = this.head.dictionaries;
     const dimCount = ds.dimensions.length;
     const maxCard = this.limits.maxDimensionCardinality;
     const futureLimit = this.clock() + this.limits.futureToleranceMs;
@@ -113,7 +114,7 @@ export class IngestPipeline {
       const key = v.key;
       if (key !== null) {
         hashKeyInto(key, keyHashes!, k);
-        if (this.pending.has(key) || this.dedup!.has(keyHashes![2 * k]!, keyHashes![2 * k + 1]!)) {
+        if (dedup!.has(keyHashes![2 * k]!, keyHashes![2 * k + 1]!) || unremembered?.has(key)) {
           result.duplicates++;
           continue;
         }
@@ -125,13 +126,20 @@ export class IngestPipeline {
         });
         continue;
       }
+      // One dictionary lookup per value; new values are interned only once the whole event is known to fit.
       let full = -1;
+      let fresh = false;
       for (let d = 0; d < dimCount; d++) {
-        const value = rows.dims[d]![k]!;
-        const dict = head.dictionaries[d]!;
-        if (dict.idOf(value) === undefined && dict.size - 1 >= maxCard) {
-          full = d;
-          break;
+        const id = dicts[d]!.idOf(rows.dims[d]![k]!);
+        if (id === undefined) {
+          if (dicts[d]!.size - 1 >= maxCard) {
+            full = d;
+            break;
+          }
+          fresh = true;
+          ids[d]![k] = 0xffffffff;
+        } else {
+          ids[d]![k] = id;
         }
       }
       if (full >= 0) {
@@ -141,28 +149,18 @@ export class IngestPipeline {
         });
         continue;
       }
-      for (let d = 0; d < dimCount; d++) ids[d]![k] = head.intern(d, rows.dims[d]![k]!, maxCard);
-      if (key !== null) {
-        this.pending.add(key);
-        keys.push(key);
-      }
+      if (fresh) for (let d = 0; d < dimCount; d++) if (ids[d]![k] === 0xffffffff) ids[d]![k] = dicts[d]!.intern(rows.dims[d]![k]!);
+      if (key !== null && !dedup!.add(keyHashes![2 * k]!, keyHashes![2 * k + 1]!, ts)) (unremembered ??= new Set()).add(key);
       if (ts > maxTs) maxTs = ts;
       k++;
     }
     rows.length = k;
     result.accepted = k;
-    return { result, rows, ids, keys, keyHashes, maxTs };
+    return { result, rows, ids, keyHashes, maxTs };
   }
 
-  /** Make a prepared batch visible: remember its keys, move the watermark, append its rows to the head. */
+  /** Make a prepared batch visible: append its rows to the head and move the watermark. */
   commit(p: PreparedBatch): void {
-    if (this.dedup !== null) {
-      const h = p.keyHashes!;
-      for (let r = 0; r < p.keys.length; r++) {
-        this.dedup.add(h[2 * r]!, h[2 * r + 1]!, p.rows.ts[r]!);
-        this.pending.delete(p.keys[r]!);
-      }
-    }
     this.head.append(p.rows, p.ids, p.keyHashes);
     this.advanceWatermark(p.maxTs);
   }
@@ -175,32 +173,78 @@ export class IngestPipeline {
   }
 
   /**
-   * Re-apply a logged batch at open. Rows for which `sealed(row)` is true are already in a segment and are not
+   * Re-apply a logged batch at open. Rows in a minute for which `sealedMinute` is true are already in a segment and are not
    * appended again; their keys and times still count for dedup and the watermark. No validation: the batch was
    * validated when it was accepted.
    */
-  replay(rec: BatchRecord, sealed: (ts: number) => boolean): number {
-    const rows = rec.rows;
-    const keep: number[] = [];
-    for (let r = 0; r < rows.length; r++) {
-      const ts = rows.ts[r]!;
-      if (rec.keyHashes !== null && this.dedup !== null) this.dedup.add(rec.keyHashes[2 * r]!, rec.keyHashes[2 * r + 1]!, ts);
-      if (!sealed(ts)) keep.push(r);
-      if (ts > this.watermarkMs) this.watermarkMs = ts;
+  replay(rec: BatchRecord, sealedMinute: (minute: number) => boolean): number {
+    const n = rec.n;
+    const ts = rec.ts;
+    const hashes = rec.keyHashes;
+    const dedup = hashes === null ? null : this.dedup;
+    // Rows of a record cluster in few minutes: decide "sealed" once per minute, and build a keep-list only if
+    // some row is skipped.
+    let keep: Uint32Array | null = null;
+    let kept = 0;
+    let lastMinute = NaN;
+    let lastSealed = false;
+    let maxTs = this.watermarkMs;
+    for (let r = 0; r < n; r++) {
+      const t = ts[r]!;
+      if (dedup !== null) dedup.add(hashes![2 * r]!, hashes![2 * r + 1]!, t);
+      const minute = t - (t % MINUTE_MS);
+      if (minute !== lastMinute) {
+        lastMinute = minute;
+        lastSealed = sealedMinute(minute);
+      }
+      if (lastSealed) {
+        if (keep === null) {
+          keep = new Uint32Array(n);
+          for (let i = 0; i < r; i++) keep[i] = i;
+        }
+      } else {
+        if (keep !== null) keep[kept] = r;
+        kept++;
+      }
+      if (t > maxTs) maxTs = t;
     }
-    if (keep.length > 0) {
-      const sub = keep.length === rows.length ? rows : {
-        length: keep.length,
-        ts: Float64Array.from(keep, (r) => rows.ts[r]!),
-        dims: rows.dims.map((col) => keep.map((r) => col[r]!)),
-        metrics: rows.metrics.map((col) => Float64Array.from(keep, (r) => col[r]!)),
-      };
-      const hashes = rec.keyHashes === null ? null : keep.length === rows.length ? rec.keyHashes
-        : Uint32Array.from(keep.flatMap((r) => [rec.keyHashes![2 * r]!, rec.keyHashes![2 * r + 1]!]));
-      const ids = this.ds.dimensions.map((_, d) => Uint32Array.from(sub.dims[d]!, (v) => this.head.dictionaries[d]!.intern(v)));
-      this.head.append(sub, ids, hashes);
+    this.advanceWatermark(maxTs);
+    if (kept === 0) return 0;
+    const all = keep === null;
+    const pick = <T extends Float64Array | Uint32Array>(col: T, make: (len: number) => T): T => {
+      if (all) return col;
+      const out = make(kept);
+      for (let i = 0; i < kept; i++) out[i] = col[keep![i]!]!;
+      return out;
+    };
+    // Each distinct value of the record is interned once; rows map through the record's local ids.
+    const ids = rec.dims.map((dim, d) => {
+      const dict = this.head.dictionaries[d]!;
+      const values = dim.values;
+      const toHead = new Uint32Array(values.length);
+      for (let i = 0; i < values.length; i++) toHead[i] = dict.intern(values[i]!);
+      const out = new Uint32Array(kept);
+      for (let i = 0; i < kept; i++) out[i] = toHead[dim.ids[all ? i : keep![i]!]!]!;
+      return out;
+    });
+    const rows: RowBatch = {
+      length: kept,
+      ts: pick(rec.ts, (l) => new Float64Array(l)),
+      dims: [], // not read by the head, which takes the interned ids
+      metrics: rec.metrics.map((m) => pick(m, (l) => new Float64Array(l))),
+    };
+    let keptHashes: Uint32Array | null = null;
+    if (hashes !== null) {
+      keptHashes = all ? hashes : new Uint32Array(2 * kept);
+      if (!all) {
+        for (let i = 0; i < kept; i++) {
+          keptHashes[2 * i] = hashes[2 * keep![i]!]!;
+          keptHashes[2 * i + 1] = hashes[2 * keep![i]! + 1]!;
+        }
+      }
     }
-    return keep.length;
+    this.head.append(rows, ids, keptHashes);
+    return kept;
   }
 
   /** Account for rows already durable in segments at open: their times move the watermark, their keys are remembered. */
@@ -217,6 +261,8 @@ export class IngestPipeline {
 
   /** Forget a prepared batch that will not be committed (its write failed): its keys are free again. */
   abort(p: PreparedBatch): void {
-    for (const key of p.keys) this.pending.delete(key);
+    const h = p.keyHashes;
+    if (h === null || this.dedup === null) return;
+    for (let r = 0; r < p.rows.length; r++) this.dedup.remove(h[2 * r]!, h[2 * r + 1]!);
   }
 }

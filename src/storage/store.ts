@@ -24,7 +24,7 @@ import { BlockCache } from '../segment/cache.js';
 import { buildSegment, readFooter } from '../segment/format.js';
 import { DiskSegment } from '../segment/reader.js';
 import { MINUTE_MS } from '../time.js';
-import { encodeBatch, frameRecord } from '../wal/record.js';
+import { encodeBatch, frameRecord, logDimensions } from '../wal/record.js';
 import { replayWal } from '../wal/replay.js';
 import { WalWriter, walFileName, walFileSeq, type FsyncMode } from '../wal/wal.js';
 import { publishFile, type FileSystem } from './fs.js';
@@ -231,8 +231,8 @@ export class Store {
         throw new TallyError('WAL_CORRUPT', `WAL file ${walFileName(seq)} holds a record (lsn ${rec.lsn}) for datasource '${rec.ds}', which the manifest does not list`, { file: walFileName(seq), lsn: rec.lsn });
       }
       this.recovery.walRecords++;
-      this.recovery.walRowsReplayed += st.pipeline.replay(rec, (ts) => rec.lsn <= (st.sealedLsn.get(ts - (ts % MINUTE_MS)) ?? -1));
-      this.track(seq, rec.ds, rec.rows.ts, rec.rows.length, rec.lsn);
+      this.recovery.walRowsReplayed += st.pipeline.replay(rec, (minute) => rec.lsn <= (st.sealedLsn.get(minute) ?? -1));
+      this.track(seq, rec.ds, rec.ts, rec.n, rec.lsn);
       if (rec.lsn > this.lastLsn) this.lastLsn = rec.lsn;
     });
     this.recovery.tornBytes = replay.tornBytes;
@@ -296,7 +296,10 @@ export class Store {
   write(ds: Datasource, p: PreparedBatch): { lsn: number; done: Promise<number> } {
     if (this.closed) throw new TallyError('ENGINE_CLOSED', 'the engine is closed');
     const lsn = ++this.lastLsn;
-    const framed = frameRecord(encodeBatch({ lsn, ds: ds.name, rows: p.rows, keyHashes: p.keyHashes }));
+    const rows = p.rows;
+    const framed = frameRecord(encodeBatch({
+      lsn, ds: ds.name, n: rows.length, ts: rows.ts, dims: logDimensions(rows, p.ids), metrics: rows.metrics, keyHashes: p.keyHashes,
+    }));
     return { lsn, done: this.wal.append(framed, lsn) };
   }
 

@@ -8,7 +8,10 @@
  *   file   = header(16) record*
  *   header = magic "TLYW" | version u16 | reserved u16 | firstLsn u64          (little-endian)
  *   record = len u32 | crc u32 = crc32c(payload) | hcrc u32 = crc32c(len ‖ crc) | payload[len]
- *   payload = lz4 block of msgpack { v, lsn, ds, n, ts, dims, metrics, keys }
+ *   payload = lz4 block of msgpack { v: 1, lsn, ds, n, ts, dims, metrics, keys }
+ *     ts      = n × f64 LE (bytes)          metrics = [n × f64 LE (bytes), …]   (NaN = null)
+ *     dims    = [{ values: [string | null, …], ids: n × u32 LE (bytes) }, …]      (a record-local dictionary)
+ *     keys    = n × (hi u32, lo u32) LE (bytes) — 64-bit dedup key hashes — or null
  */
 import { crc32c } from '@node-rs/crc32';
 import { compress, decompress } from '../storage/compress.js';
@@ -91,11 +94,20 @@ export function* scanRecords(buf: Buffer, start: number): Generator<ScanStep> {
   yield { kind: 'end' };
 }
 
+/** One dimension column of a logged batch: the distinct values of the batch, and each row's index into them. */
+export interface LoggedDimension {
+  values: (string | null)[];
+  ids: Uint32Array;
+}
+
 /** One ingest batch as logged: the accepted rows, with the 64-bit hashes of their dedup keys. */
 export interface BatchRecord {
   lsn: number;
   ds: string;
-  rows: RowBatch;
+  n: number;
+  ts: Float64Array;
+  dims: LoggedDimension[];
+  metrics: Float64Array[];
   /** hi, lo per row; null when the datasource has no dedup key. */
   keyHashes: Uint32Array | null;
 }
@@ -108,16 +120,41 @@ function aligned(b: Buffer): ArrayBuffer {
   return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
 }
 
+/**
+ * Record-local dictionaries from the rows' head dictionary ids: integer work only, and each distinct string is
+ * packed once per record instead of once per row.
+ */
+export function logDimensions(rows: RowBatch, headIds: readonly Uint32Array[]): LoggedDimension[] {
+  const n = rows.length;
+  return headIds.map((hid, d) => {
+    const local = new Map<number, number>();
+    const values: (string | null)[] = [];
+    const ids = new Uint32Array(n);
+    const col = rows.dims[d]!;
+    for (let r = 0; r < n; r++) {
+      const h = hid[r]!;
+      let l = local.get(h);
+      if (l === undefined) {
+        l = values.length;
+        values.push(col[r]!);
+        local.set(h, l);
+      }
+      ids[r] = l;
+    }
+    return { values, ids };
+  });
+}
+
 export function encodeBatch(r: BatchRecord): Buffer {
-  const n = r.rows.length;
+  const n = r.n;
   const body = pack({
     v: 1,
     lsn: r.lsn,
     ds: r.ds,
     n,
-    ts: bytesOf(r.rows.ts.subarray(0, n)),
-    dims: r.rows.dims.map((col) => (col.length === n ? col : col.slice(0, n))),
-    metrics: r.rows.metrics.map((m) => bytesOf(m.subarray(0, n))),
+    ts: bytesOf(r.ts.subarray(0, n)),
+    dims: r.dims.map((d) => ({ values: d.values, ids: bytesOf(d.ids.subarray(0, n)) })),
+    metrics: r.metrics.map((m) => bytesOf(m.subarray(0, n))),
     keys: r.keyHashes === null ? null : bytesOf(r.keyHashes.subarray(0, 2 * n)),
   });
   return compress(body);
@@ -130,13 +167,25 @@ export function decodeBatch(payload: Buffer): BatchRecord {
   const n = o.n as number;
   if (!Number.isSafeInteger(n) || n < 0) throw new Error('bad row count');
   if (typeof o.ds !== 'string' || !Number.isSafeInteger(o.lsn)) throw new Error('bad datasource or lsn');
-  const ts = new Float64Array(aligned(o.ts as Buffer));
-  const dims = o.dims as (string | null)[][];
-  const metrics = (o.metrics as Buffer[]).map((b) => new Float64Array(aligned(b)));
-  if (ts.length !== n || !Array.isArray(dims) || dims.some((c) => !Array.isArray(c) || c.length !== n) || metrics.some((m) => m.length !== n)) {
+  if (!Buffer.isBuffer(o.ts) || !Array.isArray(o.dims) || !Array.isArray(o.metrics)) throw new Error('missing columns');
+  const ts = new Float64Array(aligned(o.ts));
+  const dims = (o.dims as { values: unknown; ids: unknown }[]).map((d) => {
+    if (d === null || typeof d !== 'object' || !Array.isArray(d.values) || !Buffer.isBuffer(d.ids)) throw new Error('bad dimension column');
+    const ids = new Uint32Array(aligned(d.ids));
+    const values = d.values as (string | null)[];
+    if (values.some((v) => v !== null && typeof v !== 'string')) throw new Error('bad dimension value');
+    for (let r = 0; r < ids.length; r++) if (ids[r]! >= values.length) throw new Error('dimension id out of range');
+    return { values, ids };
+  });
+  const metrics = (o.metrics as unknown[]).map((b) => {
+    if (!Buffer.isBuffer(b)) throw new Error('bad metric column');
+    return new Float64Array(aligned(b));
+  });
+  if (ts.length !== n || dims.some((c) => c.ids.length !== n) || metrics.some((m) => m.length !== n)) {
     throw new Error('column lengths disagree with the row count');
   }
+  if (o.keys !== null && !Buffer.isBuffer(o.keys)) throw new Error('bad key column');
   const keys = o.keys === null ? null : new Uint32Array(aligned(o.keys as Buffer));
   if (keys !== null && keys.length !== 2 * n) throw new Error('key hashes disagree with the row count');
-  return { lsn: o.lsn as number, ds: o.ds, rows: { length: n, ts, dims, metrics }, keyHashes: keys };
+  return { lsn: o.lsn as number, ds: o.ds, n, ts, dims, metrics, keyHashes: keys };
 }

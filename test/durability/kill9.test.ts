@@ -1,6 +1,6 @@
 /**
  * kill -9 at random moments, 100 times: after every restart each acknowledged event is present exactly once and
- * each batch is all-or-nothing (a real process, the real file system). scripts/crash-loop runs it longer.
+ * each batch is all-or-nothing (a real process, the real file system). `npm run crash-loop -- --cycles N` runs it longer.
  */
 import { expect, it } from 'vitest';
 import { crashLoop } from '../support/crash-loop.js';

@@ -53,7 +53,8 @@ describe('a record whose checksums match but whose payload does not decode', () 
   const payloads: [string, Buffer][] = [
     ['not lz4', Buffer.from('definitely not an lz4 block')],
     ['lz4 of garbage', lz4.compressSync(Buffer.from([0xc1, 0xc1, 0xc1]))],
-    ['a batch whose columns disagree with its row count', lz4.compressSync(pack({ v: 1, lsn: 3, ds: 'ev', n: 5, ts: Buffer.alloc(16), dims: [[], []], metrics: [Buffer.alloc(0)], keys: null }))],
+    ['a batch whose columns disagree with its row count', lz4.compressSync(pack({ v: 1, lsn: 3, ds: 'ev', n: 5, ts: Buffer.alloc(16), dims: [{ values: [], ids: Buffer.alloc(0) }], metrics: [Buffer.alloc(0)], keys: null }))],
+    ['a dimension id beyond its record dictionary', lz4.compressSync(pack({ v: 1, lsn: 3, ds: 'ev', n: 1, ts: Buffer.alloc(8), dims: [{ values: ['a'], ids: Buffer.from([7, 0, 0, 0]) }, { values: ['b'], ids: Buffer.alloc(4) }], metrics: [Buffer.alloc(8)], keys: null }))],
     ['an unknown record version', lz4.compressSync(pack({ v: 99 }))],
   ];
   it.each(payloads)('(%s) stops open as corruption, in the middle or at the end, and applies nothing of it', async (_what, payload) => {
@@ -76,7 +77,7 @@ describe('a record whose checksums match but whose payload does not decode', () 
 it('a record for a datasource the manifest does not know is corruption, not a crash', async () => {
   const { fs, wal, bytes } = await fiveBatches();
   const { encodeBatch } = await import('../../src/wal/record.js');
-  const stray = frameRecord(encodeBatch({ lsn: 99, ds: 'ghost', rows: { length: 0, ts: new Float64Array(0), dims: [], metrics: [] }, keyHashes: null }));
+  const stray = frameRecord(encodeBatch({ lsn: 99, ds: 'ghost', n: 0, ts: new Float64Array(0), dims: [], metrics: [], keyHashes: null }));
   fs.setBytes(wal, Buffer.concat([bytes, stray]));
   await expect(openOn(fs)).rejects.toMatchObject({ code: 'WAL_CORRUPT', message: expect.stringContaining('ghost') });
 });

@@ -1,5 +1,5 @@
 /**
- * The kill -9 loop, shared by the test (100 cycles) and the longer script (scripts/crash-loop): start the child,
+ * The kill -9 loop, shared by the test (100 cycles) and the longer script (npm run crash-loop): start the child,
  * let it ingest, SIGKILL it at a random moment, then open the directory here and check that every acknowledged
  * batch is present exactly once and every batch is all-or-nothing.
  */
