@@ -20,7 +20,7 @@ import { queryDatasourceName, resolveQuery, type Query, type QueryResult } from 
 import { compileSql } from './query/sql.js';
 import type { HeadStats } from './head/head.js';
 import type { DedupStats } from './ingest/dedup.js';
-import { NodeFs, type FileSystem } from './storage/fs.js';
+import { NODE_FS, type FileSystem } from './storage/fs.js';
 import { Store, type StoreStats } from './storage/store.js';
 import type { FsyncMode } from './wal/wal.js';
 import type { SegmentReader } from './query/reader.js';
@@ -234,7 +234,7 @@ export async function open(options: OpenOptions = {}): Promise<Tally> {
   if (options.memory === true) return new Tally(limits, clock);
   const store = await Store.open({
     dir: path.resolve(options.dir!),
-    fs: options.fileSystem ?? new NodeFs(),
+    fs: options.fileSystem ?? NODE_FS,
     fsync: options.fsync ?? 'always',
     fsyncIntervalMs: positive('fsyncIntervalMs', 100),
     walSegmentBytes: positive('walSegmentBytes', 64 * 1024 * 1024),

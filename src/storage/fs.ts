@@ -124,6 +124,9 @@ export class NodeFs implements FileSystem {
   }
 }
 
+/** The process's one real file system: the registry of open directories (DIR_LOCKED) is keyed by it. */
+export const NODE_FS: FileSystem = new NodeFs();
+
 /** Write a whole buffer, looping over short writes; a write that makes no progress is an error. */
 export async function writeFully(f: WritableFile, buf: Buffer, position: number): Promise<void> {
   let done = 0;

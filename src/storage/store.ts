@@ -163,7 +163,7 @@ export class Store {
     if (missing.length > 0) {
       if (!this.opts.repair) {
         throw new TallyError('SEGMENT_MISSING',
-          `the manifest lists ${missing.length} segment file(s) that do not exist, first ${missing[0]!.file} (${missing[0]!.rows} rows of '${missing[0]!.datasource}'). Restore the file(s) from a backup, or reopen with { repair: true } (tallydb serve --repair) to drop them from the manifest and lose their rows`,
+          `the manifest lists ${missing.length} segment file(s) that do not exist, first ${missing[0]!.file} (${missing[0]!.rows} rows of '${missing[0]!.datasource}'). Restore the file(s) from a backup, or reopen with { repair: true } to drop them from the manifest and lose their rows`,
           { files: missing.map((e) => e.file) });
       }
       this.manifest = { ...this.manifest, segments: this.manifest.segments.filter((e) => onDisk.has(e.file)) };

@@ -101,7 +101,7 @@ async function corrupt(
   const rel = path.join('wal', path.basename(file));
   if (!opts.repair) {
     throw new TallyError('WAL_CORRUPT',
-      `WAL corruption in ${rel} at offset ${offset}: ${reason}. Every record before it is intact. To keep them and move the damaged rest to wal/aside/, reopen with { repair: true } (tallydb serve --repair).`,
+      `WAL corruption in ${rel} at offset ${offset}: ${reason}. Every record before it is intact. To keep them and move the damaged rest to wal/aside/, reopen with { repair: true }.`,
       { file: rel, offset, reason });
   }
   const aside = path.join(dir, 'aside');

@@ -41,7 +41,7 @@ export async function crashLoop(cycles: number, opts: { k?: number; mode?: strin
   const child = bundleChild();
   const acked = new Set<number>();
   let next = 0;
-  let presentUnacked = 0;
+  const presentUnacked = new Set<number>();
   let segments = 0;
   try {
     for (let c = 0; c < cycles; c++) {
@@ -94,7 +94,8 @@ export async function crashLoop(cycles: number, opts: { k?: number; mode?: strin
       }
       for (const [b, n] of counts) {
         if (n !== k) throw new Error(`cycle ${c}: batch ${b} is partial: ${n} of ${k} events`);
-        if (!acked.has(b)) presentUnacked++;
+        if (!acked.has(b)) presentUnacked.add(b);
+        else presentUnacked.delete(b);
       }
       segments = db.stats('ev').storage!.segments;
       await db.close();
@@ -104,5 +105,5 @@ export async function crashLoop(cycles: number, opts: { k?: number; mode?: strin
     rmSync(work, { recursive: true, force: true });
     rmSync(child, { force: true });
   }
-  return { cycles, acked: acked.size, presentUnacked, segments };
+  return { cycles, acked: acked.size, presentUnacked: presentUnacked.size, segments };
 }

@@ -1,0 +1,46 @@
+/**
+ * One process at a time: a directory held by another live process is refused with DIR_LOCKED, and so is a second
+ * open in the same process; a LOCK left by a dead process is taken over. A failed seal leaves the minute readable
+ * and in the WAL, and sealing succeeds on retry.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { expect, it } from 'vitest';
+import { open } from 'tallydb';
+import { MemFs } from '../support/memfs.js';
+import { batch, countsByBatch, openOn } from '../support/durable.js';
+
+it('a directory held by a live process, or already open here, is refused with DIR_LOCKED; a dead holder is taken over', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'tallydb-lock-'));
+  try {
+    writeFileSync(path.join(dir, 'LOCK'), '1\n'); // pid 1 is always alive
+    await expect(open({ dir })).rejects.toMatchObject({ code: 'DIR_LOCKED', details: { pid: 1 } });
+    writeFileSync(path.join(dir, 'LOCK'), '999999999\n'); // no such process
+    const db = await open({ dir });
+    await expect(open({ dir })).rejects.toMatchObject({ code: 'DIR_LOCKED' });
+    await db.close();
+    const again = await open({ dir });
+    await again.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+it('a seal that fails keeps the minute readable and in the WAL, and succeeds when retried', async () => {
+  const fs = new MemFs();
+  const db = await openOn(fs);
+  await db.ingest('ev', batch(0, 20));
+  fs.inject({ op: 'write', path: /\.seg\.tmp$/ });
+  await expect(db.flush()).rejects.toMatchObject({ code: 'EIO' });
+  expect(db.stats('ev').storage!.lastSealError).toMatch(/EIO/);
+  expect(await countsByBatch(db)).toEqual(new Map([[0, 20]]));
+  await db.flush();
+  expect(db.stats('ev').head.rows).toBe(0);
+  expect(db.stats('ev').storage!.lastSealError).toBeNull();
+  expect(await countsByBatch(db)).toEqual(new Map([[0, 20]]));
+  await db.close();
+  const re = await openOn(fs.powerLossCopy());
+  expect(await countsByBatch(re)).toEqual(new Map([[0, 20]]));
+  await re.close();
+});
