@@ -148,6 +148,38 @@ function onlyKeys(path: string, o: Record<string, unknown>, allowed: readonly st
   for (const k of Object.keys(o)) if (!allowed.includes(k)) bad(path, `unknown property '${k}'; want one of ${allowed.join(', ')}`);
 }
 
+type BoolTree<L> = { kind: 'and' | 'or'; children: BoolTree<L>[] } | { kind: 'not'; child: BoolTree<L> } | L;
+
+/**
+ * Parse an and/or/not tree whose leaves `leaf` parses, bounded by limits.maxFilterNodes and maxFilterDepth (both
+ * the WHERE-like filters and HAVING use it). `what` names the tree in messages.
+ */
+function boolTree<L>(what: string, limits: Limits, leaf: (path: string, o: Record<string, unknown>) => L, leafShape: string): (path: string, node: unknown) => BoolTree<L> {
+  let nodes = 0;
+  const parse = (path: string, f: unknown, depth: number): BoolTree<L> => {
+    if (++nodes > limits.maxFilterNodes) {
+      throw new TallyError('QUERY_TOO_COMPLEX', `${path}: the ${what} has more than ${limits.maxFilterNodes} nodes`, { path });
+    }
+    if (depth > limits.maxFilterDepth) {
+      throw new TallyError('QUERY_TOO_COMPLEX', `${path}: the ${what} nests deeper than ${limits.maxFilterDepth}`, { path });
+    }
+    if (!isObject(f)) bad(path, `want ${leafShape} | { and } | { or } | { not }`);
+    if ('and' in f || 'or' in f) {
+      const kind = 'and' in f ? 'and' : 'or';
+      onlyKeys(path, f, [kind]);
+      const list = f[kind];
+      if (!Array.isArray(list) || list.length === 0) bad(`${path}.${kind}`, `want a non-empty array`);
+      return { kind, children: list.map((c, i) => parse(`${path}.${kind}[${i}]`, c, depth + 1)) };
+    }
+    if ('not' in f) {
+      onlyKeys(path, f, ['not']);
+      return { kind: 'not', child: parse(`${path}.not`, f.not, depth + 1) };
+    }
+    return leaf(path, f);
+  };
+  return (path, node) => parse(path, node, 1);
+}
+
 const QUERY_KEYS = ['datasource', 'from', 'to', 'granularity', 'timeZone', 'timeColumn', 'filter', 'groupBy', 'aggregations',
   'postAggregations', 'having', 'orderBy', 'limit', 'offset'] as const;
 const AGG_TYPES: readonly AggregationType[] = ['count', 'sum', 'min', 'max', 'avg', 'distinctCount'];
@@ -193,26 +225,7 @@ export function resolveQuery(q: Query, ds: Datasource, limits: Limits): Plan {
     ?? bad('granularity', `got ${JSON.stringify(granularity)}; want 'all', 'minute', 'hour', 'day' or a duration like '5 minutes'`);
 
   // Filters
-  let nodes = 0;
-  const filter = (path: string, f: unknown, depth: number): ResolvedFilter => {
-    if (++nodes > limits.maxFilterNodes) {
-      throw new TallyError('QUERY_TOO_COMPLEX', `${path}: the filter has more than ${limits.maxFilterNodes} nodes`, { path });
-    }
-    if (depth > limits.maxFilterDepth) {
-      throw new TallyError('QUERY_TOO_COMPLEX', `${path}: the filter nests deeper than ${limits.maxFilterDepth}`, { path });
-    }
-    if (!isObject(f)) bad(path, 'want a filter object: { dimension, eq } | { dimension, in } | { and } | { or } | { not }');
-    if ('and' in f || 'or' in f) {
-      const kind = 'and' in f ? 'and' : 'or';
-      onlyKeys(path, f, [kind]);
-      const list = f[kind];
-      if (!Array.isArray(list) || list.length === 0) bad(`${path}.${kind}`, 'want a non-empty array of filters');
-      return { kind, children: list.map((c, i) => filter(`${path}.${kind}[${i}]`, c, depth + 1)) };
-    }
-    if ('not' in f) {
-      onlyKeys(path, f, ['not']);
-      return { kind: 'not', child: filter(`${path}.not`, f.not, depth + 1) };
-    }
+  const filter = boolTree<ResolvedFilter>('filter', limits, (path, f) => {
     const dim = dimOf(`${path}.dimension`, f.dimension);
     if ('eq' in f) {
       onlyKeys(path, f, ['dimension', 'eq']);
@@ -231,8 +244,8 @@ export function resolveQuery(q: Query, ds: Datasource, limits: Limits): Plan {
       return { kind: 'in', dim, values: [...new Set(f.in as (string | null)[])] };
     }
     return bad(path, "want 'eq' or 'in' beside 'dimension'");
-  };
-  const where = q.filter === undefined || q.filter === null ? null : filter('filter', q.filter, 1);
+  }, 'a filter object: { dimension, eq } | { dimension, in }') as (path: string, node: unknown) => ResolvedFilter;
+  const where = q.filter === undefined || q.filter === null ? null : filter('filter', q.filter);
 
   // Group by
   const groupByIn = q.groupBy ?? [];
@@ -283,7 +296,7 @@ export function resolveQuery(q: Query, ds: Datasource, limits: Limits): Plan {
         metric = metricIndex.get(a.metric) ?? unknownColumn(`${path}.metric`, 'metric', a.metric, metricIndex.keys());
       }
     }
-    const f = a.filter === undefined || a.filter === null ? null : filter(`${path}.filter`, a.filter, 1);
+    const f = a.filter === undefined || a.filter === null ? null : filter(`${path}.filter`, a.filter);
     return { name: a.name as string, type, metric, dim, filter: f, filterKey: f === null ? '' : JSON.stringify(f) };
   });
 
@@ -329,30 +342,14 @@ export function resolveQuery(q: Query, ds: Datasource, limits: Limits): Plan {
   };
 
   // Having
-  let havingNodes = 0;
-  const having = (path: string, h: unknown, depth: number): ResolvedHaving => {
-    if (++havingNodes > limits.maxFilterNodes || depth > limits.maxFilterDepth) {
-      throw new TallyError('QUERY_TOO_COMPLEX', `${path}: the having clause is too large`, { path });
-    }
-    if (!isObject(h)) bad(path, 'want { column, op, value } | { and } | { or } | { not }');
-    if ('and' in h || 'or' in h) {
-      const kind = 'and' in h ? 'and' : 'or';
-      onlyKeys(path, h, [kind]);
-      const list = h[kind];
-      if (!Array.isArray(list) || list.length === 0) bad(`${path}.${kind}`, 'want a non-empty array');
-      return { kind, children: list.map((c, i) => having(`${path}.${kind}[${i}]`, c, depth + 1)) };
-    }
-    if ('not' in h) {
-      onlyKeys(path, h, ['not']);
-      return { kind: 'not', child: having(`${path}.not`, h.not, depth + 1) };
-    }
+  const having = boolTree<ResolvedHaving>('having clause', limits, (path, h) => {
     onlyKeys(path, h, ['column', 'op', 'value']);
     const ops = ['=', '!=', '<', '<=', '>', '>='] as const;
     if (!ops.includes(h.op as (typeof ops)[number])) bad(`${path}.op`, `got ${JSON.stringify(h.op)}; want one of ${ops.join(' ')}`);
     if (h.value !== null && typeof h.value !== 'number' && typeof h.value !== 'string') bad(`${path}.value`, 'want a number, string or null');
     return { kind: 'cmp', column: columnOf(`${path}.column`, h.column), op: h.op as (typeof ops)[number], value: h.value as number | string | null };
-  };
-  const havingResolved = q.having === undefined || q.having === null ? null : having('having', q.having, 1);
+  }, '{ column, op, value }') as (path: string, node: unknown) => ResolvedHaving;
+  const havingResolved = q.having === undefined || q.having === null ? null : having('having', q.having);
 
   // Order, limit, offset
   const orderIn = q.orderBy ?? [];

@@ -44,3 +44,19 @@ it('a seal that fails keeps the minute readable and in the WAL, and succeeds whe
   expect(await countsByBatch(re)).toEqual(new Map([[0, 20]]));
   await re.close();
 });
+
+it('a late event for a minute already sealed becomes an additional segment for that minute, counted once', async () => {
+  const fs = new MemFs();
+  const db = await openOn(fs);
+  await db.ingest('ev', batch(0, 10));
+  await db.flush(); // seals minute 10:00 early (its lateness has not passed)
+  await db.ingest('ev', batch(0, 10).map((e) => ({ ...e, id: `late-${(e as { id: string }).id}`, batch: '1' })));
+  await db.flush();
+  expect(db.stats('ev').storage!.segments).toBe(2);
+  expect(await countsByBatch(db)).toEqual(new Map([[0, 10], [1, 10]]));
+  await db.close();
+  const re = await openOn(fs.powerLossCopy());
+  expect(await countsByBatch(re)).toEqual(new Map([[0, 10], [1, 10]]));
+  expect((await re.ingest('ev', batch(0, 10))).duplicates).toBe(10);
+  await re.close();
+});
