@@ -47,6 +47,8 @@ export interface OpenOptions {
   fileSystem?: FileSystem;
   /** Durable mode, tests only: called after each named step of sealing and checkpointing; may throw. */
   testHooks?: { step?: (name: string) => void | Promise<void> };
+  /** Durable mode: observer of each WAL fsync's duration in seconds (the daemon's metrics use it). */
+  onWalSync?: (seconds: number) => void;
   /** Overrides of the defaults in limits.ts. */
   limits?: Partial<Limits>;
   /** The engine clock (epoch ms) used for `now()` in SQL and the future-timestamp check; default Date.now. */
@@ -64,6 +66,8 @@ export interface DatasourceStats {
   memoryBytes: number;
   /** Durable mode: segments of this datasource and the engine's WAL and cache; null in memory mode. */
   storage: StoreStats | null;
+  /** Durable mode: minutes waiting to be sealed into segments. */
+  sealBacklogMinutes: number;
 }
 
 export class Tally {
@@ -131,6 +135,10 @@ export class Tally {
   async ingest(datasource: string, events: unknown): Promise<IngestResult> {
     this.check();
     const p = this.pipeline(datasource);
+    const overload = this.store?.overload() ?? null;
+    if (overload !== null) {
+      throw new TallyError('INGEST_OVERLOADED', `ingest refused, nothing was accepted: ${overload}; retry shortly`, { retryAfterSeconds: 1 });
+    }
     const prepared = p.prepare(events);
     if (this.store === null || prepared.rows.length === 0) {
       p.commit(prepared);
@@ -167,7 +175,7 @@ export class Tally {
     const startedAt = performance.now();
     const p = this.pipeline(queryDatasourceName(q));
     const plan = resolveQuery(q, p.ds, this.limits);
-    return execute(plan, this.readers(p.ds.name, plan.from, plan.to), this.limits, startedAt);
+    return await execute(plan, this.readers(p.ds.name, plan.from, plan.to), this.limits, startedAt);
   }
 
   /** Run a SQL query (docs/query.md#sql); columns come in SELECT order under their SQL names. */
@@ -177,7 +185,7 @@ export class Tally {
     const compiled = compileSql(text, { now: this.clock(), limits: this.limits, datasource: (name) => this.pipeline(name).ds });
     const p = this.pipeline(compiled.query.datasource);
     const plan = resolveQuery(compiled.query, p.ds, this.limits);
-    const result = execute(plan, this.readers(p.ds.name, plan.from, plan.to), this.limits, startedAt);
+    const result = await execute(plan, this.readers(p.ds.name, plan.from, plan.to), this.limits, startedAt);
     const picks = compiled.select.map((s) => result.columns.indexOf(s.source));
     return {
       columns: compiled.select.map((s) => s.name),
@@ -194,7 +202,7 @@ export class Tally {
     const storage = this.store?.stats(datasource) ?? null;
     return {
       name: datasource, rows: head.rows + (storage?.segmentRows ?? 0), watermark: p.watermark, head, dedup,
-      memoryBytes: head.bytes + (dedup?.bytes ?? 0), storage,
+      memoryBytes: head.bytes + (dedup?.bytes ?? 0), storage, sealBacklogMinutes: this.store?.sealBacklog(datasource) ?? 0,
     };
   }
 
@@ -217,7 +225,7 @@ export async function open(options: OpenOptions = {}): Promise<Tally> {
     throw new TallyError('OPTIONS_INVALID', `open: ${message}`);
   };
   if (typeof options !== 'object' || options === null) fail('want an options object such as { memory: true }');
-  const known = ['memory', 'dir', 'limits', 'clock', 'fsync', 'fsyncIntervalMs', 'walSegmentBytes', 'cacheBytes', 'headBytes', 'repair', 'fileSystem', 'testHooks'];
+  const known = ['memory', 'dir', 'limits', 'clock', 'fsync', 'fsyncIntervalMs', 'walSegmentBytes', 'cacheBytes', 'headBytes', 'repair', 'fileSystem', 'testHooks', 'onWalSync'];
   for (const k of Object.keys(options)) if (!known.includes(k)) fail(`unknown option '${k}'; want one of ${known.join(', ')}`);
   if (options.memory === true && options.dir !== undefined) fail('choose { memory: true } or { dir }, not both');
   if (options.memory !== true && (typeof options.dir !== 'string' || options.dir.length === 0)) fail('want { memory: true } or { dir: "path" }');
@@ -242,6 +250,7 @@ export async function open(options: OpenOptions = {}): Promise<Tally> {
     headBytes: positive('headBytes', 512 * 1024 * 1024),
     repair: options.repair === true,
     ...(options.testHooks?.step ? { step: options.testHooks.step } : {}),
+    ...(options.onWalSync ? { onWalSync: options.onWalSync } : {}),
   }, limits, (ds) => new IngestPipeline(ds, limits, clock));
   return new Tally(limits, clock, store);
 }

@@ -39,6 +39,14 @@ export interface Limits {
   maxSqlLength: number;
   /** Segments that may fail their checks at open before open stops instead of quarantining them. */
   maxBrokenSegments: number;
+  /** Wall time one query may run before it is cancelled with QUERY_TIMEOUT. */
+  queryTimeoutMs: number;
+  /** Queries running at once in the daemon; more get TOO_MANY_QUERIES. */
+  maxConcurrentQueries: number;
+  /** Bytes of one HTTP request body. */
+  maxBodyBytes: number;
+  /** Bytes queued for the WAL before ingest is refused with INGEST_OVERLOADED. */
+  maxWalBacklogBytes: number;
 }
 
 export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
@@ -59,6 +67,10 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   maxGroups: 1_000_000,
   maxSqlLength: 64 * 1024,
   maxBrokenSegments: 10,
+  queryTimeoutMs: 30_000,
+  maxConcurrentQueries: 16,
+  maxBodyBytes: 64 * 1024 * 1024,
+  maxWalBacklogBytes: 256 * 1024 * 1024,
 });
 
 /** Merge user overrides over the defaults; every override must be a positive integer. */

@@ -77,6 +77,8 @@ class QueryDictionary {
 
 const DENSE_GROUP_TABLE_MAX = 1 << 20;
 const BITMAP_COMBINATIONS_MAX = 4096;
+/** A running query yields to the event loop at least this often. */
+const YIELD_EVERY_MS = 8;
 /**
  * One bitmap intersection or cardinality (an N-API call on a small bitmap) costs about as much as visiting this
  * many rows in the scan loop (measured: ~1 µs against ~30 ns per row on this machine). The bitmap strategy is
@@ -170,7 +172,7 @@ class Groups {
   }
 }
 
-export function execute(plan: Plan, readers: readonly SegmentReader[], limits: Limits, startedAt: number): QueryResult {
+export async function execute(plan: Plan, readers: readonly SegmentReader[], limits: Limits, startedAt: number): Promise<QueryResult> {
   const stats: QueryStats = { elapsedMs: 0, readers: readers.length, rowsScanned: 0, bitmapReaders: 0, groups: 0 };
   const b = plan.bucketing;
   const groupDims = plan.groupDims;
@@ -208,12 +210,12 @@ export function execute(plan: Plan, readers: readonly SegmentReader[], limits: L
   const allCounts = plan.aggregations.every((a) => a.type === 'count' && a.metric < 0);
   const gidScratch = new Array<number>(groupDims.length).fill(0);
 
-  for (const reader of readers) {
+  const runReader = (reader: SegmentReader): void => {
     const n = reader.rowCount;
-    if (n === 0) continue;
+    if (n === 0) return;
     let base = timeRangeRows(reader, plan.from, plan.to);
     if (base !== 'none' && plan.filter !== null) base = intersect(base, evalFilter(plan.filter, reader));
-    if (base === 'none') continue;
+    if (base === 'none') return;
 
     const firstBucket = bucketStart(Math.max(reader.minTs, plan.from), b);
     const oneBucket = b.kind === 'all' || firstBucket === bucketStart(Math.min(reader.maxTs, plan.to - 1), b);
@@ -264,7 +266,7 @@ export function execute(plan: Plan, readers: readonly SegmentReader[], limits: L
           }
         };
         level(0, base);
-        continue;
+        return;
       }
     }
 
@@ -336,6 +338,21 @@ export function execute(plan: Plan, readers: readonly SegmentReader[], limits: L
         }
       }
     });
+  };
+
+  // Readers run one at a time; between them the query checks its deadline and, every few milliseconds, yields
+  // to the event loop so that ingest and other requests are served while a long query runs.
+  let lastYield = performance.now();
+  for (const reader of readers) {
+    runReader(reader);
+    const now = performance.now();
+    if (now - startedAt > limits.queryTimeoutMs) {
+      throw new TallyError('QUERY_TIMEOUT', `the query ran longer than ${limits.queryTimeoutMs} ms and was cancelled; narrow its time range or filter`, { limit: limits.queryTimeoutMs });
+    }
+    if (now - lastYield > YIELD_EVERY_MS) {
+      await new Promise((resolve) => setImmediate(resolve));
+      lastYield = performance.now();
+    }
   }
 
   // A query with neither time buckets nor group-by answers one row even when nothing matched (as SQL does).

@@ -44,6 +44,8 @@ export interface StoreOptions {
   repair: boolean;
   /** Test hook: called after each named step of sealing and checkpointing; may throw to simulate a crash. */
   step?: (name: string) => void | Promise<void>;
+  /** Observer of each WAL fsync's duration in seconds (metrics). */
+  onWalSync?: (seconds: number) => void;
 }
 
 interface DsStorage {
@@ -245,7 +247,10 @@ export class Store {
     if (manifestChanged) await this.updateManifest((m) => m);
     const names = [...(await fsys.list(walDir)), ...(await fsys.list(path.join(walDir, 'aside'))).map((n) => n.replace(/\..*$/, '.log'))];
     const maxSeq = Math.max(0, ...names.map((n) => walFileSeq(n) ?? 0));
-    this.wal = await WalWriter.open(fsys, walDir, { fsync: this.opts.fsync, intervalMs: this.opts.fsyncIntervalMs, segmentBytes: this.opts.walSegmentBytes }, maxSeq + 1, null, this.lastLsn + 1);
+    this.wal = await WalWriter.open(fsys, walDir, {
+      fsync: this.opts.fsync, intervalMs: this.opts.fsyncIntervalMs, segmentBytes: this.opts.walSegmentBytes,
+      onSync: (seconds) => this.opts.onWalSync?.(seconds),
+    }, maxSeq + 1, null, this.lastLsn + 1);
     this.walFiles.set(this.wal.seq, new Map());
     await this.checkpoint();
     this.scheduleSeal();
@@ -311,6 +316,28 @@ export class Store {
 
   get walBacklogBytes(): number {
     return this.wal.backlogBytes;
+  }
+
+  /**
+   * Why ingest must wait, or null: the WAL queue is over its budget, or sealing is behind so far that the head
+   * holds twice its memory budget. Checked before a batch is accepted, so refusing never loses anything.
+   */
+  overload(): string | null {
+    if (this.wal.backlogBytes > this.limits.maxWalBacklogBytes) {
+      return `the WAL queue holds ${this.wal.backlogBytes} bytes (limit ${this.limits.maxWalBacklogBytes})`;
+    }
+    const head = this.headBytesEstimate();
+    if (head > 2 * this.opts.headBytes) return `unsealed data holds about ${head} bytes of memory (budget ${this.opts.headBytes}; sealing is behind)`;
+    return null;
+  }
+
+  /** Minutes waiting to be sealed (live buckets past their lateness, and frozen ones). */
+  sealBacklog(name: string): number {
+    const st = this.state.get(name)!;
+    const wm = st.pipeline.watermark;
+    let n = st.pipeline.head.frozenBuckets().length;
+    if (wm !== null) for (const b of st.pipeline.head.liveBuckets()) if (b.maxTs < wm - st.pipeline.ds.latenessMs) n++;
+    return n;
   }
 
   // ---- reading --------------------------------------------------------------------------------------------

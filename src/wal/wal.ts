@@ -27,6 +27,8 @@ export interface WalOptions {
   intervalMs: number;
   /** Start a new file once the current one exceeds this. */
   segmentBytes: number;
+  /** Called with the duration of each successful fsync, in seconds. */
+  onSync?: (seconds: number) => void;
 }
 
 export function walFileName(seq: number): string {
@@ -159,7 +161,9 @@ export class WalWriter {
 
   private async syncOrFail(): Promise<void> {
     try {
+      const started = performance.now();
       await this.file.sync();
+      this.opts.onSync?.((performance.now() - started) / 1000);
       this.dirty = false;
     } catch (e) {
       throw this.fail(`fsync of the WAL failed: ${(e as Error).message}`);

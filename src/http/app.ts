@@ -1,0 +1,309 @@
+/**
+ * http/app.ts — the HTTP API, built by `build(opts)`; `listen` lives in cli/serve.ts, so tests use `inject`.
+ *
+ * Invariants:
+ *  - Every failure is answered as JSON `{ code, message }` with the stable code and status of errors.ts — also
+ *    fastify's own (body too large, bad media type), unknown routes and bugs (INTERNAL). The process stays up.
+ *  - With tokens configured, every data endpoint needs a bearer token with the right scope: `write` for ingest
+ *    and datasource changes, `read` for queries, datasource listings and metrics. /healthz and /readyz are open.
+ *  - A malformed event costs only itself: NDJSON and line protocol report bad lines per line and ingest the rest.
+ */
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { unpack } from 'msgpackr';
+import type { Tally } from '../db.js';
+import { TallyError, type ErrorCode } from '../errors.js';
+import type { Limits } from '../limits.js';
+import type { IngestResult } from '../ingest/pipeline.js';
+import type { QueryResult } from '../query/shape.js';
+import { lineToEvent, parseLineProtocol, parsePrecision } from './lineprotocol.js';
+import { Metrics } from './metrics.js';
+
+export type Scope = 'read' | 'write';
+
+export interface AppOptions {
+  /** The engine, or null while it is still recovering (data endpoints answer NOT_READY). */
+  engine: () => Tally | null;
+  limits: Limits;
+  /** token → scopes. Empty or absent: no authentication (the default bind is loopback). */
+  tokens?: Record<string, Scope[]>;
+  logger?: boolean | { level: string };
+  /** Clock for line protocol points without a timestamp. Default Date.now. */
+  clock?: () => number;
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    scope?: Scope | null;
+  }
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+function text(body: Buffer): string {
+  try {
+    return utf8.decode(body);
+  } catch {
+    throw new TallyError('BODY_MALFORMED', 'the body is not valid UTF-8');
+  }
+}
+
+/** An NDJSON body: the events that parsed, and a rejection for each line that did not. */
+interface NdjsonBody {
+  ndjson: true;
+  events: unknown[];
+  /** Position in `events` order → original line index; lines that failed are in `errors`. */
+  indexes: number[];
+  errors: { index: number; message: string }[];
+}
+
+export function build(opts: AppOptions): FastifyInstance {
+  const limits = opts.limits;
+  const clock = opts.clock ?? Date.now;
+  const app = Fastify({ logger: opts.logger ?? false, bodyLimit: limits.maxBodyBytes, exposeHeadRoutes: false });
+  const metrics = new Metrics(opts.engine);
+  const tokens = opts.tokens ?? {};
+  const authOn = Object.keys(tokens).length > 0;
+  let runningQueries = 0;
+
+  // ---- bodies -----------------------------------------------------------------------------------------------
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser(['application/json'], { parseAs: 'buffer' }, (_req, body, done) => {
+    try {
+      const s = text(body as Buffer);
+      if (s.trim().length === 0) throw new TallyError('BODY_MALFORMED', 'the JSON body is empty');
+      done(null, JSON.parse(s));
+    } catch (e) {
+      done(e instanceof TallyError ? e : new TallyError('BODY_MALFORMED', `the body is not valid JSON: ${(e as Error).message}`), undefined);
+    }
+  });
+  app.addContentTypeParser(['application/x-ndjson', 'application/ndjson'], { parseAs: 'buffer' }, (_req, body, done) => {
+    try {
+      const out: NdjsonBody = { ndjson: true, events: [], indexes: [], errors: [] };
+      let index = 0;
+      for (const line of text(body as Buffer).split('\n')) {
+        if (line.trim().length === 0) continue;
+        try {
+          out.events.push(JSON.parse(line));
+          out.indexes.push(index);
+        } catch (e) {
+          out.errors.push({ index, message: `line ${index + 1}: not JSON: ${(e as Error).message}` });
+        }
+        index++;
+      }
+      done(null, out);
+    } catch (e) {
+      done(e as Error, undefined);
+    }
+  });
+  app.addContentTypeParser(['application/msgpack', 'application/x-msgpack', 'application/vnd.msgpack'], { parseAs: 'buffer' }, (_req, body, done) => {
+    try {
+      done(null, unpack(body as Buffer));
+    } catch (e) {
+      done(new TallyError('BODY_MALFORMED', `the body is not valid MessagePack: ${(e as Error).message}`), undefined);
+    }
+  });
+  app.addContentTypeParser(['text/plain'], { parseAs: 'buffer' }, (_req, body, done) => {
+    try {
+      done(null, text(body as Buffer));
+    } catch (e) {
+      done(e as Error, undefined);
+    }
+  });
+
+  // ---- errors -----------------------------------------------------------------------------------------------
+  const fastifyCodes: Record<string, ErrorCode> = {
+    FST_ERR_CTP_BODY_TOO_LARGE: 'BODY_TOO_LARGE',
+    FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+    FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'BODY_MALFORMED',
+    FST_ERR_CTP_EMPTY_JSON_BODY: 'BODY_MALFORMED',
+    FST_ERR_CTP_INVALID_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+    FST_ERR_VALIDATION: 'REQUEST_INVALID',
+  };
+  const send = (reply: FastifyReply, e: TallyError): FastifyReply => {
+    if (e.code === 'TOO_MANY_QUERIES' || e.code === 'INGEST_OVERLOADED' || e.code === 'NOT_READY') {
+      reply.header('Retry-After', String((e.details?.retryAfterSeconds as number | undefined) ?? 1));
+    }
+    if (e.code === 'UNAUTHORIZED') reply.header('WWW-Authenticate', 'Bearer realm="tallydb"');
+    return reply.code(e.status).send(e.toJSON());
+  };
+  app.setErrorHandler((error, req, reply) => {
+    if (error instanceof TallyError) return send(reply, error);
+    const err = error as Error & { code?: string };
+    const mapped = fastifyCodes[(err as { code?: string }).code ?? ''];
+    if (mapped !== undefined) {
+      const msg = mapped === 'BODY_TOO_LARGE' ? `the body is larger than ${limits.maxBodyBytes} bytes` : mapped === 'UNSUPPORTED_MEDIA_TYPE'
+        ? `Content-Type ${JSON.stringify(req.headers['content-type'] ?? '(none)')} is not taken here; see docs/http.md` : err.message;
+      return send(reply, new TallyError(mapped, msg));
+    }
+    req.log.error(err);
+    return send(reply, new TallyError('INTERNAL', `internal error: ${err.message}`));
+  });
+  app.setNotFoundHandler((req, reply) => send(reply, new TallyError('NOT_FOUND', `no endpoint ${req.method} ${req.url.split('?')[0]}; see docs/http.md`)));
+
+  // ---- auth and readiness -----------------------------------------------------------------------------------
+  app.addHook('onRequest', async (req) => {
+    const scope = req.routeOptions.config?.scope;
+    if (scope === undefined || scope === null) return;
+    if (authOn) {
+      const header = req.headers.authorization ?? '';
+      const m = /^(?:Bearer|Token)\s+(.+)$/i.exec(header);
+      // InfluxDB 1.x clients send the password as ?p=; accept a token there on /write.
+      const q = req.query as Record<string, string | undefined>;
+      const token = m?.[1] ?? (req.routeOptions.url === '/write' ? q.p : undefined);
+      if (token === undefined) throw new TallyError('UNAUTHORIZED', 'this endpoint needs an Authorization: Bearer <token> header');
+      const scopes = tokens[token];
+      if (scopes === undefined) throw new TallyError('UNAUTHORIZED', 'the bearer token is not valid');
+      if (!scopes.includes(scope)) throw new TallyError('FORBIDDEN', `the token lacks the '${scope}' scope this endpoint needs`);
+    }
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    metrics.requests.inc({ route: req.routeOptions.url ?? 'unknown', status: String(reply.statusCode) });
+  });
+  const engine = (): Tally => {
+    const db = opts.engine();
+    if (db === null) throw new TallyError('NOT_READY', 'the daemon is still recovering its data directory; retry shortly', { retryAfterSeconds: 1 });
+    return db;
+  };
+
+  // ---- health -----------------------------------------------------------------------------------------------
+  app.get('/healthz', { config: { scope: null } }, async () => ({ status: 'ok' }));
+  app.get('/readyz', { config: { scope: null } }, async (_req, reply) => {
+    if (opts.engine() === null) return send(reply, new TallyError('NOT_READY', 'recovering', { retryAfterSeconds: 1 }));
+    return { status: 'ready' };
+  });
+
+  // ---- datasources ------------------------------------------------------------------------------------------
+  const dsName = (req: FastifyRequest): string => (req.params as { name: string }).name;
+  app.put('/v1/datasources/:name', { config: { scope: 'write' } }, async (req, reply) => {
+    const db = engine();
+    const body = req.body;
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new TallyError('DATASOURCE_INVALID', 'the body must be a JSON object: the datasource definition');
+    const spec = { ...(body as Record<string, unknown>) };
+    if (spec.name !== undefined && spec.name !== dsName(req)) throw new TallyError('DATASOURCE_INVALID', `name ${JSON.stringify(spec.name)} in the body differs from ${JSON.stringify(dsName(req))} in the URL`);
+    spec.name = dsName(req);
+    const existed = db.listDatasources().some((d) => d.name === spec.name);
+    const created = await db.createDatasource(spec as never);
+    return reply.code(existed ? 200 : 201).send(created);
+  });
+  app.get('/v1/datasources', { config: { scope: 'read' } }, async () => ({ datasources: engine().listDatasources() }));
+  app.get('/v1/datasources/:name', { config: { scope: 'read' } }, async (req) => {
+    const db = engine();
+    const spec = db.getDatasource(dsName(req));
+    const s = db.stats(spec.name);
+    return {
+      ...spec,
+      stats: {
+        rows: s.rows, watermark: s.watermark, memoryBytes: s.memoryBytes, headRows: s.head.rows, headBytes: s.head.bytes,
+        segments: s.storage?.segments ?? 0, bytesOnDisk: s.storage?.segmentBytes ?? 0, sealBacklogMinutes: s.sealBacklogMinutes,
+        dedupKeys: s.dedup?.keys ?? 0, quarantined: s.storage?.quarantined ?? [],
+      },
+    };
+  });
+
+  // ---- ingest -----------------------------------------------------------------------------------------------
+  const count = (ds: string, r: IngestResult): void => {
+    metrics.ingestEvents.inc({ datasource: ds, outcome: 'accepted' }, r.accepted);
+    if (r.duplicates > 0) metrics.ingestEvents.inc({ datasource: ds, outcome: 'duplicate' }, r.duplicates);
+    if (r.rejected.length > 0) metrics.ingestEvents.inc({ datasource: ds, outcome: 'rejected' }, r.rejected.length);
+    for (const x of r.rejected) metrics.rejections.inc({ code: x.code });
+  };
+  app.post('/v1/datasources/:name/events', { config: { scope: 'write' } }, async (req, reply) => {
+    const db = engine();
+    const name = dsName(req);
+    const body = req.body as unknown;
+    let result: IngestResult;
+    if (typeof body === 'object' && body !== null && (body as NdjsonBody).ndjson === true) {
+      const nd = body as NdjsonBody;
+      const r = await db.ingest(name, nd.events);
+      const rejected = [
+        ...r.rejected.map((x) => ({ ...x, index: nd.indexes[x.index]! })),
+        ...nd.errors.map((x) => ({ index: x.index, code: 'EVENT_MALFORMED' as ErrorCode, message: x.message })),
+      ].sort((a, b) => a.index - b.index);
+      result = { accepted: r.accepted, duplicates: r.duplicates, rejected };
+    } else {
+      if (!Array.isArray(body)) throw new TallyError('BATCH_NOT_ARRAY', 'the body must be an array of events (JSON or MessagePack), or NDJSON lines');
+      result = await db.ingest(name, body);
+    }
+    count(name, result);
+    return reply.code(result.rejected.length === 0 ? 200 : 207).send(result);
+  });
+
+  // InfluxDB 1.x compatible write: 204 when every point was stored, 400 with the per-line detail otherwise.
+  app.post('/write', { config: { scope: 'write' } }, async (req, reply) => {
+    const db = engine();
+    const q = req.query as Record<string, string | undefined>;
+    if (!q.db) throw new TallyError('REQUEST_INVALID', 'want ?db=<datasource>');
+    const unit = parsePrecision(q.precision);
+    if (unit === undefined) throw new TallyError('REQUEST_INVALID', `precision ${JSON.stringify(q.precision)}: want ns, us (u), ms, s, m or h`);
+    if (typeof req.body !== 'string') throw new TallyError('UNSUPPORTED_MEDIA_TYPE', 'line protocol wants a text/plain body');
+    const spec = db.getDatasource(q.db);
+    const dims = new Set(spec.dimensions);
+    const parsed = parseLineProtocol(req.body, unit);
+    const now = clock();
+    const events = parsed.lines.map((l) => lineToEvent(l.parsed, spec.timeField ?? 'ts', dims, now));
+    if (events.length > limits.maxBatchEvents) throw new TallyError('BATCH_TOO_LARGE', `got ${events.length} points; want at most ${limits.maxBatchEvents}`);
+    const r = await db.ingest(q.db, events);
+    const rejected = [
+      ...r.rejected.map((x) => ({ ...x, index: parsed.lines[x.index]!.index })),
+      ...parsed.errors.map((x) => ({ index: x.index, code: 'LINE_PROTOCOL_INVALID' as ErrorCode, message: x.message })),
+    ].sort((a, b) => a.index - b.index);
+    const result: IngestResult = { accepted: r.accepted, duplicates: r.duplicates, rejected };
+    count(q.db, result);
+    if (rejected.length === 0) return reply.code(204).send();
+    const first = rejected[0]!;
+    return reply.code(400).send({
+      code: first.code, message: `partial write: ${rejected.length} point(s) refused, ${r.accepted} stored; first: ${first.message}`,
+      error: `partial write: ${first.message} dropped=${rejected.length}`, ...result,
+    });
+  });
+
+  // ---- queries ----------------------------------------------------------------------------------------------
+  const runQuery = async (kind: 'json' | 'sql', run: (db: Tally) => Promise<QueryResult>, req: FastifyRequest, reply: FastifyReply) => {
+    const db = engine();
+    const format = (req.query as Record<string, string | undefined>).format ?? 'json';
+    if (format !== 'json' && format !== 'csv' && format !== 'ndjson') throw new TallyError('REQUEST_INVALID', `format ${JSON.stringify(format)}: want json, csv or ndjson`);
+    if (runningQueries >= limits.maxConcurrentQueries) {
+      throw new TallyError('TOO_MANY_QUERIES', `${runningQueries} queries are running (limit ${limits.maxConcurrentQueries}); retry shortly`, { retryAfterSeconds: 1 });
+    }
+    runningQueries++;
+    const end = metrics.queryLatency.startTimer({ kind });
+    try {
+      const r = await run(db);
+      if (format === 'csv') return reply.type('text/csv; charset=utf-8').send(toCsv(r));
+      if (format === 'ndjson') return reply.type('application/x-ndjson').send(r.rows.map((row) => JSON.stringify(Object.fromEntries(r.columns.map((c, i) => [c, row[i]])))).join('\n') + (r.rows.length ? '\n' : ''));
+      return r;
+    } finally {
+      end();
+      runningQueries--;
+    }
+  };
+  app.post('/v1/query', { config: { scope: 'read' } }, async (req, reply) => runQuery('json', (db) => db.query(req.body as never), req, reply));
+  app.post('/v1/sql', { config: { scope: 'read' } }, async (req, reply) => {
+    const body = req.body;
+    const sql = typeof body === 'string' ? body : typeof body === 'object' && body !== null ? (body as { sql?: unknown }).sql : undefined;
+    if (typeof sql !== 'string') throw new TallyError('REQUEST_INVALID', 'want { "sql": "…" } as JSON, or the statement as text/plain');
+    return runQuery('sql', (db) => db.sql(sql), req, reply);
+  });
+
+  // ---- metrics ----------------------------------------------------------------------------------------------
+  app.get('/metrics', { config: { scope: 'read' } }, async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
+
+  app.decorate('tallyMetrics', metrics);
+  return app;
+}
+
+function csvCell(v: string | number | null): string {
+  if (v === null) return '';
+  const s = String(v);
+  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+function toCsv(r: QueryResult): string {
+  return [r.columns.map(csvCell).join(','), ...r.rows.map((row) => row.map(csvCell).join(','))].join('\r\n') + '\r\n';
+}
+
+/** The metrics registry of an app built by `build` (the daemon wires the engine's WAL fsync observer to it). */
+export function metricsOf(app: FastifyInstance): Metrics {
+  return (app as unknown as { tallyMetrics: Metrics }).tallyMetrics;
+}
+
