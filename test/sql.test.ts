@@ -184,6 +184,7 @@ describe('outside the subset: a stable code that says what and where', () => {
     ['a metric in WHERE', 'SELECT count(*) FROM events WHERE cost = 1', 'SQL_UNSUPPORTED', /metric 'cost'/],
     ['time inside OR', `SELECT count(*) FROM events WHERE location = 'x' OR ts > 5`, 'SQL_UNSUPPORTED', /top-level AND/],
     ['an unknown function', 'SELECT median(cost) FROM events', 'SQL_UNSUPPORTED', /median/],
+    ['an aggregate of the time field', 'SELECT max(ts) FROM events', 'SQL_UNSUPPORTED', /time field is not a metric/],
     ['a dimension not grouped', 'SELECT location, count(*) FROM events', 'SQL_UNSUPPORTED', /GROUP BY/],
     ['NULLS FIRST', 'SELECT location, count(*) FROM events GROUP BY location ORDER BY location NULLS FIRST', 'SQL_UNSUPPORTED', /NULLS FIRST/],
     ['a month interval', 'SELECT count(*) FROM events WHERE ts > now() - INTERVAL 1 MONTH', 'SQL_UNSUPPORTED', /INTERVAL/],

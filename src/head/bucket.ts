@@ -9,14 +9,12 @@
  * Appending to typed arrays is cheap; the index is brought up to date on the first query that needs it, grouping
  * the new rows by id and adding each group with one `addMany` call. Ingest stays a memcpy; queries pay once.
  */
-import RoaringModule from 'roaring';
-import type { RoaringBitmap32 as Bitmap } from 'roaring';
+import { RoaringBitmap32, type Bitmap } from '../bitmap.js';
 import type { DictionaryView } from '../query/reader.js';
 import type { SegmentSource } from '../segment/format.js';
 import type { Dictionary } from './dictionary.js';
 import { MINUTE_MS } from '../time.js';
 
-const { RoaringBitmap32 } = RoaringModule;
 const INITIAL_CAPACITY = 256;
 
 export class MinuteBucket implements SegmentSource {

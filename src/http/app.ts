@@ -47,6 +47,17 @@ function text(body: Buffer): string {
   }
 }
 
+class UntypedBody {
+  constructor(readonly bytes: Buffer, readonly contentType: string | undefined) {}
+}
+
+/** Fail for a body whose Content-Type this endpoint does not take. */
+function refuseUntyped(body: unknown): void {
+  if (body instanceof UntypedBody) {
+    throw new TallyError('UNSUPPORTED_MEDIA_TYPE', `Content-Type ${JSON.stringify(body.contentType ?? '(none)')} is not taken here; see docs/http.md`);
+  }
+}
+
 /** An NDJSON body: the events that parsed, and a rejection for each line that did not. */
 interface NdjsonBody {
   ndjson: true;
@@ -109,6 +120,11 @@ export function build(opts: AppOptions): FastifyInstance {
       done(e as Error, undefined);
     }
   });
+  // Any other or no Content-Type: keep the bytes. Only /write takes them (InfluxDB clients often send no type);
+  // every other endpoint answers UNSUPPORTED_MEDIA_TYPE.
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (req, body, done) => {
+    done(null, new UntypedBody(body as Buffer, req.headers['content-type']));
+  });
 
   // ---- errors -----------------------------------------------------------------------------------------------
   const fastifyCodes: Record<string, ErrorCode> = {
@@ -147,9 +163,18 @@ export function build(opts: AppOptions): FastifyInstance {
     if (authOn) {
       const header = req.headers.authorization ?? '';
       const m = /^(?:Bearer|Token)\s+(.+)$/i.exec(header);
-      // InfluxDB 1.x clients send the password as ?p=; accept a token there on /write.
+      // InfluxDB 1.x clients send the password as HTTP Basic auth or as ?p=; on /write the password is the token.
       const q = req.query as Record<string, string | undefined>;
-      const token = m?.[1] ?? (req.routeOptions.url === '/write' ? q.p : undefined);
+      let token = m?.[1];
+      if (token === undefined && req.routeOptions.url === '/write') {
+        const basic = /^Basic\s+(.+)$/i.exec(header);
+        if (basic !== null) {
+          const decoded = Buffer.from(basic[1]!, 'base64').toString('utf8');
+          token = decoded.slice(decoded.indexOf(':') + 1);
+        } else {
+          token = q.p;
+        }
+      }
       if (token === undefined) throw new TallyError('UNAUTHORIZED', 'this endpoint needs an Authorization: Bearer <token> header');
       const scopes = tokens[token];
       if (scopes === undefined) throw new TallyError('UNAUTHORIZED', 'the bearer token is not valid');
@@ -177,6 +202,7 @@ export function build(opts: AppOptions): FastifyInstance {
   app.put('/v1/datasources/:name', { config: { scope: 'write' } }, async (req, reply) => {
     const db = engine();
     const body = req.body;
+    refuseUntyped(body);
     if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new TallyError('DATASOURCE_INVALID', 'the body must be a JSON object: the datasource definition');
     const spec = { ...(body as Record<string, unknown>) };
     if (spec.name !== undefined && spec.name !== dsName(req)) throw new TallyError('DATASOURCE_INVALID', `name ${JSON.stringify(spec.name)} in the body differs from ${JSON.stringify(dsName(req))} in the URL`);
@@ -211,6 +237,7 @@ export function build(opts: AppOptions): FastifyInstance {
     const db = engine();
     const name = dsName(req);
     const body = req.body as unknown;
+    refuseUntyped(body);
     let result: IngestResult;
     if (typeof body === 'object' && body !== null && (body as NdjsonBody).ndjson === true) {
       const nd = body as NdjsonBody;
@@ -235,10 +262,11 @@ export function build(opts: AppOptions): FastifyInstance {
     if (!q.db) throw new TallyError('REQUEST_INVALID', 'want ?db=<datasource>');
     const unit = parsePrecision(q.precision);
     if (unit === undefined) throw new TallyError('REQUEST_INVALID', `precision ${JSON.stringify(q.precision)}: want ns, us (u), ms, s, m or h`);
-    if (typeof req.body !== 'string') throw new TallyError('UNSUPPORTED_MEDIA_TYPE', 'line protocol wants a text/plain body');
+    const raw = req.body instanceof UntypedBody ? text(req.body.bytes) : req.body;
+    if (typeof raw !== 'string') throw new TallyError('UNSUPPORTED_MEDIA_TYPE', 'line protocol wants a text body (text/plain, or any type as InfluxDB takes)');
     const spec = db.getDatasource(q.db);
     const dims = new Set(spec.dimensions);
-    const parsed = parseLineProtocol(req.body, unit);
+    const parsed = parseLineProtocol(raw, unit);
     const now = clock();
     const events = parsed.lines.map((l) => lineToEvent(l.parsed, spec.timeField ?? 'ts', dims, now));
     if (events.length > limits.maxBatchEvents) throw new TallyError('BATCH_TOO_LARGE', `got ${events.length} points; want at most ${limits.maxBatchEvents}`);
@@ -277,9 +305,13 @@ export function build(opts: AppOptions): FastifyInstance {
       runningQueries--;
     }
   };
-  app.post('/v1/query', { config: { scope: 'read' } }, async (req, reply) => runQuery('json', (db) => db.query(req.body as never), req, reply));
+  app.post('/v1/query', { config: { scope: 'read' } }, async (req, reply) => {
+    refuseUntyped(req.body);
+    return runQuery('json', (db) => db.query(req.body as never), req, reply);
+  });
   app.post('/v1/sql', { config: { scope: 'read' } }, async (req, reply) => {
     const body = req.body;
+    refuseUntyped(body);
     const sql = typeof body === 'string' ? body : typeof body === 'object' && body !== null ? (body as { sql?: unknown }).sql : undefined;
     if (typeof sql !== 'string') throw new TallyError('REQUEST_INVALID', 'want { "sql": "…" } as JSON, or the statement as text/plain');
     return runQuery('sql', (db) => db.sql(sql), req, reply);

@@ -6,12 +6,10 @@
  * and/or/not are AND / OR / ANDNOT. Empty and full sets are kept symbolic ('none', 'all') so that the common
  * cases — no filter, a value absent from this reader — cost nothing.
  */
-import RoaringModule from 'roaring';
-import type { RoaringBitmap32 as Bitmap } from 'roaring';
+import { RoaringBitmap32, type Bitmap } from '../bitmap.js';
 import type { SegmentReader } from './reader.js';
 import type { ResolvedFilter } from './shape.js';
 
-const { RoaringBitmap32 } = RoaringModule;
 
 export type RowSet = Bitmap | 'all' | 'none';
 

@@ -8,7 +8,7 @@
  * Row ids are dense, 0..rowCount-1, local to one reader. Dimension values are dictionary ids local to the
  * reader's dictionary; id 0 always means null (the event had no value). Metric nulls are NaN.
  */
-import type { RoaringBitmap32 } from 'roaring';
+import type { Bitmap as RoaringBitmap32 } from '../bitmap.js';
 
 export interface DictionaryView {
   /** Number of ids in use, including id 0 (null). */

@@ -482,6 +482,7 @@ class Compiler {
     if (target !== undefined && target.type !== 'star') {
       if (target.type !== 'column_ref') this.unsupported(`${name}() takes a column name`);
       const col = this.columnName(target);
+      if (col === this.ds.timeField) this.unsupported(`${name}(${col}): the time field is not a metric; group by a time bucket such as date_trunc('minute', ${col}) instead`);
       const isDim = this.ds.dimensions.includes(col);
       const isMetric = this.ds.metrics.some((m) => m.name === col);
       if (type === 'distinctCount') {

@@ -18,11 +18,10 @@
 import { crc32c } from '@node-rs/crc32';
 import { compress, decompress } from '../storage/compress.js';
 import { pack, unpack } from 'msgpackr';
-import RoaringModule from 'roaring';
+import { RoaringBitmap32 } from '../bitmap.js';
 import type { SegmentReader } from '../query/reader.js';
 import type { Datasource } from '../schema/datasource.js';
 
-const { RoaringBitmap32 } = RoaringModule;
 
 export const SEGMENT_MAGIC = 'TLYS';
 export const SEGMENT_VERSION = 1;

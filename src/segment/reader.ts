@@ -5,15 +5,13 @@
  * the owner (`onCorrupt`, which quarantines the segment) and fails the query with SEGMENT_CORRUPT — a wrong answer
  * is never computed from damaged bytes. Files are opened only while reading, so many segments cost no descriptors.
  */
-import RoaringModule from 'roaring';
-import type { RoaringBitmap32 as Bitmap } from 'roaring';
+import { RoaringBitmap32, type Bitmap } from '../bitmap.js';
 import { TallyError } from '../errors.js';
 import type { FileSystem } from '../storage/fs.js';
 import type { DictionaryView } from '../query/reader.js';
 import type { BlockCache } from './cache.js';
 import { decodeDictionary, readSection, type SegmentFooter, type SegmentSource } from './format.js';
 
-const { RoaringBitmap32 } = RoaringModule;
 
 class SegmentDictionary implements DictionaryView {
   private ids: Map<string, number> | null = null;

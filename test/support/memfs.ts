@@ -45,6 +45,8 @@ export class MemFs implements FileSystem {
   private nextInode = 1;
   private faults: Fault[] = [];
   diskLimitBytes = Infinity;
+  /** Make every file sync take this long (a slow disk), so that concurrent requests queue behind it. */
+  syncDelayMs = 0;
   /** Counts of operations, for assertions such as "group commit shares fsyncs". */
   readonly calls: Record<Op, number> = { write: 0, sync: 0, rename: 0, syncDir: 0, truncate: 0, openWrite: 0, unlink: 0 };
   /** Paths of successful file syncs, in order. */
@@ -179,6 +181,7 @@ export class MemFs implements FileSystem {
         return n;
       },
       sync: async () => {
+        if (this.syncDelayMs > 0) await new Promise((r) => setTimeout(r, this.syncDelayMs));
         const fault = this.fault('sync', norm);
         if (fault) throw errno(fault.code!, 'fsync', norm);
         inode.synced = Buffer.from(inode.data.subarray(0, inode.length));

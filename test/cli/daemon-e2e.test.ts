@@ -1,0 +1,70 @@
+/**
+ * End to end, as a user runs it: the daemon started as a child process the way `npm start` does (build, then
+ * `node dist/cli/main.js serve`), events ingested over a real socket, queried through SQL, SIGTERM (exit 0),
+ * restart, and every acknowledged event is there. A second signal exits at once.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { pack } from 'msgpackr';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const work = mkdtempSync(path.join(tmpdir(), 'tallydb-e2e-'));
+const dir = path.join(work, 'data');
+
+beforeAll(() => {
+  // What `npm start` runs first.
+  execFileSync(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '-p', path.join(root, 'tsconfig.build.json')], { cwd: root });
+}, 120_000);
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+async function start(): Promise<{ proc: ChildProcess; url: string; output: () => string; exited: Promise<number | null> }> {
+  const proc = spawn(process.execPath, [path.join(root, 'dist/cli/main.js'), 'serve', '--dir', dir, '--port', '0', '--log-level', 'silent'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout!.on('data', (d) => (out += d));
+  proc.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+  const deadline = Date.now() + 20_000;
+  while (!/tallydb ready/.test(out)) {
+    if (Date.now() > deadline || proc.exitCode !== null) throw new Error(`daemon did not get ready: ${out}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  const url = /listening on (http:\/\/[^ ]+)/.exec(out)![1]!;
+  return { proc, url, output: () => out, exited };
+}
+
+const call = async (url: string, method: string, body?: unknown, type = 'application/json') => {
+  const res = await fetch(url, { method, ...(body !== undefined ? { body: typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body), headers: { 'content-type': type } } : {}) });
+  const text = await res.text();
+  return { status: res.status, json: text ? JSON.parse(text) : null };
+};
+
+it('ingests over a socket, answers SQL, stops on SIGTERM with exit 0, and restarts with every acknowledged event', async () => {
+  const a = await start();
+  expect((await call(`${a.url}/healthz`, 'GET')).json).toEqual({ status: 'ok' });
+  expect((await call(`${a.url}/v1/datasources/events`, 'PUT', { dimensions: ['event', 'image_id'], dedupKey: 'id', lateness: '1d' })).status).toBe(201);
+  const now = Date.now();
+  let acked = 0;
+  for (let b = 0; b < 20; b++) {
+    const events = Array.from({ length: 500 }, (_, i) => ({ ts: now - 60_000 + b * 1000 + i, id: `${b}-${i}`, event: i % 10 ? 'impression' : 'click', image_id: `img${i % 7}` }));
+    const r = await call(`${a.url}/v1/datasources/events/events`, 'POST', pack(events), 'application/msgpack');
+    expect(r.status).toBe(200);
+    acked += r.json.accepted;
+  }
+  const q = await call(`${a.url}/v1/sql`, 'POST', "SELECT countIf(event = 'click') AS clicks, count(*) FROM events", 'text/plain');
+  expect(q.json.rows).toEqual([[1000, acked]]);
+
+  a.proc.kill('SIGTERM');
+  expect(await a.exited).toBe(0);
+  expect(a.output()).toMatch(/tallydb stopped/);
+
+  const b = await start();
+  const again = await call(`${b.url}/v1/sql`, 'POST', { sql: "SELECT countIf(event = 'click') AS clicks, count(*) FROM events" });
+  expect(again.json.rows).toEqual([[1000, acked]]);
+  b.proc.kill('SIGTERM');
+  b.proc.kill('SIGTERM'); // the second signal: exit at once
+  expect([0, 130]).toContain(await b.exited);
+}, 60_000);
