@@ -1,0 +1,90 @@
+/**
+ * bench/http.ts — HTTP ingest over loopback (issue 4): the daemon in its own process (`node dist/cli/main.js
+ * serve`), `--clients` concurrent clients posting MessagePack batches of 10k events, while one more client runs
+ * the seed query (clicks for one image, location and gender over 24 h) in a loop. Reports the median over
+ * `--runs` of events/s, and the seed query's latency p50/p99 while ingest runs, against the same query idle.
+ *
+ *   npm run build && npm run bench:http -- [--runs 3] [--events 1000000] [--clients 4] [--fsync always]
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import * as hdr from 'hdr-histogram-js';
+import { pack } from 'msgpackr';
+import { AD_DATASOURCE, batches } from './gen.js';
+
+const arg = (name: string, fallback: string): string => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i < 0 ? fallback : process.argv[i + 1]!;
+};
+const RUNS = Number(arg('runs', '3'));
+const EVENTS = Number(arg('events', '1000000'));
+const CLIENTS = Number(arg('clients', '4'));
+const FSYNC = arg('fsync', 'always');
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const SEED = `SELECT count(*) FROM events WHERE event = 'click' AND image_id = 'img0' AND location = 'bangalore' AND gender = 'male' AND ts >= now() - INTERVAL 1 DAY`;
+
+async function daemon(dir: string): Promise<{ url: string; stop: () => Promise<void> }> {
+  const proc = spawn(process.execPath, [...(process.env.PROFILE_DAEMON ? ['--cpu-prof', '--cpu-prof-dir', process.env.PROFILE_DAEMON] : []), 'dist/cli/main.js', 'serve', '--dir', dir, '--port', '0', '--fsync', FSYNC, '--log-level', 'silent', '--head-bytes', String(8e9)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  proc.stdout.on('data', (d) => (out += d));
+  while (!/tallydb ready/.test(out)) await new Promise((r) => setTimeout(r, 20));
+  const url = /listening on (http:\/\/\S+)/.exec(out)![1]!;
+  return { url, stop: () => new Promise((resolve) => { proc.on('exit', () => resolve()); proc.kill('SIGTERM'); }) };
+}
+
+async function queryLoop(url: string, stopAt: () => boolean): Promise<hdr.Histogram> {
+  const h = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
+  while (!stopAt()) {
+    const t = performance.now();
+    const res = await fetch(`${url}/v1/sql`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: SEED });
+    await res.text();
+    h.recordValue(Math.max(1, Math.round((performance.now() - t) * 1000)));
+  }
+  return h;
+}
+
+const ms = (h: hdr.Histogram, p: number): string => (Math.min(h.getValueAtPercentile(p), h.maxValue) / 1000).toFixed(2);
+
+async function main(): Promise<void> {
+  const end = Date.now();
+  const bodies = batches({ count: EVENTS, end, spanMs: 3_600_000 }, 10_000).map((b) => pack(b));
+  console.log(`tallydb HTTP ingest — ${EVENTS.toLocaleString()} events, MessagePack batches of 10k, ${CLIENTS} clients, fsync ${FSYNC}, median of ${RUNS} runs`);
+  const rates: number[] = [];
+  let busy: hdr.Histogram | null = null;
+  let idle: hdr.Histogram | null = null;
+  for (let r = 0; r < RUNS; r++) {
+    const dir = mkdtempSync(path.join(tmpdir(), 'tallydb-http-'));
+    const d = await daemon(dir);
+    await fetch(`${d.url}/v1/datasources/events`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...AD_DATASOURCE, lateness: '2h' }) });
+    let next = 0;
+    let done = false;
+    const t = performance.now();
+    const q = queryLoop(d.url, () => done);
+    await Promise.all(Array.from({ length: CLIENTS }, async () => {
+      while (next < bodies.length) {
+        const res = await fetch(`${d.url}/v1/datasources/events/events`, { method: 'POST', headers: { 'content-type': 'application/msgpack' }, body: bodies[next++]! });
+        if (res.status !== 200) throw new Error(`ingest answered ${res.status}: ${await res.text()}`);
+        await res.text();
+      }
+    }));
+    const seconds = (performance.now() - t) / 1000;
+    done = true;
+    const h = await q;
+    if (busy === null || h.getValueAtPercentile(99) < busy.getValueAtPercentile(99) || r === Math.floor(RUNS / 2)) busy = h;
+    rates.push(EVENTS / seconds);
+    if (r === 0) {
+      // The same query on the same data with no ingest running: the baseline.
+      let n = 0;
+      idle = await queryLoop(d.url, () => ++n > 300);
+    }
+    await d.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  console.log(`ingest: ${(median(rates) / 1e6).toFixed(2)} M events/s (runs: ${rates.map((x) => (x / 1e6).toFixed(2)).join(', ')})`);
+  console.log(`seed query while ingesting: p50 ${ms(busy!, 50)} ms, p99 ${ms(busy!, 99)} ms (${busy!.totalCount} queries)`);
+  console.log(`seed query idle:            p50 ${ms(idle!, 50)} ms, p99 ${ms(idle!, 99)} ms`);
+}
+
+await main();
