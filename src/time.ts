@@ -91,13 +91,19 @@ export type Bucketing =
   | { kind: 'fixed'; sizeMs: number }
   | { kind: 'calendar'; unitMs: typeof HOUR_MS | typeof DAY_MS; timeZone: string };
 
-/** Check an IANA zone name; returns the canonical name or undefined. */
+const zoneNames = new Map<string, string | undefined>();
+
+/** Check an IANA zone name; returns the canonical name or undefined. Cached: Intl formatters are costly to make. */
 export function checkTimeZone(timeZone: string): string | undefined {
+  if (zoneNames.has(timeZone)) return zoneNames.get(timeZone);
+  let canonical: string | undefined;
   try {
-    return new Intl.DateTimeFormat('en-US', { timeZone }).resolvedOptions().timeZone;
+    canonical = new Intl.DateTimeFormat('en-US', { timeZone }).resolvedOptions().timeZone;
   } catch {
-    return undefined;
+    canonical = undefined;
   }
+  if (zoneNames.size < 1000) zoneNames.set(timeZone, canonical);
+  return canonical;
 }
 
 /** Build the bucketing for a granularity name or duration (`'minute'|'hour'|'day'|'all'|'5 minutes'`). */

@@ -8,6 +8,11 @@
  * Why lazy: adding each row to a Roaring bitmap on the ingest path costs one N-API call per row and dimension.
  * Appending to typed arrays is cheap; the index is brought up to date on the first query that needs it, grouping
  * the new rows by id and adding each group with one `addMany` call. Ingest stays a memcpy; queries pay once.
+ *
+ * High-cardinality dimensions (more than 4096 values in the head dictionary, such as image ids) are not
+ * indexed in full: a minute holds thousands of their values, each a bitmap and an N-API call to build, while a
+ * query asks for one or a few. For them `bitmap(dim, id)` scans the id column for that one value and caches the
+ * result, extending it with the rows appended since — one typed-array pass per value asked for.
  */
 import { RoaringBitmap32, type Bitmap } from '../bitmap.js';
 import type { DictionaryView } from '../query/reader.js';
@@ -16,6 +21,15 @@ import type { Dictionary } from './dictionary.js';
 import { MINUTE_MS } from '../time.js';
 
 const INITIAL_CAPACITY = 256;
+/** Above this many values in the head dictionary, a dimension's bitmaps are built per value asked for. */
+let highCardinality = 4096;
+
+/** Tests lower the threshold to run the per-value path on small data; returns the previous value. */
+export function setHighCardinalityForTests(n: number): number {
+  const previous = highCardinality;
+  highCardinality = n;
+  return previous;
+}
 
 export class MinuteBucket implements SegmentSource {
   readonly minTs: number;
@@ -30,6 +44,8 @@ export class MinuteBucket implements SegmentSource {
   private keys: Uint32Array | null;
   private readonly bitmaps: (Bitmap | undefined)[][];
   private readonly indexedRows: number[];
+  /** High-cardinality dimensions: per value asked for, its bitmap and how many rows it covers. */
+  private readonly scanned: Map<number, { bm: Bitmap; rows: number }>[];
   private tsCache: Float64Array | null = null;
 
   constructor(minuteTs: number, private readonly dicts: readonly Dictionary[], metricCount: number, withKeys: boolean) {
@@ -40,6 +56,7 @@ export class MinuteBucket implements SegmentSource {
     this.keys = withKeys ? new Uint32Array(2 * INITIAL_CAPACITY) : null;
     this.bitmaps = dicts.map(() => []);
     this.indexedRows = dicts.map(() => 0);
+    this.scanned = dicts.map(() => new Map());
   }
 
   /** Append one row; `dimIds[d]` are ids in the head dictionaries, `metricValues[m]` NaN for null. */
@@ -83,9 +100,32 @@ export class MinuteBucket implements SegmentSource {
   }
 
   bitmap(dim: number, id: number): Bitmap | null {
+    // A dimension indexed in full stays so; one whose dictionary grew past the threshold is scanned per value.
+    if (this.indexedRows[dim] === 0 && this.dicts[dim]!.size > highCardinality) return this.scan(dim, id);
     if (this.indexedRows[dim] !== this.rowCount) this.catchUp(dim);
     const bm = this.bitmaps[dim]![id];
     return bm === undefined || bm.size === 0 ? null : bm;
+  }
+
+  /** The rows of one value of a high-cardinality dimension, by a pass over the rows not yet looked at. */
+  private scan(dim: number, id: number): Bitmap | null {
+    const cache = this.scanned[dim]!;
+    let entry = cache.get(id);
+    const n = this.rowCount;
+    if (entry === undefined || entry.rows !== n) {
+      const from = entry?.rows ?? 0;
+      const ids = this.ids[dim]!;
+      const rows: number[] = [];
+      for (let r = from; r < n; r++) if (ids[r] === id) rows.push(r);
+      if (entry === undefined) {
+        entry = { bm: new RoaringBitmap32(rows), rows: n };
+        cache.set(id, entry);
+      } else {
+        if (rows.length > 0) entry.bm.addMany(rows);
+        entry.rows = n;
+      }
+    }
+    return entry.bm.size === 0 ? null : entry.bm;
   }
 
   /** Bytes held by the columns and bitmaps (dictionaries are shared and counted by the head). */
@@ -94,6 +134,7 @@ export class MinuteBucket implements SegmentSource {
     for (const a of this.ids) bytes += a.byteLength;
     for (const a of this.values) bytes += a.byteLength;
     for (const perDim of this.bitmaps) for (const bm of perDim) if (bm !== undefined) bytes += bm.getSerializationSizeInBytes(false);
+    for (const perDim of this.scanned) for (const e of perDim.values()) bytes += e.bm.getSerializationSizeInBytes(false);
     return bytes;
   }
 

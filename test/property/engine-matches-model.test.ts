@@ -7,6 +7,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { open, type Aggregation, type DatasourceSpec, type Filter, type Having, type Query } from 'tallydb';
 import { Model } from '../support/model.js';
+import { setHighCardinalityForTests } from '../../src/head/bucket.js';
 
 const BASE = Date.parse('2026-11-23T00:00:00Z');
 const NOW = BASE + 6 * 3_600_000;
@@ -187,6 +188,15 @@ describe('engine matches the reference model', () => {
     // Both execution strategies were exercised, so the property speaks for both.
     expect(coverage.bitmapReaders).toBeGreaterThan(0);
     expect(coverage.rowsScanned).toBeGreaterThan(0);
+  });
+
+  it('the same holds when dimensions are answered by per-value scans instead of a full index (high cardinality)', async () => {
+    const previous = setHighCardinalityForTests(2);
+    try {
+      await fc.assert(fc.asyncProperty(scenarioArb, (sc) => agrees(sc, false)), { numRuns: Number(process.env.PROPERTY_RUNS ?? 300) });
+    } finally {
+      setHighCardinalityForTests(previous);
+    }
   });
 
   it('canary: the same property finds a model that counts one event twice', async () => {
