@@ -139,7 +139,12 @@ export class Tally {
     if (overload !== null) {
       throw new TallyError('INGEST_OVERLOADED', `ingest refused, nothing was accepted: ${overload}; retry shortly`, { retryAfterSeconds: 1 });
     }
-    const prepared = p.prepare(events);
+    const prepared = await p.prepare(events);
+    if (this.closed) {
+      // close() ran while a large batch was being prepared: nothing of it is committed.
+      p.abort(prepared);
+      throw new TallyError('ENGINE_CLOSED', 'the engine was closed while the batch was being prepared; nothing of it was accepted');
+    }
     if (this.store === null || prepared.rows.length === 0) {
       p.commit(prepared);
       return prepared.result;

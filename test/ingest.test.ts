@@ -205,6 +205,30 @@ describe('datasources', () => {
   });
 });
 
+describe('large batches', () => {
+  it('a large batch yields while it is prepared: a query issued meanwhile answers before the batch is acknowledged', async () => {
+    const db = await engine({ dedup: false, limits: { maxBatchEvents: 200_000 } });
+    await db.ingest('events', [{ ts: T0, event: 'click' }]);
+    const big = Array.from({ length: 200_000 }, (_, i) => ({ ts: T0 + (i % 60_000), event: 'impression', location: `l${i % 100}` }));
+    const order: string[] = [];
+    const ingest = db.ingest('events', big).then((r) => order.push(`ingest:${r.accepted}`));
+    await new Promise((r) => setImmediate(r));
+    const query = db.query({ datasource: 'events', aggregations: [{ name: 'n', type: 'count' }] }).then((r) => order.push(`query:${r.rows[0]![0]}`));
+    await Promise.all([ingest, query]);
+    expect(order).toEqual(['query:1', 'ingest:200000']); // the query saw the state before the batch
+    expect((await db.query({ datasource: 'events', aggregations: [{ name: 'n', type: 'count' }] })).rows).toEqual([[200_001]]);
+  });
+
+  it('closing the engine while a large batch is prepared accepts nothing of it', async () => {
+    const db = await engine({ dedup: false, limits: { maxBatchEvents: 200_000 } });
+    const big = Array.from({ length: 200_000 }, (_, i) => ({ ts: T0 + (i % 60_000), event: 'impression' }));
+    const ingest = db.ingest('events', big);
+    await new Promise((r) => setImmediate(r));
+    await db.close();
+    await expect(ingest).rejects.toMatchObject({ code: 'ENGINE_CLOSED' });
+  });
+});
+
 describe('engine lifecycle', () => {
   it('after close every call fails with ENGINE_CLOSED', async () => {
     const db = await engine();

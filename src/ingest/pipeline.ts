@@ -24,6 +24,9 @@ import { DedupIndex, hashKeyInto } from './dedup.js';
 import { MINUTE_MS } from '../time.js';
 import type { BatchRecord } from '../wal/record.js';
 
+/** How long `prepare` runs before it yields to the event loop. */
+const PREPARE_SLICE_MS = 2;
+
 export interface RejectedEvent {
   index: number;
   code: ErrorCode;
@@ -70,7 +73,12 @@ export class IngestPipeline {
     return this.watermarkMs === -Infinity ? null : this.watermarkMs;
   }
 
-  prepare(events: unknown): PreparedBatch {
+  /**
+   * Decide every event of a batch. A large batch yields to the event loop every PREPARE_SLICE_MS, so queries are
+   * served while it is prepared; that changes no decision: the watermark and the clock are read once at the start,
+   * and a key enters the dedup index the moment its event is accepted, so batches that interleave still see it.
+   */
+  async prepare(events: unknown): Promise<PreparedBatch> {
     if (!Array.isArray(events)) {
       throw new TallyError('BATCH_NOT_ARRAY', `events: got ${events === null ? 'null' : typeof events}; want an array of events`);
     }
@@ -97,7 +105,12 @@ export class IngestPipeline {
     let maxTs = -Infinity;
     let k = 0; // next free row in `rows`
 
+    let sliceStart = performance.now();
     for (let i = 0; i < n; i++) {
+      if ((i & 1023) === 1023 && performance.now() - sliceStart > PREPARE_SLICE_MS) {
+        await new Promise((resolve) => setImmediate(resolve));
+        sliceStart = performance.now();
+      }
       const bad = v.validate(events[i], rows, k);
       if (bad !== null) {
         result.rejected.push({ index: i, code: bad.code, message: bad.message });
