@@ -260,7 +260,7 @@ export class IngestPipeline {
     return kept;
   }
 
-  /** Account for rows already durable in segments at open: their times move the watermark, their keys are remembered. */
+  /** Remember the dedup keys of rows already durable in segments (at open; segments carry the key hashes). */
   restoreFromSegment(ts: Float64Array, keyHashes: Uint32Array | null, rows: number): void {
     for (let r = 0; r < rows; r++) {
       if (keyHashes !== null && this.dedup !== null) this.dedup.add(keyHashes[2 * r]!, keyHashes[2 * r + 1]!, ts[r]!);

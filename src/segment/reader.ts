@@ -28,9 +28,11 @@ class SegmentDictionary implements DictionaryView {
 
   idOf(value: string | null): number | undefined {
     if (value === null) return 0;
-    if (this.ids === null) this.ids = new Map(this.values.map((v, i) => [v as string, i]));
-    const id = this.ids.get(value);
-    return id === 0 ? undefined : id;
+    if (this.ids === null) {
+      this.ids = new Map();
+      for (let i = 1; i < this.values.length; i++) this.ids.set(this.values[i]!, i);
+    }
+    return this.ids.get(value);
   }
 }
 

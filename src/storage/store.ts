@@ -250,7 +250,7 @@ export class Store {
     this.wal = await WalWriter.open(fsys, walDir, {
       fsync: this.opts.fsync, intervalMs: this.opts.fsyncIntervalMs, segmentBytes: this.opts.walSegmentBytes,
       onSync: (seconds) => this.opts.onWalSync?.(seconds),
-    }, maxSeq + 1, null, this.lastLsn + 1);
+    }, maxSeq + 1, this.lastLsn + 1);
     this.walFiles.set(this.wal.seq, new Map());
     await this.checkpoint();
     this.scheduleSeal();

@@ -16,8 +16,6 @@ import { checkWalFileHeader, decodeBatch, scanRecords, WAL_HEADER_BYTES, type Ba
 import { walFileSeq } from './wal.js';
 
 export interface ReplayResult {
-  /** The newest file and its length after any cut, to continue appending to; null when there is none. */
-  last: { seq: number; size: number } | null;
   /** Sequence numbers of the files replayed, oldest first. */
   files: number[];
   /** Highest LSN seen. */
@@ -35,7 +33,7 @@ export async function replayWal(
   onRecord: (rec: BatchRecord, seq: number) => void,
 ): Promise<ReplayResult> {
   const names = (await fsys.list(dir)).filter((n) => walFileSeq(n) !== null);
-  const result: ReplayResult = { last: null, files: [], maxLsn: 0, tornBytes: 0, movedAside: [] };
+  const result: ReplayResult = { files: [], maxLsn: 0, tornBytes: 0, movedAside: [] };
   for (let i = 0; i < names.length; i++) {
     const name = names[i]!;
     const seq = walFileSeq(name)!;
@@ -77,7 +75,6 @@ export async function replayWal(
       }
     }
     result.files.push(seq);
-    let size = buf.length;
     if (cutAt >= 0) {
       const f = await fsys.openWrite(file, false);
       try {
@@ -87,9 +84,7 @@ export async function replayWal(
         await f.close();
       }
       result.tornBytes = buf.length - cutAt;
-      size = cutAt;
     }
-    if (newest) result.last = { seq, size };
   }
   return result;
 }
@@ -123,7 +118,6 @@ async function corrupt(
     await f.sync();
     await f.close();
     result.files.push(walFileSeq(path.basename(file))!);
-    result.last = { seq: walFileSeq(path.basename(file))!, size: keep };
   }
   for (const later of rest.slice(1)) {
     await fsys.rename(path.join(dir, later), path.join(aside, `${later}.aside`));

@@ -70,15 +70,11 @@ export class WalWriter {
     }
   }
 
-  /** Continue the file `seq` of `size` bytes (after recovery), or start file `seq` when size is null. */
-  static async open(fsys: FileSystem, dir: string, opts: WalOptions, seq: number, size: number | null, nextLsn: number): Promise<WalWriter> {
+  /** Start WAL file `seq` (recovery never appends to an old file: it always begins a fresh one). */
+  static async open(fsys: FileSystem, dir: string, opts: WalOptions, seq: number, firstLsn: number): Promise<WalWriter> {
     await fsys.mkdirp(dir);
-    if (size === null) {
-      const file = await WalWriter.createFile(fsys, dir, seq, nextLsn);
-      return new WalWriter(fsys, dir, opts, file, seq, WAL_HEADER_BYTES);
-    }
-    const file = await fsys.openWrite(path.join(dir, walFileName(seq)), false);
-    return new WalWriter(fsys, dir, opts, file, seq, size);
+    const file = await WalWriter.createFile(fsys, dir, seq, firstLsn);
+    return new WalWriter(fsys, dir, opts, file, seq, WAL_HEADER_BYTES);
   }
 
   private static async createFile(fsys: FileSystem, dir: string, seq: number, firstLsn: number): Promise<WritableFile> {

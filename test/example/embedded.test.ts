@@ -8,7 +8,7 @@ import { open, type Tally } from 'tallydb';
 let db: Tally;
 
 beforeEach(async () => {
-  db = await open({ memory: true }); // opens in well under a millisecond
+  db = await open({ memory: true }); // no files, no threads: one per test
   await db.createDatasource({
     name: 'events',
     dimensions: ['event', 'image_id', 'location', 'gender'],
