@@ -281,9 +281,10 @@ export class Store {
 
   // ---- datasources ----------------------------------------------------------------------------------------
 
+  /** Record a datasource in the manifest; a second call for the same name (a concurrent create) changes nothing. */
   async createDatasource(ds: Datasource, pipeline: IngestPipeline): Promise<void> {
-    await this.updateManifest((m) => ({ ...m, datasources: [...m.datasources, datasourceToSpec(ds)] }));
-    this.state.set(ds.name, { pipeline, segments: [], sealedLsn: new Map() });
+    await this.updateManifest((m) => (m.datasources.some((d) => d.name === ds.name) ? m : { ...m, datasources: [...m.datasources, datasourceToSpec(ds)] }));
+    if (!this.state.has(ds.name)) this.state.set(ds.name, { pipeline, segments: [], sealedLsn: new Map() });
   }
 
   /** The datasources recovered at open, with their pipelines. */

@@ -60,3 +60,17 @@ it('a late event for a minute already sealed becomes an additional segment for t
   expect((await re.ingest('ev', batch(0, 10))).duplicates).toBe(10);
   await re.close();
 });
+
+it('concurrent creates of one datasource record it once, and ingest lands in the one that is used', async () => {
+  const fs = new MemFs();
+  const db = await openOn(fs);
+  const spec = { name: 'twice', dimensions: ['a'], lateness: '1d' };
+  await Promise.all([db.createDatasource(spec), db.createDatasource(spec), db.createDatasource(spec)]);
+  await db.ingest('twice', [{ ts: Date.parse('2026-11-23T10:00:00Z'), a: 'x' }]);
+  await db.close();
+  const manifest = (await fs.readFile('/db/MANIFEST')).toString();
+  expect(manifest.match(/"name": "twice"/g)).toHaveLength(1);
+  const re = await openOn(fs);
+  expect((await re.sql('SELECT count(*) FROM twice')).rows).toEqual([[1]]);
+  await re.close();
+});
