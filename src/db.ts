@@ -13,8 +13,9 @@
  */
 import { TallyError } from './errors.js';
 import { resolveLimits, type Limits } from './limits.js';
-import { IngestPipeline, type IngestResult } from './ingest/pipeline.js';
-import { resolveDatasource, sameDatasource, datasourceToSpec, type DatasourceSpec } from './schema/datasource.js';
+import { IngestPipeline, type IngestResult, type PreparedBatch } from './ingest/pipeline.js';
+import type { EventColumns } from './ingest/columns.js';
+import { resolveDatasource, sameDatasource, datasourceToSpec, type Datasource, type DatasourceSpec } from './schema/datasource.js';
 import { execute } from './query/execute.js';
 import { queryDatasourceName, resolveQuery, type Query, type QueryResult } from './query/shape.js';
 import { compileSql } from './query/sql.js';
@@ -122,6 +123,12 @@ export class Tally {
     return datasourceToSpec(this.pipeline(name).ds);
   }
 
+  /** The resolved definition of a datasource (durations in ms), as ingest uses it. */
+  datasourceDefinition(name: string): Datasource {
+    this.check();
+    return this.pipeline(name).ds;
+  }
+
   listDatasources(): DatasourceSpec[] {
     this.check();
     return [...this.pipelines.values()].map((p) => datasourceToSpec(p.ds));
@@ -133,13 +140,25 @@ export class Tally {
    * whole is unusable (not an array, too large) or the datasource does not exist.
    */
   async ingest(datasource: string, events: unknown): Promise<IngestResult> {
+    return this.ingestWith(datasource, (p) => p.prepare(events));
+  }
+
+  /**
+   * Ingest a batch already validated into columns (phase A of ingest, `columnize`, which the daemon runs in worker
+   * threads). Same outcome as `ingest` of the events the columns came from.
+   */
+  async ingestColumns(datasource: string, cols: EventColumns): Promise<IngestResult> {
+    return this.ingestWith(datasource, (p) => p.decide(cols));
+  }
+
+  private async ingestWith(datasource: string, decide: (p: IngestPipeline) => Promise<PreparedBatch>): Promise<IngestResult> {
     this.check();
     const p = this.pipeline(datasource);
     const overload = this.store?.overload() ?? null;
     if (overload !== null) {
       throw new TallyError('INGEST_OVERLOADED', `ingest refused, nothing was accepted: ${overload}; retry shortly`, { retryAfterSeconds: 1 });
     }
-    const prepared = await p.prepare(events);
+    const prepared = await decide(p);
     if (this.closed) {
       // close() ran while a large batch was being prepared: nothing of it is committed.
       p.abort(prepared);

@@ -20,7 +20,7 @@ export interface Running {
 export async function serve(cfg: ServeConfig, log: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): Promise<Running> {
   let db: Tally | null = null;
   const app = build({
-    engine: () => db, limits: cfg.limits, tokens: cfg.tokens,
+    engine: () => db, limits: cfg.limits, tokens: cfg.tokens, decodeWorkers: cfg.decodeWorkers,
     logger: cfg.logLevel === 'silent' ? false : { level: cfg.logLevel },
   });
   await app.listen({ host: cfg.host, port: cfg.port });

@@ -15,8 +15,12 @@ import { TallyError, type ErrorCode } from '../errors.js';
 import type { Limits } from '../limits.js';
 import type { IngestResult } from '../ingest/pipeline.js';
 import type { QueryResult } from '../query/shape.js';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Piscina } from 'piscina';
 import { lineToEvent, parseLineProtocol, parsePrecision } from './lineprotocol.js';
 import { Metrics } from './metrics.js';
+import type { DecodeReply, DecodeRequest } from './decode-worker.js';
 
 export type Scope = 'read' | 'write';
 
@@ -29,6 +33,25 @@ export interface AppOptions {
   logger?: boolean | { level: string };
   /** Clock for line protocol points without a timestamp. Default Date.now. */
   clock?: () => number;
+  /**
+   * Worker threads that decode and validate JSON and MessagePack event batches off the main thread (0: none).
+   * Used only where the compiled worker exists (dist/); from TypeScript sources decoding stays on the main thread.
+   */
+  decodeWorkers?: number;
+}
+
+/** An event batch body left encoded, for a decode worker. */
+class EncodedEvents {
+  constructor(readonly bytes: Buffer, readonly type: 'json' | 'msgpack') {}
+}
+
+const EVENTS_ROUTE = '/v1/datasources/:name/events';
+
+function decodePool(workers: number): Piscina | null {
+  if (workers <= 0) return null;
+  const file = fileURLToPath(new URL('./decode-worker.js', import.meta.url));
+  if (!existsSync(file)) return null;
+  return new Piscina({ filename: file, minThreads: workers, maxThreads: workers, idleTimeout: Infinity });
 }
 
 declare module 'fastify' {
@@ -75,10 +98,15 @@ export function build(opts: AppOptions): FastifyInstance {
   const tokens = opts.tokens ?? {};
   const authOn = Object.keys(tokens).length > 0;
   let runningQueries = 0;
+  const pool = decodePool(opts.decodeWorkers ?? 0);
+  if (pool !== null) app.addHook('onClose', async () => pool.destroy());
+  /** Event batches for the decode workers stay encoded through body parsing. */
+  const leaveEncoded = (req: FastifyRequest): boolean => pool !== null && req.routeOptions.url === EVENTS_ROUTE;
 
   // ---- bodies -----------------------------------------------------------------------------------------------
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser(['application/json'], { parseAs: 'buffer' }, (_req, body, done) => {
+  app.addContentTypeParser(['application/json'], { parseAs: 'buffer' }, (req, body, done) => {
+    if (leaveEncoded(req)) return done(null, new EncodedEvents(body as Buffer, 'json'));
     try {
       const s = text(body as Buffer);
       if (s.trim().length === 0) throw new TallyError('BODY_MALFORMED', 'the JSON body is empty');
@@ -106,7 +134,8 @@ export function build(opts: AppOptions): FastifyInstance {
       done(e as Error, undefined);
     }
   });
-  app.addContentTypeParser(['application/msgpack', 'application/x-msgpack', 'application/vnd.msgpack'], { parseAs: 'buffer' }, (_req, body, done) => {
+  app.addContentTypeParser(['application/msgpack', 'application/x-msgpack', 'application/vnd.msgpack'], { parseAs: 'buffer' }, (req, body, done) => {
+    if (leaveEncoded(req)) return done(null, new EncodedEvents(body as Buffer, 'msgpack'));
     try {
       done(null, unpack(body as Buffer));
     } catch (e) {
@@ -233,13 +262,19 @@ export function build(opts: AppOptions): FastifyInstance {
     if (r.rejected.length > 0) metrics.ingestEvents.inc({ datasource: ds, outcome: 'rejected' }, r.rejected.length);
     for (const x of r.rejected) metrics.rejections.inc({ code: x.code });
   };
-  app.post('/v1/datasources/:name/events', { config: { scope: 'write' } }, async (req, reply) => {
+  app.post(EVENTS_ROUTE, { config: { scope: 'write' } }, async (req, reply) => {
     const db = engine();
     const name = dsName(req);
     const body = req.body as unknown;
     refuseUntyped(body);
     let result: IngestResult;
-    if (typeof body === 'object' && body !== null && (body as NdjsonBody).ndjson === true) {
+    if (body instanceof EncodedEvents) {
+      const ds = db.datasourceDefinition(name);
+      const request: DecodeRequest = { body: body.bytes, type: body.type, ds, limits };
+      const decoded = (await pool!.run(request)) as DecodeReply;
+      if (!decoded.ok) throw new TallyError(decoded.code as ErrorCode, decoded.message);
+      result = await db.ingestColumns(name, decoded.cols);
+    } else if (typeof body === 'object' && body !== null && (body as NdjsonBody).ndjson === true) {
       const nd = body as NdjsonBody;
       const r = await db.ingest(name, nd.events);
       const rejected = [

@@ -15,14 +15,15 @@
  * (synchronous: remembers keys, moves the watermark, appends to the head) leaves room for the durable write in
  * between: the storage layer writes the prepared rows to the WAL and commits only once they are durable, or aborts.
  */
-import { TallyError, type ErrorCode } from '../errors.js';
+import type { ErrorCode } from '../errors.js';
 import type { Limits } from '../limits.js';
 import type { Datasource } from '../schema/datasource.js';
-import { allocRowBatch, EventValidator, type RowBatch } from '../schema/event.js';
+import { EventValidator, type RowBatch } from '../schema/event.js';
+import { columnize, type EventColumns } from './columns.js';
 import { Head } from '../head/head.js';
-import { DedupIndex, hashKeyInto } from './dedup.js';
+import { DedupIndex } from './dedup.js';
 import { MINUTE_MS } from '../time.js';
-import type { BatchRecord } from '../wal/record.js';
+import type { BatchRecord, LoggedDimension } from '../wal/record.js';
 
 /** How long `prepare` runs before it yields to the event loop. */
 const PREPARE_SLICE_MS = 2;
@@ -43,10 +44,12 @@ export interface IngestResult {
 /** A batch decided by `prepare`, awaiting `commit` or `abort`. */
 export interface PreparedBatch {
   result: IngestResult;
-  /** The accepted rows, compacted to 0..rows.length-1. */
+  /** The accepted rows' times and metrics, compacted to 0..rows.length-1 (dimensions are in `ids` and `logged`). */
   rows: RowBatch;
-  /** Head dictionary ids of `rows.dims`. */
+  /** Head dictionary ids of the accepted rows, per dimension. */
   ids: Uint32Array[];
+  /** The accepted rows' dimensions as the WAL logs them: the batch-local dictionary and each row's index into it. */
+  logged: LoggedDimension[];
   /** 64-bit hashes (hi, lo) of the accepted rows' dedup keys, one pair per row; null without a dedup key. */
   keyHashes: Uint32Array | null;
   maxTs: number;
@@ -73,103 +76,126 @@ export class IngestPipeline {
     return this.watermarkMs === -Infinity ? null : this.watermarkMs;
   }
 
-  /**
-   * Decide every event of a batch. A large batch yields to the event loop every PREPARE_SLICE_MS, so queries are
-   * served while it is prepared; that changes no decision: the watermark and the clock are read once at the start,
-   * and a key enters the dedup index the moment its event is accepted, so batches that interleave still see it.
-   */
+  /** Phase A (validation into columns, here on this thread) and phase B (`decide`). */
   async prepare(events: unknown): Promise<PreparedBatch> {
-    if (!Array.isArray(events)) {
-      throw new TallyError('BATCH_NOT_ARRAY', `events: got ${events === null ? 'null' : typeof events}; want an array of events`);
-    }
-    if (events.length > this.limits.maxBatchEvents) {
-      throw new TallyError('BATCH_TOO_LARGE', `events: got ${events.length}; want at most ${this.limits.maxBatchEvents} per batch`, {
-        limit: this.limits.maxBatchEvents,
-      });
-    }
+    return this.decide(columnize(this.ds, this.limits, events, this.validator));
+  }
+
+  /**
+   * Phase B: decide every validated row against the engine's state — future, duplicate, late, cardinality — and
+   * intern each distinct new value once. A large batch yields to the event loop every PREPARE_SLICE_MS, so queries
+   * are served meanwhile; that changes no decision: the watermark and the clock are read once at the start, and a
+   * key enters the dedup index the moment its event is accepted, so batches that interleave still see it.
+   */
+  async decide(cols: EventColumns): Promise<PreparedBatch> {
     const ds = this.ds;
-    const n = events.length;
-    const rows = allocRowBatch(ds, n);
-    const ids = ds.dimensions.map(() => new Uint32Array(n));
-    const keyHashes = this.dedup === null ? null : new Uint32Array(2 * n);
-    const dedup = this.dedup;
-    /** Keys of this batch too old to be remembered by the index (only when lateness exceeds the dedup window). */
-    let unremembered: Set<string> | null = null;
-    const result: IngestResult = { accepted: 0, duplicates: 0, rejected: [] };
-    const v = this.validator;
-    const dicts = this.head.dictionaries;
+    const n = cols.n;
     const dimCount = ds.dimensions.length;
+    const metricCount = ds.metrics.length;
+    const dedup = this.dedup;
+    const dicts = this.head.dictionaries;
     const maxCard = this.limits.maxDimensionCardinality;
     const futureLimit = this.clock() + this.limits.futureToleranceMs;
     const lateLimit = this.watermarkMs - ds.latenessMs;
+    const rejected = [...cols.rejected];
+    let duplicates = 0;
+    const ts = new Float64Array(n);
+    const metrics = Array.from({ length: metricCount }, () => new Float64Array(n));
+    const ids = Array.from({ length: dimCount }, () => new Uint32Array(n));
+    const loggedIds = Array.from({ length: dimCount }, () => new Uint32Array(n));
+    const keyHashes = cols.keyHashes === null || dedup === null ? null : new Uint32Array(2 * n);
+    /** Batch-local id → head id, once known (values absent from the head are looked up again: see below). */
+    const toHead = cols.dims.map((d) => new Int32Array(d.values.length).fill(-1));
+    const fresh = new Int32Array(dimCount);
+    /** Keys of this batch too old to be remembered by the index (only when lateness exceeds the dedup window). */
+    let unremembered: Set<string> | null = null;
     let maxTs = -Infinity;
-    let k = 0; // next free row in `rows`
-
+    let k = 0;
     let sliceStart = performance.now();
-    for (let i = 0; i < n; i++) {
-      if ((i & 1023) === 1023 && performance.now() - sliceStart > PREPARE_SLICE_MS) {
+    for (let r = 0; r < n; r++) {
+      if ((r & 1023) === 1023 && performance.now() - sliceStart > PREPARE_SLICE_MS) {
         await new Promise((resolve) => setImmediate(resolve));
         sliceStart = performance.now();
       }
-      const bad = v.validate(events[i], rows, k);
-      if (bad !== null) {
-        result.rejected.push({ index: i, code: bad.code, message: bad.message });
-        continue;
-      }
-      const ts = v.ts;
-      if (ts > futureLimit) {
-        result.rejected.push({
-          index: i, code: 'TIMESTAMP_IN_FUTURE',
-          message: `event field '${ds.timeField}': got ${new Date(ts).toISOString()}; want at most ${new Date(futureLimit).toISOString()} (engine clock + ${this.limits.futureToleranceMs} ms)`,
+      const index = cols.index[r]!;
+      const t = cols.ts[r]!;
+      if (t > futureLimit) {
+        rejected.push({
+          index, code: 'TIMESTAMP_IN_FUTURE',
+          message: `event field '${ds.timeField}': got ${new Date(t).toISOString()}; want at most ${new Date(futureLimit).toISOString()} (engine clock + ${this.limits.futureToleranceMs} ms)`,
         });
         continue;
       }
-      const key = v.key;
-      if (key !== null) {
-        hashKeyInto(key, keyHashes!, k);
-        if (dedup!.has(keyHashes![2 * k]!, keyHashes![2 * k + 1]!) || unremembered?.has(key)) {
-          result.duplicates++;
+      let hi = 0;
+      let lo = 0;
+      if (keyHashes !== null) {
+        hi = cols.keyHashes![2 * r]!;
+        lo = cols.keyHashes![2 * r + 1]!;
+        if (dedup!.has(hi, lo) || unremembered?.has(`${hi}:${lo}`)) {
+          duplicates++;
           continue;
         }
       }
-      if (ts < lateLimit) {
-        result.rejected.push({
-          index: i, code: 'EVENT_TOO_LATE',
-          message: `event field '${ds.timeField}': got ${new Date(ts).toISOString()}; want at or after ${new Date(lateLimit).toISOString()} (watermark ${new Date(this.watermarkMs).toISOString()} minus lateness ${ds.latenessMs} ms)`,
+      if (t < lateLimit) {
+        rejected.push({
+          index, code: 'EVENT_TOO_LATE',
+          message: `event field '${ds.timeField}': got ${new Date(t).toISOString()}; want at or after ${new Date(lateLimit).toISOString()} (watermark ${new Date(this.watermarkMs).toISOString()} minus lateness ${ds.latenessMs} ms)`,
         });
         continue;
       }
-      // One dictionary lookup per value; new values are interned only once the whole event is known to fit.
+      // Each distinct value is looked up in the head once; a value absent from the head is looked up again on its
+      // next row, because a batch interleaved at a yield may have interned it meanwhile.
       let full = -1;
-      let fresh = false;
+      let anyFresh = false;
       for (let d = 0; d < dimCount; d++) {
-        const id = dicts[d]!.idOf(rows.dims[d]![k]!);
-        if (id === undefined) {
-          if (dicts[d]!.size - 1 >= maxCard) {
+        const local = cols.dims[d]!.ids[r]!;
+        let h = toHead[d]![local]!;
+        if (h < 0) {
+          const found = dicts[d]!.idOf(cols.dims[d]!.values[local]!);
+          if (found !== undefined) {
+            h = found;
+            toHead[d]![local] = found;
+          } else if (dicts[d]!.size - 1 >= maxCard) {
             full = d;
             break;
+          } else {
+            anyFresh = true;
           }
-          fresh = true;
-          ids[d]![k] = 0xffffffff;
-        } else {
-          ids[d]![k] = id;
         }
+        fresh[d] = h;
       }
       if (full >= 0) {
-        result.rejected.push({
-          index: i, code: 'DIMENSION_CARDINALITY',
-          message: `event field '${ds.dimensions[full]}': a new value would exceed ${maxCard} distinct values`,
-        });
+        rejected.push({ index, code: 'DIMENSION_CARDINALITY', message: `event field '${ds.dimensions[full]}': a new value would exceed ${maxCard} distinct values` });
         continue;
       }
-      if (fresh) for (let d = 0; d < dimCount; d++) if (ids[d]![k] === 0xffffffff) ids[d]![k] = dicts[d]!.intern(rows.dims[d]![k]!);
-      if (key !== null && !dedup!.add(keyHashes![2 * k]!, keyHashes![2 * k + 1]!, ts)) (unremembered ??= new Set()).add(key);
-      if (ts > maxTs) maxTs = ts;
+      for (let d = 0; d < dimCount; d++) {
+        const local = cols.dims[d]!.ids[r]!;
+        if (anyFresh && fresh[d]! < 0) {
+          fresh[d] = dicts[d]!.intern(cols.dims[d]!.values[local]!);
+          toHead[d]![local] = fresh[d]!;
+        }
+        ids[d]![k] = fresh[d]!;
+        loggedIds[d]![k] = local;
+      }
+      if (keyHashes !== null) {
+        keyHashes[2 * k] = hi;
+        keyHashes[2 * k + 1] = lo;
+        if (!dedup!.add(hi, lo, t)) (unremembered ??= new Set()).add(`${hi}:${lo}`);
+      }
+      ts[k] = t;
+      for (let m = 0; m < metricCount; m++) metrics[m]![k] = cols.metrics[m]![r]!;
+      if (t > maxTs) maxTs = t;
       k++;
     }
-    rows.length = k;
-    result.accepted = k;
-    return { result, rows, ids, keyHashes, maxTs };
+    rejected.sort((a, b) => a.index - b.index);
+    return {
+      result: { accepted: k, duplicates, rejected },
+      rows: { length: k, ts: ts.subarray(0, k), dims: [], metrics: metrics.map((m) => m.subarray(0, k)) },
+      ids: ids.map((a) => a.subarray(0, k)),
+      logged: cols.dims.map((d, i) => ({ values: d.values, ids: loggedIds[i]!.subarray(0, k) })),
+      keyHashes: keyHashes === null ? null : keyHashes.subarray(0, 2 * k),
+      maxTs,
+    };
   }
 
   /** Make a prepared batch visible: append its rows to the head and move the watermark. */

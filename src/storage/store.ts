@@ -24,7 +24,7 @@ import { BlockCache } from '../segment/cache.js';
 import { buildSegment, readFooter } from '../segment/format.js';
 import { DiskSegment } from '../segment/reader.js';
 import { MINUTE_MS } from '../time.js';
-import { encodeBatch, frameRecord, logDimensions } from '../wal/record.js';
+import { encodeBatch, frameRecord } from '../wal/record.js';
 import { replayWal } from '../wal/replay.js';
 import { WalWriter, walFileName, walFileSeq, type FsyncMode } from '../wal/wal.js';
 import { publishFile, type FileSystem } from './fs.js';
@@ -304,7 +304,7 @@ export class Store {
     const lsn = ++this.lastLsn;
     const rows = p.rows;
     const framed = frameRecord(encodeBatch({
-      lsn, ds: ds.name, n: rows.length, ts: rows.ts, dims: logDimensions(rows, p.ids), metrics: rows.metrics, keyHashes: p.keyHashes,
+      lsn, ds: ds.name, n: rows.length, ts: rows.ts, dims: p.logged, metrics: rows.metrics, keyHashes: p.keyHashes,
     }));
     return { lsn, done: this.wal.append(framed, lsn) };
   }

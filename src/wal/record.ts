@@ -16,7 +16,6 @@
 import { crc32c } from '@node-rs/crc32';
 import { compress, decompress } from '../storage/compress.js';
 import { pack, unpack } from 'msgpackr';
-import type { RowBatch } from '../schema/event.js';
 
 export const WAL_MAGIC = 'TLYW';
 export const WAL_VERSION = 1;
@@ -118,50 +117,6 @@ function bytesOf(a: Float64Array | Uint32Array): Buffer {
 
 function aligned(b: Buffer): ArrayBuffer {
   return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
-}
-
-/**
- * Scratch for `logDimensions`: head id → local id, valid where `stamp` equals the current generation. Typed arrays
- * indexed by the dense head ids, so a row costs two array reads instead of a Map lookup; reset by bumping `gen`.
- */
-let localOf = new Uint32Array(1024);
-let stamp = new Uint32Array(1024);
-let gen = 0;
-
-/**
- * Record-local dictionaries from the rows' head dictionary ids: integer work only, and each distinct string is
- * packed once per record instead of once per row.
- */
-export function logDimensions(rows: RowBatch, headIds: readonly Uint32Array[]): LoggedDimension[] {
-  const n = rows.length;
-  return headIds.map((hid, d) => {
-    if (++gen === 0xffffffff) {
-      stamp.fill(0);
-      gen = 1;
-    }
-    const values: (string | null)[] = [];
-    const ids = new Uint32Array(n);
-    const col = rows.dims[d]!;
-    for (let r = 0; r < n; r++) {
-      const h = hid[r]!;
-      if (h >= stamp.length) {
-        const size = Math.max(h + 1, stamp.length * 2);
-        const s2 = new Uint32Array(size);
-        s2.set(stamp);
-        stamp = s2;
-        const l2 = new Uint32Array(size);
-        l2.set(localOf);
-        localOf = l2;
-      }
-      if (stamp[h] !== gen) {
-        stamp[h] = gen;
-        localOf[h] = values.length;
-        values.push(col[r]!);
-      }
-      ids[r] = localOf[h]!;
-    }
-    return { values, ids };
-  });
 }
 
 export function encodeBatch(r: BatchRecord): Buffer {

@@ -47,6 +47,7 @@ it('ingests over a socket, answers SQL, stops on SIGTERM with exit 0, and restar
   expect((await call(`${a.url}/healthz`, 'GET')).json).toEqual({ status: 'ok' });
   expect((await call(`${a.url}/v1/datasources/events`, 'PUT', { dimensions: ['event', 'image_id'], dedupKey: 'id', lateness: '1d' })).status).toBe(201);
   const now = Date.now();
+  const events0 = () => Array.from({ length: 50 }, (_, i) => ({ ts: now, id: `z${i}`, event: 'impression' }));
   let acked = 0;
   for (let b = 0; b < 20; b++) {
     const events = Array.from({ length: 500 }, (_, i) => ({ ts: now - 60_000 + b * 1000 + i, id: `${b}-${i}`, event: i % 10 ? 'impression' : 'click', image_id: `img${i % 7}` }));
@@ -54,8 +55,17 @@ it('ingests over a socket, answers SQL, stops on SIGTERM with exit 0, and restar
     expect(r.status).toBe(200);
     acked += r.json.accepted;
   }
+  // The daemon decodes event batches in a worker thread: its failures keep their codes, bad events their indexes.
+  const broken = await call(`${a.url}/v1/datasources/events/events`, 'POST', pack(events0()).subarray(0, 30), 'application/msgpack');
+  expect([broken.status, broken.json.code]).toEqual([400, 'BODY_MALFORMED']);
+  const notArray = await call(`${a.url}/v1/datasources/events/events`, 'POST', '{"ts": 1}');
+  expect([notArray.status, notArray.json.code]).toEqual([400, 'BATCH_NOT_ARRAY']);
+  const partial = await call(`${a.url}/v1/datasources/events/events`, 'POST', pack([{ ts: now, id: 'p1', event: 'click' }, { ts: 'soon', id: 'p2' }, { ts: now, id: 'p3', colour: 'red' }]), 'application/msgpack');
+  expect(partial.status).toBe(207);
+  expect(partial.json.rejected.map((r: { index: number; code: string }) => [r.index, r.code])).toEqual([[1, 'TIMESTAMP_INVALID'], [2, 'FIELD_UNKNOWN']]);
+  acked += partial.json.accepted;
   const q = await call(`${a.url}/v1/sql`, 'POST', "SELECT countIf(event = 'click') AS clicks, count(*) FROM events", 'text/plain');
-  expect(q.json.rows).toEqual([[1000, acked]]);
+  expect(q.json.rows).toEqual([[1001, acked]]);
 
   a.proc.kill('SIGTERM');
   expect(await a.exited).toBe(0);
@@ -63,7 +73,7 @@ it('ingests over a socket, answers SQL, stops on SIGTERM with exit 0, and restar
 
   const b = await start();
   const again = await call(`${b.url}/v1/sql`, 'POST', { sql: "SELECT countIf(event = 'click') AS clicks, count(*) FROM events" });
-  expect(again.json.rows).toEqual([[1000, acked]]);
+  expect(again.json.rows).toEqual([[1001, acked]]);
   // Two signals back to back (two kinds: the kernel merges a repeated pending signal into one): the second
   // arrives while the graceful stop is still closing, and exits at once.
   b.proc.kill('SIGTERM');

@@ -1,0 +1,82 @@
+/**
+ * ingest/columns.ts — phase A of ingest: a batch of events into validated columns, with no engine state.
+ *
+ * Invariant: `columnize` depends only on the datasource definition and the limits, never on what the engine holds,
+ * so it gives the same result on any thread (the daemon runs it in worker threads). Each valid event becomes one
+ * row; each invalid one a rejection with its index. Dimensions come out as a batch-local dictionary per dimension
+ * (distinct values, and each row's index into them): the engine then looks each distinct value up once, and the
+ * WAL logs the batch in this form as it is.
+ */
+import { TallyError } from '../errors.js';
+import type { Limits } from '../limits.js';
+import type { Datasource } from '../schema/datasource.js';
+import { allocRowBatch, EventValidator } from '../schema/event.js';
+import type { LoggedDimension } from '../wal/record.js';
+import { hashKeyInto } from './dedup.js';
+import type { RejectedEvent } from './pipeline.js';
+
+export interface EventColumns {
+  /** Events in the batch, valid or not. */
+  total: number;
+  /** Valid events: rows 0..n-1. */
+  n: number;
+  /** Index in the batch of each row. */
+  index: Uint32Array;
+  ts: Float64Array;
+  dims: LoggedDimension[];
+  metrics: Float64Array[];
+  /** (hi, lo) 64-bit hash of each row's dedup key; null without a dedup key. */
+  keyHashes: Uint32Array | null;
+  /** Events that failed validation, by index. */
+  rejected: RejectedEvent[];
+}
+
+export function checkBatch(events: unknown, limits: Limits): unknown[] {
+  if (!Array.isArray(events)) {
+    throw new TallyError('BATCH_NOT_ARRAY', `events: got ${events === null ? 'null' : typeof events}; want an array of events`);
+  }
+  if (events.length > limits.maxBatchEvents) {
+    throw new TallyError('BATCH_TOO_LARGE', `events: got ${events.length}; want at most ${limits.maxBatchEvents} per batch`, { limit: limits.maxBatchEvents });
+  }
+  return events;
+}
+
+/** Validate `events` (an array, checked) into columns. */
+export function columnize(ds: Datasource, limits: Limits, events: unknown, validator = new EventValidator(ds, limits)): EventColumns {
+  const list = checkBatch(events, limits);
+  const total = list.length;
+  const rows = allocRowBatch(ds, total);
+  const index = new Uint32Array(total);
+  const keyHashes = ds.dedupKey === null ? null : new Uint32Array(2 * total);
+  const rejected: RejectedEvent[] = [];
+  let k = 0;
+  for (let i = 0; i < total; i++) {
+    const bad = validator.validate(list[i], rows, k);
+    if (bad !== null) {
+      rejected.push({ index: i, code: bad.code, message: bad.message });
+      continue;
+    }
+    if (keyHashes !== null) hashKeyInto(validator.key!, keyHashes, k);
+    index[k++] = i;
+  }
+  const dims = rows.dims.map((col) => {
+    const local = new Map<string | null, number>();
+    const values: (string | null)[] = [];
+    const ids = new Uint32Array(k);
+    for (let r = 0; r < k; r++) {
+      const v = col[r]!;
+      let id = local.get(v);
+      if (id === undefined) {
+        id = values.length;
+        values.push(v);
+        local.set(v, id);
+      }
+      ids[r] = id;
+    }
+    return { values, ids };
+  });
+  return {
+    total, n: k, index: index.subarray(0, k), ts: rows.ts.subarray(0, k), dims,
+    metrics: rows.metrics.map((m) => m.subarray(0, k)), keyHashes: keyHashes === null ? null : keyHashes.subarray(0, 2 * k), rejected,
+  };
+}
