@@ -9,7 +9,6 @@
  *  - A malformed event costs only itself: NDJSON and line protocol report bad lines per line and ingest the rest.
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { unpack } from 'msgpackr';
 import type { Tally } from '../db.js';
 import { TallyError, type ErrorCode } from '../errors.js';
 import type { Limits } from '../limits.js';
@@ -21,6 +20,7 @@ import { Piscina } from 'piscina';
 import { lineToEvent, parseLineProtocol, parsePrecision } from './lineprotocol.js';
 import { Metrics } from './metrics.js';
 import type { DecodeReply, DecodeRequest } from './decode-worker.js';
+import { decodeBody, utf8Text as text } from './bodies.js';
 
 export type Scope = 'read' | 'write';
 
@@ -57,16 +57,6 @@ function decodePool(workers: number): Piscina | null {
 declare module 'fastify' {
   interface FastifyContextConfig {
     scope?: Scope | null;
-  }
-}
-
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
-function text(body: Buffer): string {
-  try {
-    return utf8.decode(body);
-  } catch {
-    throw new TallyError('BODY_MALFORMED', 'the body is not valid UTF-8');
   }
 }
 
@@ -108,11 +98,9 @@ export function build(opts: AppOptions): FastifyInstance {
   app.addContentTypeParser(['application/json'], { parseAs: 'buffer' }, (req, body, done) => {
     if (leaveEncoded(req)) return done(null, new EncodedEvents(body as Buffer, 'json'));
     try {
-      const s = text(body as Buffer);
-      if (s.trim().length === 0) throw new TallyError('BODY_MALFORMED', 'the JSON body is empty');
-      done(null, JSON.parse(s));
+      done(null, decodeBody(body as Buffer, 'json'));
     } catch (e) {
-      done(e instanceof TallyError ? e : new TallyError('BODY_MALFORMED', `the body is not valid JSON: ${(e as Error).message}`), undefined);
+      done(e as Error, undefined);
     }
   });
   app.addContentTypeParser(['application/x-ndjson', 'application/ndjson'], { parseAs: 'buffer' }, (_req, body, done) => {
@@ -137,9 +125,9 @@ export function build(opts: AppOptions): FastifyInstance {
   app.addContentTypeParser(['application/msgpack', 'application/x-msgpack', 'application/vnd.msgpack'], { parseAs: 'buffer' }, (req, body, done) => {
     if (leaveEncoded(req)) return done(null, new EncodedEvents(body as Buffer, 'msgpack'));
     try {
-      done(null, unpack(body as Buffer));
+      done(null, decodeBody(body as Buffer, 'msgpack'));
     } catch (e) {
-      done(new TallyError('BODY_MALFORMED', `the body is not valid MessagePack: ${(e as Error).message}`), undefined);
+      done(e as Error, undefined);
     }
   });
   app.addContentTypeParser(['text/plain'], { parseAs: 'buffer' }, (_req, body, done) => {

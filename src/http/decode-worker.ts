@@ -7,9 +7,9 @@
  * boundary. The columns' typed arrays are transferred back, not copied.
  */
 import { Piscina } from 'piscina';
-import { unpack } from 'msgpackr';
 import { TallyError } from '../errors.js';
 import { columnize, type EventColumns } from '../ingest/columns.js';
+import { decodeBody } from './bodies.js';
 import type { Limits } from '../limits.js';
 import type { Datasource } from '../schema/datasource.js';
 
@@ -22,33 +22,9 @@ export interface DecodeRequest {
 
 export type DecodeReply = { ok: true; cols: EventColumns } | { ok: false; code: string; message: string };
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
-export function decodeEvents(body: Uint8Array, type: 'json' | 'msgpack'): unknown {
-  if (type === 'msgpack') {
-    try {
-      return unpack(body);
-    } catch (e) {
-      throw new TallyError('BODY_MALFORMED', `the body is not valid MessagePack: ${(e as Error).message}`);
-    }
-  }
-  let text: string;
-  try {
-    text = utf8.decode(body);
-  } catch {
-    throw new TallyError('BODY_MALFORMED', 'the body is not valid UTF-8');
-  }
-  if (text.trim().length === 0) throw new TallyError('BODY_MALFORMED', 'the JSON body is empty');
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new TallyError('BODY_MALFORMED', `the body is not valid JSON: ${(e as Error).message}`);
-  }
-}
-
 export default function decode(req: DecodeRequest): unknown {
   try {
-    const cols = columnize(req.ds, req.limits, decodeEvents(req.body, req.type));
+    const cols = columnize(req.ds, req.limits, decodeBody(req.body, req.type));
     const transfer = [cols.index, cols.ts, ...cols.metrics, ...cols.dims.map((d) => d.ids), ...(cols.keyHashes ? [cols.keyHashes] : [])]
       .map((a) => a.buffer)
       .filter((b, i, all) => all.indexOf(b) === i);
