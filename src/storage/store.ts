@@ -18,7 +18,7 @@ import * as path from 'node:path';
 import { TallyError } from '../errors.js';
 import type { IngestPipeline, PreparedBatch } from '../ingest/pipeline.js';
 import type { SegmentReader } from '../query/reader.js';
-import { resolveDatasource, datasourceToSpec, type Datasource, type DatasourceSpec } from '../schema/datasource.js';
+import { resolveDatasource, datasourceToSpec, type Datasource } from '../schema/datasource.js';
 import type { Limits } from '../limits.js';
 import { BlockCache } from '../segment/cache.js';
 import { buildSegment, readFooter } from '../segment/format.js';
@@ -292,10 +292,6 @@ export class Store {
     return [...this.state.values()].map((s) => s.pipeline);
   }
 
-  datasourceSpecs(): DatasourceSpec[] {
-    return this.manifest.datasources;
-  }
-
   // ---- ingest ---------------------------------------------------------------------------------------------
 
   /** Log a prepared batch; resolves once durable per the fsync mode. Call `committed` right after committing it. */
@@ -313,10 +309,6 @@ export class Store {
     if (lsn > this.committedLsn) this.committedLsn = lsn;
     this.track(seq, pipeline.ds.name, p.rows.ts, p.rows.length, lsn);
     this.scheduleSeal();
-  }
-
-  get walBacklogBytes(): number {
-    return this.wal.backlogBytes;
   }
 
   /**
