@@ -22,9 +22,10 @@ import { compileSql } from './query/sql.js';
 import type { HeadStats } from './head/head.js';
 import type { DedupStats } from './ingest/dedup.js';
 import { NODE_FS, type FileSystem } from './storage/fs.js';
+import type { SegmentReader } from './query/reader.js';
 import { Store, type StoreStats } from './storage/store.js';
 import type { FsyncMode } from './wal/wal.js';
-import type { SegmentReader } from './query/reader.js';
+import type { MergePlan } from './compact/planner.js';
 import * as path from 'node:path';
 
 export interface OpenOptions {
@@ -47,9 +48,14 @@ export interface OpenOptions {
   /** Durable mode, advanced: the file system to use (tests pass a fault-injecting one). Default: node:fs. */
   fileSystem?: FileSystem;
   /** Durable mode, tests only: called after each named step of sealing and checkpointing; may throw. */
-  testHooks?: { step?: (name: string) => void | Promise<void> };
+  testHooks?: { step?: (name: string) => void | Promise<void>; mergeFault?: (plan: MergePlan) => 'throw' | 'exit' | undefined };
   /** Durable mode: observer of each WAL fsync's duration in seconds (the daemon's metrics use it). */
   onWalSync?: (seconds: number) => void;
+  /**
+   * Durable mode: background compaction (docs/compaction.md). `workers`: merge threads, default 1, 0 turns merging
+   * off (retention still runs); `intervalMs`: how often it looks for work besides after each seal, default 10000.
+   */
+  compaction?: { workers?: number; intervalMs?: number };
   /** Overrides of the defaults in limits.ts. */
   limits?: Partial<Limits>;
   /** The engine clock (epoch ms) used for `now()` in SQL and the future-timestamp check; default Date.now. */
@@ -183,8 +189,15 @@ export class Tally {
     return prepared.result;
   }
 
-  private readers(name: string, from: number, to: number): SegmentReader[] {
-    return this.store === null ? this.pipeline(name).head.readers(from, to) : this.store.readers(name, from, to);
+  /** The readers of a query's range, held (their files kept) until the query is done with them. */
+  private async withReaders<T>(name: string, from: number, to: number, run: (readers: SegmentReader[]) => Promise<T>): Promise<T> {
+    if (this.store === null) return run(this.pipeline(name).head.readers(from, to));
+    const snap = this.store.acquire(name, from, to);
+    try {
+      return await run(snap.readers);
+    } finally {
+      snap.release();
+    }
   }
 
   /** Durable mode: seal every head minute into segment files now (memory mode: nothing to do). */
@@ -199,7 +212,7 @@ export class Tally {
     const startedAt = performance.now();
     const p = this.pipeline(queryDatasourceName(q));
     const plan = resolveQuery(q, p.ds, this.limits);
-    return await execute(plan, this.readers(p.ds.name, plan.from, plan.to), this.limits, startedAt);
+    return await this.withReaders(p.ds.name, plan.from, plan.to, (readers) => execute(plan, readers, this.limits, startedAt));
   }
 
   /** Run a SQL query (docs/query.md#sql); columns come in SELECT order under their SQL names. */
@@ -209,7 +222,7 @@ export class Tally {
     const compiled = compileSql(text, { now: this.clock(), limits: this.limits, datasource: (name) => this.pipeline(name).ds });
     const p = this.pipeline(compiled.query.datasource);
     const plan = resolveQuery(compiled.query, p.ds, this.limits);
-    const result = await execute(plan, this.readers(p.ds.name, plan.from, plan.to), this.limits, startedAt);
+    const result = await this.withReaders(p.ds.name, plan.from, plan.to, (readers) => execute(plan, readers, this.limits, startedAt));
     const picks = compiled.select.map((s) => result.columns.indexOf(s.source));
     return {
       columns: compiled.select.map((s) => s.name),
@@ -249,7 +262,7 @@ export async function open(options: OpenOptions = {}): Promise<Tally> {
     throw new TallyError('OPTIONS_INVALID', `open: ${message}`);
   };
   if (typeof options !== 'object' || options === null) fail('want an options object such as { memory: true }');
-  const known = ['memory', 'dir', 'limits', 'clock', 'fsync', 'fsyncIntervalMs', 'walSegmentBytes', 'cacheBytes', 'headBytes', 'repair', 'fileSystem', 'testHooks', 'onWalSync'];
+  const known = ['memory', 'dir', 'limits', 'clock', 'fsync', 'fsyncIntervalMs', 'walSegmentBytes', 'cacheBytes', 'headBytes', 'repair', 'fileSystem', 'testHooks', 'onWalSync', 'compaction'];
   for (const k of Object.keys(options)) if (!known.includes(k)) fail(`unknown option '${k}'; want one of ${known.join(', ')}`);
   if (options.memory === true && options.dir !== undefined) fail('choose { memory: true } or { dir }, not both');
   if (options.memory !== true && (typeof options.dir !== 'string' || options.dir.length === 0)) fail('want { memory: true } or { dir: "path" }');
@@ -262,6 +275,13 @@ export async function open(options: OpenOptions = {}): Promise<Tally> {
     return v as number;
   };
   const limits = resolveLimits(options.limits, fail);
+  const compaction = options.compaction ?? {};
+  if (typeof compaction !== 'object' || compaction === null) fail('compaction: want an object { workers, intervalMs }');
+  for (const k of Object.keys(compaction)) if (k !== 'workers' && k !== 'intervalMs') fail(`compaction.${k}: unknown option; want workers or intervalMs`);
+  const workers = compaction.workers ?? 1;
+  if (!Number.isSafeInteger(workers) || workers < 0 || workers > 64) fail(`compaction.workers: got ${JSON.stringify(workers)}; want an integer 0..64`);
+  const intervalMs = compaction.intervalMs ?? 10_000;
+  if (!Number.isSafeInteger(intervalMs) || intervalMs <= 0) fail(`compaction.intervalMs: got ${JSON.stringify(intervalMs)}; want a positive integer`);
   const clock = options.clock ?? Date.now;
   if (options.memory === true) return new Tally(limits, clock);
   const store = await Store.open({
@@ -273,6 +293,10 @@ export async function open(options: OpenOptions = {}): Promise<Tally> {
     cacheBytes: positive('cacheBytes', 256 * 1024 * 1024),
     headBytes: positive('headBytes', 512 * 1024 * 1024),
     repair: options.repair === true,
+    clock,
+    compactionWorkers: workers,
+    compactionIntervalMs: intervalMs,
+    ...(options.testHooks?.mergeFault ? { mergeFault: options.testHooks.mergeFault } : {}),
     ...(options.testHooks?.step ? { step: options.testHooks.step } : {}),
     ...(options.onWalSync ? { onWalSync: options.onWalSync } : {}),
   }, limits, (ds) => new IngestPipeline(ds, limits, clock));

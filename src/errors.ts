@@ -24,6 +24,7 @@ export const ERROR_CODES = {
   TIMESTAMP_OUT_OF_RANGE: { status: 400, text: 'The timestamp is before 1970 or after 9999.' },
   TIMESTAMP_IN_FUTURE: { status: 400, text: 'The timestamp is further ahead of the engine clock than limits.futureToleranceMs.' },
   EVENT_TOO_LATE: { status: 400, text: 'The timestamp is older than the watermark minus the datasource lateness.' },
+  EVENT_BEYOND_RETENTION: { status: 400, text: 'The timestamp is older than the engine clock minus the datasource retention.' },
   FIELD_UNKNOWN: { status: 400, text: 'The event has a field that is neither the time field, a dimension, a metric nor the dedup key.' },
   DIMENSION_NOT_STRING: { status: 400, text: 'A dimension value is not a string (or null).' },
   DIMENSION_MALFORMED: { status: 400, text: 'A dimension value is not well-formed Unicode (it holds a lone surrogate).' },
@@ -59,6 +60,7 @@ export const ERROR_CODES = {
   TOO_MANY_BROKEN_SEGMENTS: { status: 500, text: 'More segments failed their checks at open than limits.maxBrokenSegments; open stops.' },
   MANIFEST_CORRUPT: { status: 500, text: 'The manifest failed its checksum or does not parse; open stops.' },
   DIR_LOCKED: { status: 409, text: 'Another live process has the data directory open.' },
+  COMPACTION_FAILED: { status: 500, text: 'A compaction merge failed; its inputs are intact and still served, and the range is retried after a back-off.' },
   INGEST_OVERLOADED: { status: 503, text: 'Sealing or the WAL is behind its memory budget: the batch was refused (not accepted); retry after Retry-After seconds.' },
   // --- HTTP -------------------------------------------------------------------------------------------------
   UNAUTHORIZED: { status: 401, text: 'The request has no valid bearer token, and the daemon requires one.' },

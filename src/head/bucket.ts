@@ -99,6 +99,11 @@ export class MinuteBucket implements SegmentSource {
     return this.keys;
   }
 
+  /** A head row is always one event. */
+  rollup(): null {
+    return null;
+  }
+
   bitmap(dim: number, id: number): Bitmap | null {
     // A dimension indexed in full stays so; one whose dictionary grew past the threshold is scanned per value.
     if (this.indexedRows[dim] === 0 && this.dicts[dim]!.size > highCardinality) return this.scan(dim, id);

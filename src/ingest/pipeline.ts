@@ -97,6 +97,7 @@ export class IngestPipeline {
     const maxCard = this.limits.maxDimensionCardinality;
     const futureLimit = this.clock() + this.limits.futureToleranceMs;
     const lateLimit = this.watermarkMs - ds.latenessMs;
+    const retentionLimit = ds.retentionMs === null ? -Infinity : this.clock() - ds.retentionMs;
     const rejected = [...cols.rejected];
     let duplicates = 0;
     const ts = new Float64Array(n);
@@ -140,6 +141,13 @@ export class IngestPipeline {
         rejected.push({
           index, code: 'EVENT_TOO_LATE',
           message: `event field '${ds.timeField}': got ${new Date(t).toISOString()}; want at or after ${new Date(lateLimit).toISOString()} (watermark ${new Date(this.watermarkMs).toISOString()} minus lateness ${ds.latenessMs} ms)`,
+        });
+        continue;
+      }
+      if (t < retentionLimit) {
+        rejected.push({
+          index, code: 'EVENT_BEYOND_RETENTION',
+          message: `event field '${ds.timeField}': got ${new Date(t).toISOString()}; want at or after ${new Date(retentionLimit).toISOString()} (engine clock minus retention ${ds.retentionMs} ms)`,
         });
         continue;
       }
@@ -214,9 +222,9 @@ export class IngestPipeline {
   /**
    * Re-apply a logged batch at open. Rows in a minute for which `sealedMinute` is true are already in a segment and are not
    * appended again; their keys and times still count for dedup and the watermark. No validation: the batch was
-   * validated when it was accepted.
+   * validated when it was accepted. Rows older than `dropBefore` (past retention) are not appended either.
    */
-  replay(rec: BatchRecord, sealedMinute: (minute: number) => boolean): number {
+  replay(rec: BatchRecord, sealedMinute: (minute: number) => boolean, dropBefore = -Infinity): number {
     const n = rec.n;
     const ts = rec.ts;
     const hashes = rec.keyHashes;
@@ -236,7 +244,7 @@ export class IngestPipeline {
         lastMinute = minute;
         lastSealed = sealedMinute(minute);
       }
-      if (lastSealed) {
+      if (lastSealed || t < dropBefore) {
         if (keep === null) {
           keep = new Uint32Array(n);
           for (let i = 0; i < r; i++) keep[i] = i;

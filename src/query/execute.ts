@@ -228,8 +228,11 @@ export async function execute(plan: Plan, readers: readonly SegmentReader[], lim
       return s;
     };
 
+    // Rolled-up rows each stand for several events: counts and metric folds read the rollup columns.
+    const ru = reader.rollup();
+
     // ---- bitmap strategy: counts from cardinalities, no row visited ----------------------------------------
-    if (allCounts && oneBucket) {
+    if (allCounts && oneBucket && ru === null) {
       let combinations = 1;
       for (const d of groupDims) combinations *= reader.dictionary(d).size;
       const calls = groupDims.length === 0 ? plan.aggregations.length : combinations * (plan.aggregations.length + 1);
@@ -310,6 +313,14 @@ export async function execute(plan: Plan, readers: readonly SegmentReader[], lim
       const acc = groups.acc[i]!;
       const nn = groups.n[i]!;
       if (a.type === 'count' && a.metric < 0) {
+        if (ru !== null) {
+          const w = ru.counts;
+          for (let j = 0; j < count; j++) {
+            const r = rows === null ? j : rows[j]!;
+            acc[groupOf[r]!]! += w[r]!;
+          }
+          return;
+        }
         for (let j = 0; j < count; j++) acc[groupOf[rows === null ? j : rows[j]!]!]!++;
         return;
       }
@@ -325,6 +336,23 @@ export async function execute(plan: Plan, readers: readonly SegmentReader[], lim
         return;
       }
       const values = reader.metricValues(a.metric);
+      if (ru !== null) {
+        // values holds each row's sum; the rollup columns its non-null count, min and max.
+        const m = ru.metrics[a.metric]!;
+        for (let j = 0; j < count; j++) {
+          const r = rows === null ? j : rows[j]!;
+          const c = m.count[r]!;
+          if (c === 0) continue;
+          const g = groupOf[r]!;
+          switch (a.type) {
+            case 'count': acc[g]! += c; break;
+            case 'sum': case 'avg': acc[g]! += values[r]!; nn[g]! += c; break;
+            case 'min': if (m.min[r]! < acc[g]!) acc[g] = m.min[r]!; nn[g]! += c; break;
+            case 'max': if (m.max[r]! > acc[g]!) acc[g] = m.max[r]!; nn[g]! += c; break;
+          }
+        }
+        return;
+      }
       for (let j = 0; j < count; j++) {
         const r = rows === null ? j : rows[j]!;
         const v = values[r]!;

@@ -19,6 +19,16 @@ export interface DictionaryView {
   idOf(value: string | null): number | undefined;
 }
 
+/**
+ * The extra columns of a rolled-up reader (docs/compaction.md#rollup): row r stands for `counts[r]` events with the
+ * same dimension values in one rollup bucket; `metricValues(m)[r]` is their sum (NaN when none had a value).
+ */
+export interface RollupColumns {
+  counts: Float64Array;
+  /** Per metric: how many of the row's events had a value, and their min and max (NaN when none). */
+  metrics: { count: Float64Array; min: Float64Array; max: Float64Array }[];
+}
+
 export interface SegmentReader {
   /** Earliest and latest row timestamp that may occur (inclusive bounds, epoch ms). */
   readonly minTs: number;
@@ -34,4 +44,6 @@ export interface SegmentReader {
   timestamps(): Float64Array;
   /** Rows whose dimension `dim` has dictionary id `id`; null when there are none. Callers must not mutate it. */
   bitmap(dim: number, id: number): RoaringBitmap32 | null;
+  /** The rollup columns when each row stands for several events; null when every row is one event. */
+  rollup(): RollupColumns | null;
 }

@@ -7,7 +7,7 @@
  */
 import { TallyError } from '../errors.js';
 import type { Limits } from '../limits.js';
-import { parseDuration, HOUR_MS } from '../time.js';
+import { parseDuration, HOUR_MS, MINUTE_MS } from '../time.js';
 
 export type MetricType = 'int' | 'float';
 
@@ -31,7 +31,16 @@ export interface DatasourceSpec {
   dedupWindow?: string | number;
   /** How far behind the watermark an event may be and still be accepted; default `'1h'`. */
   lateness?: string | number;
+  /**
+   * Rollup during compaction (docs/compaction.md): rows with the same dimension values in the same `granularity`
+   * bucket merge into one row carrying the event count and each metric's sum/min/max. Default: no rollup.
+   */
+  rollup?: { granularity: RollupGranularity } | null;
+  /** Drop data older than this (engine clock) — whole segments, by compaction; default: keep forever. */
+  retention?: string | number | null;
 }
+
+export type RollupGranularity = 'minute' | 'hour';
 
 /** The resolved, validated definition. */
 export interface Datasource {
@@ -42,6 +51,10 @@ export interface Datasource {
   readonly dedupKey: string | null;
   readonly dedupWindowMs: number;
   readonly latenessMs: number;
+  /** Rollup bucket in ms (MINUTE_MS or HOUR_MS), or null without rollup. */
+  readonly rollupMs: number | null;
+  /** Retention in ms, or null to keep forever. */
+  readonly retentionMs: number | null;
 }
 
 const NAME_RE = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
@@ -68,7 +81,7 @@ function checkDuration(what: string, value: unknown, fallback: number): number {
 export function resolveDatasource(spec: unknown, limits: Limits): Datasource {
   if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) invalid('the datasource definition must be an object');
   const s = spec as Record<string, unknown>;
-  const known = new Set(['name', 'timeField', 'dimensions', 'metrics', 'dedupKey', 'dedupWindow', 'lateness']);
+  const known = new Set(['name', 'timeField', 'dimensions', 'metrics', 'dedupKey', 'dedupWindow', 'lateness', 'rollup', 'retention']);
   for (const key of Object.keys(s)) if (!known.has(key)) invalid(`unknown property '${key}'; want one of ${[...known].join(', ')}`);
 
   const name = checkName('name', s.name);
@@ -100,9 +113,20 @@ export function resolveDatasource(spec: unknown, limits: Limits): Datasource {
   }
   const dedupWindowMs = checkDuration('dedupWindow', s.dedupWindow, HOUR_MS);
   const latenessMs = checkDuration('lateness', s.lateness, HOUR_MS);
+  let rollupMs: number | null = null;
+  if (s.rollup !== undefined && s.rollup !== null) {
+    const r = s.rollup as Record<string, unknown>;
+    if (typeof r !== 'object' || Array.isArray(r) || Object.keys(r).some((k) => k !== 'granularity') || (r.granularity !== 'minute' && r.granularity !== 'hour')) {
+      invalid(`rollup: got ${JSON.stringify(s.rollup)}; want { granularity: 'minute' } or { granularity: 'hour' }`);
+    }
+    rollupMs = r.granularity === 'minute' ? MINUTE_MS : HOUR_MS;
+  }
+  const retentionMs = s.retention === undefined || s.retention === null ? null : checkDuration('retention', s.retention, 0);
+  if (retentionMs !== null && retentionMs < HOUR_MS) invalid(`retention: got ${JSON.stringify(s.retention)}; want at least '1h'`);
+  if (retentionMs !== null && retentionMs <= latenessMs) invalid(`retention (${retentionMs} ms) must exceed lateness (${latenessMs} ms): an event accepted as late must not already be past retention`);
   return Object.freeze({
     name, timeField, dimensions: Object.freeze(dimensions), metrics: Object.freeze(metrics),
-    dedupKey, dedupWindowMs, latenessMs,
+    dedupKey, dedupWindowMs, latenessMs, rollupMs, retentionMs,
   });
 }
 
@@ -118,5 +142,7 @@ export function datasourceToSpec(ds: Datasource): DatasourceSpec {
     metrics: ds.metrics.map((m) => ({ ...m })), dedupWindow: ds.dedupWindowMs, lateness: ds.latenessMs,
   };
   if (ds.dedupKey !== null) spec.dedupKey = ds.dedupKey;
+  if (ds.rollupMs !== null) spec.rollup = { granularity: ds.rollupMs === MINUTE_MS ? 'minute' : 'hour' };
+  if (ds.retentionMs !== null) spec.retention = ds.retentionMs;
   return spec;
 }

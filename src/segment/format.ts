@@ -24,7 +24,9 @@ import type { Datasource } from '../schema/datasource.js';
 
 
 export const SEGMENT_MAGIC = 'TLYS';
-export const SEGMENT_VERSION = 1;
+/** Version written; version 1 files (no rollup, no per-minute LSNs) are still read. */
+export const SEGMENT_VERSION = 2;
+const READABLE_VERSIONS = [1, 2];
 export const SEGMENT_HEADER_BYTES = 16;
 export const SEGMENT_TRAILER_BYTES = 16;
 
@@ -48,6 +50,23 @@ export interface SegmentFooter {
   /** Section of (hi, lo) Uint32 pairs: the 64-bit dedup key hash of each row; -1 when the datasource has no key. */
   keys: number;
   sections: SectionRef[];
+  /**
+   * v2, compacted segments: (minute, LSN) pairs, flattened — for each minute of the inputs, the highest LSN sealed
+   * for it. Absent: every minute of [minTs, maxTs] has `lsn`.
+   */
+  minuteLsns?: number[];
+  /** v2: the newest event time of the rows before rollup truncated them (restores the watermark at open). */
+  eventMaxTs?: number;
+  /** v2, rolled-up segments: Uint32 sections of event counts per row and, per metric, non-null counts, mins, maxes. */
+  rollup?: { counts: number; metrics: { count: number; min: number; max: number }[] };
+}
+
+/** Extra facts a compacted segment records (see the footer fields of the same names). */
+export interface SegmentExtras {
+  minuteLsns?: number[];
+  eventMaxTs?: number;
+  /** Write the dedup key hashes (default true when the source has them). */
+  keys?: boolean;
 }
 
 /** What a segment is built from: any reader, plus the dedup key hashes of its rows. */
@@ -74,7 +93,7 @@ function bytesOf(a: ArrayBufferView): Buffer {
 }
 
 /** Build a segment file's bytes from `src` (rows 0..rowCount-1). */
-export function buildSegment(src: SegmentSource, ds: Datasource, lsn: number): { bytes: Buffer; footer: SegmentFooter } {
+export function buildSegment(src: SegmentSource, ds: Datasource, lsn: number, extras: SegmentExtras = {}): { bytes: Buffer; footer: SegmentFooter } {
   const n = src.rowCount;
   const dimCount = ds.dimensions.length;
   const ts = src.timestamps();
@@ -176,8 +195,24 @@ export function buildSegment(src: SegmentSource, ds: Datasource, lsn: number): {
     return { name: m.name, values: w.add(bytesOf(col), true) };
   });
 
+  let rollup: SegmentFooter['rollup'];
+  const ru = src.rollup();
+  if (ru !== null) {
+    const u32 = (a: Float64Array): number => {
+      const col = new Uint32Array(n);
+      for (let i = 0; i < n; i++) col[i] = a[order[i]!]!;
+      return w.add(bytesOf(col), true);
+    };
+    const f64 = (a: Float64Array): number => {
+      const col = new Float64Array(n);
+      for (let i = 0; i < n; i++) col[i] = a[order[i]!]!;
+      return w.add(bytesOf(col), true);
+    };
+    rollup = { counts: u32(ru.counts), metrics: ru.metrics.map((m) => ({ count: u32(m.count), min: f64(m.min), max: f64(m.max) })) };
+  }
+
   let keys = -1;
-  const hashes = src.keyHashes();
+  const hashes = extras.keys === false ? null : src.keyHashes();
   if (hashes !== null) {
     const col = new Uint32Array(2 * n);
     for (let i = 0; i < n; i++) {
@@ -190,6 +225,9 @@ export function buildSegment(src: SegmentSource, ds: Datasource, lsn: number): {
   const footer: SegmentFooter = {
     version: SEGMENT_VERSION, datasource: ds.name, rows: n, minTs, maxTs, lsn, sortOrder, ts: tsSection, dims, metrics, keys, sections: w.refs,
   };
+  if (extras.minuteLsns !== undefined) footer.minuteLsns = extras.minuteLsns;
+  if (extras.eventMaxTs !== undefined) footer.eventMaxTs = extras.eventMaxTs;
+  if (rollup !== undefined) footer.rollup = rollup;
   const footerBytes = pack(footer);
   const header = Buffer.alloc(SEGMENT_HEADER_BYTES);
   header.write(SEGMENT_MAGIC, 0, 'latin1');
@@ -210,14 +248,28 @@ export function readFooter(size: number, read: (position: number, length: number
   const trailer = read(size - SEGMENT_TRAILER_BYTES, SEGMENT_TRAILER_BYTES);
   if (trailer.toString('latin1', 12, 16) !== SEGMENT_MAGIC) throw new Error('bad trailer magic');
   const version = trailer.readUInt16LE(8);
-  if (version !== SEGMENT_VERSION) throw new Error(`format version ${version}; this build reads ${SEGMENT_VERSION}`);
+  if (!READABLE_VERSIONS.includes(version)) throw new Error(`format version ${version}; this build reads ${READABLE_VERSIONS.join(', ')}`);
   const len = trailer.readUInt32LE(0);
   if (len > size - SEGMENT_HEADER_BYTES - SEGMENT_TRAILER_BYTES) throw new Error(`footer length ${len} exceeds the file`);
   const footerBytes = read(size - SEGMENT_TRAILER_BYTES - len, len);
   if (crc32c(footerBytes) !== trailer.readUInt32LE(4)) throw new Error('footer checksum mismatch');
   const footer = unpack(footerBytes) as SegmentFooter;
-  if (footer?.version !== SEGMENT_VERSION || !Array.isArray(footer.sections)) throw new Error('footer does not decode');
+  if (footer?.version !== version || !Array.isArray(footer.sections)) throw new Error('footer does not decode');
   return footer;
+}
+
+/** (minute, LSN) pairs this segment seals: rows of WAL records at or below the LSN for that minute are in it. */
+export function sealedMinutes(footer: SegmentFooter): number[] {
+  if (footer.minuteLsns !== undefined) return footer.minuteLsns;
+  const out: number[] = [];
+  for (let m = footer.minTs - (footer.minTs % 60_000); m <= footer.maxTs; m += 60_000) out.push(m, footer.lsn);
+  return out;
+}
+
+/** Decode a Uint32 section into float64 (rollup counts). */
+export function u32ToF64(raw: Buffer): Float64Array {
+  const src = new Uint32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.length));
+  return Float64Array.from(src);
 }
 
 /** Read one section and check its CRC; throws an Error describing the damage. */

@@ -8,9 +8,45 @@
 import { RoaringBitmap32, type Bitmap } from '../bitmap.js';
 import { TallyError } from '../errors.js';
 import type { FileSystem } from '../storage/fs.js';
-import type { DictionaryView } from '../query/reader.js';
+import type { DictionaryView, RollupColumns } from '../query/reader.js';
 import type { BlockCache } from './cache.js';
-import { decodeDictionary, readSection, type SegmentFooter, type SegmentSource } from './format.js';
+import { decodeDictionary, readSection, u32ToF64, type SegmentFooter, type SegmentSource } from './format.js';
+
+/** Column decoders shared by the segment reader and the compaction merge (which reads whole files from memory). */
+export const decode = {
+  ids(raw: Buffer, idBytes: 1 | 2 | 4, rows: number): Uint32Array {
+    const src = idBytes === 1 ? new Uint8Array(raw.buffer, raw.byteOffset, raw.length)
+      : idBytes === 2 ? new Uint16Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.length))
+        : new Uint32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.length));
+    const out = new Uint32Array(rows);
+    out.set(src);
+    return out;
+  },
+  f64(raw: Buffer): Float64Array {
+    return new Float64Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.length));
+  },
+  u32(raw: Buffer): Uint32Array {
+    return new Uint32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.length));
+  },
+  timestamps(raw: Buffer, minTs: number, rows: number): Float64Array {
+    const deltas = new Int32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.length));
+    const out = new Float64Array(rows);
+    let t = minTs;
+    for (let i = 0; i < rows; i++) {
+      t += deltas[i]!;
+      out[i] = t;
+    }
+    return out;
+  },
+  rollup(footer: SegmentFooter, section: (index: number) => Buffer): RollupColumns | null {
+    const r = footer.rollup;
+    if (r === undefined) return null;
+    return {
+      counts: u32ToF64(section(r.counts)),
+      metrics: r.metrics.map((m) => ({ count: u32ToF64(section(m.count)), min: decode.f64(section(m.min)), max: decode.f64(section(m.max)) })),
+    };
+  },
+};
 
 
 class SegmentDictionary implements DictionaryView {
@@ -95,42 +131,71 @@ export class DiskSegment implements SegmentSource {
   dimensionIds(dim: number): Uint32Array {
     return this.cache.get(`${this.prefix}i${dim}`, () => {
       const info = this.footer.dims[dim]!;
-      const raw = this.section(info.ids);
-      const src = info.idBytes === 1 ? new Uint8Array(raw.buffer, raw.byteOffset, raw.length)
-        : info.idBytes === 2 ? new Uint16Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.length))
-          : new Uint32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.length));
-      const out = new Uint32Array(this.rowCount);
-      out.set(src);
+      const out = decode.ids(this.section(info.ids), info.idBytes, this.rowCount);
       return { value: out, bytes: out.byteLength };
     });
   }
 
   metricValues(metric: number): Float64Array {
     return this.cache.get(`${this.prefix}m${metric}`, () => {
-      const raw = this.section(this.footer.metrics[metric]!.values);
-      const out = new Float64Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.length));
+      const out = decode.f64(this.section(this.footer.metrics[metric]!.values));
       return { value: out, bytes: out.byteLength };
     });
   }
 
   timestamps(): Float64Array {
     return this.cache.get(`${this.prefix}t`, () => {
-      const raw = this.section(this.footer.ts);
-      const deltas = new Int32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.length));
-      const out = new Float64Array(this.rowCount);
-      let t = this.minTs;
-      for (let i = 0; i < this.rowCount; i++) {
-        t += deltas[i]!;
-        out[i] = t;
-      }
+      const out = decode.timestamps(this.section(this.footer.ts), this.minTs, this.rowCount);
       return { value: out, bytes: out.byteLength };
     });
   }
 
   keyHashes(): Uint32Array | null {
     if (this.footer.keys < 0) return null;
-    const raw = this.section(this.footer.keys);
-    return new Uint32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.length));
+    return decode.u32(this.section(this.footer.keys));
+  }
+
+  rollup(): RollupColumns | null {
+    if (this.footer.rollup === undefined) return null;
+    return this.cache.get(`${this.prefix}r`, () => {
+      const value = decode.rollup(this.footer, (i) => this.section(i))!;
+      return { value, bytes: this.rowCount * 8 * (1 + 3 * value.metrics.length) };
+    });
+  }
+
+  /** Report damage found outside this reader (a merge's check of the file): quarantine as for a failed read. */
+  reportCorrupt(reason: string): void {
+    this.onCorrupt(this, reason);
+  }
+
+  // ---- snapshots: a retired segment's file is deleted once no query reads it -------------------------------
+
+  private refs = 0;
+  private retiredAction: (() => void) | null = null;
+
+  /** A query starts reading this segment. */
+  acquire(): void {
+    this.refs++;
+  }
+
+  /** A query is done with it; the last release of a retired segment runs its deletion. */
+  release(): void {
+    this.refs--;
+    if (this.refs === 0 && this.retiredAction !== null) {
+      const act = this.retiredAction;
+      this.retiredAction = null;
+      act();
+    }
+  }
+
+  /** No new query will see this segment; run `remove` now or when the last reader releases it. */
+  retire(remove: () => void): void {
+    if (this.refs === 0) remove();
+    else this.retiredAction = remove;
+  }
+
+  get readers(): number {
+    return this.refs;
   }
 
   bitmap(dim: number, id: number): Bitmap | null {

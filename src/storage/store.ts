@@ -9,7 +9,11 @@
  *    records L; replay skips a row of (datasource, minute) whose record LSN is ≤ the highest L sealed for that minute.
  *  - A WAL file is deleted only after every row of every record in it is in a segment listed by a durable manifest.
  *  - A segment is visible to queries exactly when the in-memory manifest lists it; the swap from head bucket to
- *    segment is synchronous, so no query sees both or neither.
+ *    segment, and from a merge's inputs to its output, is synchronous, so no query sees both or neither.
+ *  - A segment file leaves the disk only after a durable manifest no longer lists it and no running query reads it
+ *    (queries hold a snapshot: `acquire` … `release`).
+ *  - Compaction and retention change which files hold the rows, never which rows exist (retention drops whole
+ *    segments past the datasource's TTL, documented as dropped). Merges run in worker threads (compact/pool.ts).
  *
  * Layout of the directory (docs/durability.md): MANIFEST, LOCK, wal/NNNNNNNN.log, segments/<datasource>/NNNNNNNNNN.seg,
  * quarantine/ (damaged segments), wal/aside/ (what a WAL repair moved away).
@@ -21,7 +25,9 @@ import type { SegmentReader } from '../query/reader.js';
 import { resolveDatasource, datasourceToSpec, type Datasource } from '../schema/datasource.js';
 import type { Limits } from '../limits.js';
 import { BlockCache } from '../segment/cache.js';
-import { buildSegment, readFooter } from '../segment/format.js';
+import { buildSegment, readFooter, sealedMinutes } from '../segment/format.js';
+import { MergePool } from '../compact/pool.js';
+import { compactionBacklog, expiredSegments, planMerge, type MergePlan, type PlanContext } from '../compact/planner.js';
 import { DiskSegment } from '../segment/reader.js';
 import { MINUTE_MS } from '../time.js';
 import { encodeBatch, frameRecord } from '../wal/record.js';
@@ -46,6 +52,31 @@ export interface StoreOptions {
   step?: (name: string) => void | Promise<void>;
   /** Observer of each WAL fsync's duration in seconds (metrics). */
   onWalSync?: (seconds: number) => void;
+  /** Engine clock (epoch ms): retention cutoffs. */
+  clock: () => number;
+  /** Worker threads for compaction merges; 0 turns compaction off (retention still runs). */
+  compactionWorkers: number;
+  /** How often compaction and retention look for work even when nothing is sealed (ms). */
+  compactionIntervalMs: number;
+  /** Test hook: make a merge fail in its worker ('throw') or end the worker thread ('exit'). */
+  mergeFault?: (plan: MergePlan) => 'throw' | 'exit' | undefined;
+}
+
+export interface CompactionStats {
+  /** Merges the planner would run now, one after another, for this datasource. */
+  backlog: number;
+  merges: number;
+  failures: number;
+  lastMerge: { at: number; level: string; inputs: number; rowsIn: number; rowsOut: number; bytesIn: number; bytesOut: number; ms: number } | null;
+  lastError: string | null;
+  /** Bytes of segment files deleted after merges and retention, in total. */
+  bytesReclaimed: number;
+  /** Rows read and written by rollup merges (their ratio is the rollup ratio). */
+  rollupRowsIn: number;
+  rollupRowsOut: number;
+  /** Segments and rows dropped by retention. */
+  retentionDroppedSegments: number;
+  retentionDroppedRows: number;
 }
 
 interface DsStorage {
@@ -53,6 +84,20 @@ interface DsStorage {
   segments: DiskSegment[];
   /** Minute → highest LSN sealed into a segment for that minute. */
   sealedLsn: Map<number, number>;
+  compaction: CompactionStats;
+}
+
+function newCompactionStats(): CompactionStats {
+  return {
+    backlog: 0, merges: 0, failures: 0, lastMerge: null, lastError: null, bytesReclaimed: 0, rollupRowsIn: 0, rollupRowsOut: 0,
+    retentionDroppedSegments: 0, retentionDroppedRows: 0,
+  };
+}
+
+/** A consistent set of readers for one query; `release` when done so retired segment files can go. */
+export interface Snapshot {
+  readers: SegmentReader[];
+  release(): void;
 }
 
 export interface StoreStats {
@@ -64,6 +109,7 @@ export interface StoreStats {
   cacheBytes: number;
   quarantined: { file: string; reason: string }[];
   lastSealError: string | null;
+  compaction: CompactionStats;
 }
 
 const openDirs = new WeakMap<FileSystem, Set<string>>();
@@ -83,6 +129,13 @@ export class Store {
   private lastSealError: string | null = null;
   private readonly quarantined: { file: string; reason: string }[] = [];
   private closed = false;
+  private nextId = 1;
+  private pool: MergePool | null = null;
+  private compacting: Promise<void> | null = null;
+  /** Segment id → time before which a failed merge of it is not retried. */
+  private readonly mergeBackoff = new Map<number, { until: number; failures: number }>();
+  private compactTimer: NodeJS.Timeout | null = null;
+  private readonly deletions = new Set<Promise<void>>();
   readonly recovery = { walRecords: 0, walRowsReplayed: 0, tornBytes: 0, movedAside: [] as string[], leftoversRemoved: 0, missingDropped: 0 };
 
   private constructor(private readonly opts: StoreOptions, private readonly limits: Limits) {
@@ -142,8 +195,9 @@ export class Store {
     if (await fsys.exists(this.p(`${MANIFEST_FILE}.tmp`))) await fsys.unlink(this.p(`${MANIFEST_FILE}.tmp`));
     for (const spec of this.manifest.datasources) {
       const ds = resolveDatasource(spec, this.limits);
-      this.state.set(ds.name, { pipeline: makePipeline(ds), segments: [], sealedLsn: new Map() });
+      this.state.set(ds.name, { pipeline: makePipeline(ds), segments: [], sealedLsn: new Map(), compaction: newCompactionStats() });
     }
+    this.nextId = this.manifest.nextSegmentId;
     let manifestChanged = false;
 
     // Segment files: every listed one must exist; unlisted ones are leftovers of an interrupted publish.
@@ -202,7 +256,7 @@ export class Store {
     if (broken.length > 0) this.manifest = { ...this.manifest, segments: this.manifest.segments.filter((e) => !broken.some((b) => b.entry === e)) };
     for (const st of this.state.values()) {
       st.segments.sort((a, b) => a.minTs - b.minTs || a.id - b.id);
-      for (const seg of st.segments) st.pipeline.restoreWatermark(seg.maxTs);
+      for (const seg of st.segments) st.pipeline.restoreWatermark(seg.footer.eventMaxTs ?? seg.maxTs);
     }
 
     // Dedup keys of rows already in segments (the WAL that carried them may be gone). The watermark from segments
@@ -223,7 +277,7 @@ export class Store {
         }
       }
     }
-    for (const st of this.state.values()) for (const seg of st.segments) this.noteSealed(st, seg.minTs, seg.maxTs, seg.footer.lsn);
+    for (const st of this.state.values()) for (const seg of st.segments) this.noteSealed(st, sealedMinutes(seg.footer));
 
     // Replay the WAL: rows not yet in a segment go back to the head.
     const walDir = this.p('wal');
@@ -233,7 +287,8 @@ export class Store {
         throw new TallyError('WAL_CORRUPT', `WAL file ${walFileName(seq)} holds a record (lsn ${rec.lsn}) for datasource '${rec.ds}', which the manifest does not list`, { file: walFileName(seq), lsn: rec.lsn });
       }
       this.recovery.walRecords++;
-      this.recovery.walRowsReplayed += st.pipeline.replay(rec, (minute) => rec.lsn <= (st.sealedLsn.get(minute) ?? -1));
+      // Rows past retention are not brought back: their segments may have been dropped already.
+      this.recovery.walRowsReplayed += st.pipeline.replay(rec, (minute) => rec.lsn <= (st.sealedLsn.get(minute) ?? -1), this.retentionCutoff(st));
       this.track(seq, rec.ds, rec.ts, rec.n, rec.lsn);
       if (rec.lsn > this.lastLsn) this.lastLsn = rec.lsn;
     });
@@ -254,16 +309,37 @@ export class Store {
     this.walFiles.set(this.wal.seq, new Map());
     await this.checkpoint();
     this.scheduleSeal();
+    this.scheduleCompaction();
+    this.compactTimer = setInterval(() => this.scheduleCompaction(), this.opts.compactionIntervalMs);
+    this.compactTimer.unref();
   }
 
   private segment(entry: SegmentEntry, footer: ReturnType<typeof readFooter>): DiskSegment {
     return new DiskSegment(entry.id, this.p(entry.file), footer, entry.bytes, this.opts.fs, this.cache, (seg, reason) => this.quarantineLive(entry, seg, reason));
   }
 
-  private noteSealed(st: DsStorage, minTs: number, maxTs: number, lsn: number): void {
-    for (let m = minTs - (minTs % MINUTE_MS); m <= maxTs; m += MINUTE_MS) {
-      if ((st.sealedLsn.get(m) ?? -1) < lsn) st.sealedLsn.set(m, lsn);
+  /** Record (minute, LSN) pairs a segment seals (format.ts `sealedMinutes`). */
+  private noteSealed(st: DsStorage, pairs: number[]): void {
+    for (let i = 0; i < pairs.length; i += 2) {
+      const m = pairs[i]!;
+      if ((st.sealedLsn.get(m) ?? -1) < pairs[i + 1]!) st.sealedLsn.set(m, pairs[i + 1]!);
     }
+  }
+
+  /** Event time before which the datasource keeps nothing (−Infinity without retention). */
+  private retentionCutoff(st: DsStorage): number {
+    const r = st.pipeline.ds.retentionMs;
+    return r === null ? -Infinity : this.opts.clock() - r;
+  }
+
+  private allocateSegmentId(): number {
+    const id = Math.max(this.nextId, this.manifest.nextSegmentId);
+    this.nextId = id + 1;
+    return id;
+  }
+
+  private segmentPath(ds: string, id: number): string {
+    return path.join('segments', ds, `${String(id).padStart(10, '0')}.seg`);
   }
 
   private track(seq: number, ds: string, ts: Float64Array, n: number, lsn: number): void {
@@ -284,7 +360,7 @@ export class Store {
   /** Record a datasource in the manifest; a second call for the same name (a concurrent create) changes nothing. */
   async createDatasource(ds: Datasource, pipeline: IngestPipeline): Promise<void> {
     await this.updateManifest((m) => (m.datasources.some((d) => d.name === ds.name) ? m : { ...m, datasources: [...m.datasources, datasourceToSpec(ds)] }));
-    if (!this.state.has(ds.name)) this.state.set(ds.name, { pipeline, segments: [], sealedLsn: new Map() });
+    if (!this.state.has(ds.name)) this.state.set(ds.name, { pipeline, segments: [], sealedLsn: new Map(), compaction: newCompactionStats() });
   }
 
   /** The datasources recovered at open, with their pipelines. */
@@ -335,12 +411,28 @@ export class Store {
 
   // ---- reading --------------------------------------------------------------------------------------------
 
-  readers(name: string, from: number, to: number): SegmentReader[] {
+  /** The readers of [from, to) as of now. Their segment files stay on disk until `release`. */
+  acquire(name: string, from: number, to: number): Snapshot {
     const st = this.state.get(name)!;
-    const out: SegmentReader[] = [];
-    for (const seg of st.segments) if (seg.maxTs >= from && seg.minTs < to) out.push(seg);
-    for (const b of st.pipeline.head.readers(from, to)) out.push(b);
-    return out;
+    const readers: SegmentReader[] = [];
+    const held: DiskSegment[] = [];
+    for (const seg of st.segments) {
+      if (seg.maxTs >= from && seg.minTs < to) {
+        seg.acquire();
+        held.push(seg);
+        readers.push(seg);
+      }
+    }
+    for (const b of st.pipeline.head.readers(from, to)) readers.push(b);
+    let released = false;
+    return {
+      readers,
+      release: () => {
+        if (released) return;
+        released = true;
+        for (const seg of held) seg.release();
+      },
+    };
   }
 
   // ---- sealing --------------------------------------------------------------------------------------------
@@ -405,8 +497,8 @@ export class Store {
     st.pipeline.head.freeze(bucket);
     const lsn = this.committedLsn;
     const { bytes, footer } = buildSegment(bucket, ds, lsn);
-    const id = this.manifest.nextSegmentId;
-    const rel = path.join('segments', ds.name, `${String(id).padStart(10, '0')}.seg`);
+    const id = this.allocateSegmentId();
+    const rel = this.segmentPath(ds.name, id);
     await this.opts.fs.mkdirp(this.p('segments', ds.name));
     await publishFile(this.opts.fs, this.p(rel), bytes, (s) => this.step(`segment:${s}`));
     const entry: SegmentEntry = { id, datasource: ds.name, file: rel, minTs: footer.minTs, maxTs: footer.maxTs, rows: footer.rows, bytes: bytes.length, lsn, level: 'minute' };
@@ -414,10 +506,11 @@ export class Store {
     // The swap: from here queries read the segment instead of the bucket.
     st.segments.push(this.segment(entry, footer));
     st.segments.sort((a, b) => a.minTs - b.minTs || a.id - b.id);
-    this.noteSealed(st, footer.minTs, footer.maxTs, lsn);
+    this.noteSealed(st, sealedMinutes(footer));
     st.pipeline.head.release(bucket);
     await this.step('seal:published');
     await this.checkpoint();
+    this.scheduleCompaction();
   }
 
   /** Seal every head bucket now, open minutes included (later events for them make additional segments). */
@@ -429,6 +522,164 @@ export class Store {
     await this.sealing;
   }
 
+  // ---- compaction and retention ---------------------------------------------------------------------------
+
+  private planContext(st: DsStorage): PlanContext {
+    const pendingMinutes = new Set<number>();
+    for (const b of st.pipeline.head.frozenBuckets()) pendingMinutes.add(b.minTs);
+    for (const b of st.pipeline.head.liveBuckets()) pendingMinutes.add(b.minTs);
+    const now = Date.now();
+    const skip = new Set<number>();
+    for (const [id, b] of this.mergeBackoff) if (b.until > now) skip.add(id);
+    return { watermark: st.pipeline.watermark, latenessMs: st.pipeline.ds.latenessMs, pendingMinutes, skip };
+  }
+
+  private entries(st: DsStorage): SegmentEntry[] {
+    const byId = new Map(this.manifest.segments.map((e) => [e.id, e]));
+    return st.segments.map((s) => byId.get(s.id)!).filter((e) => e !== undefined);
+  }
+
+  private nextCompactionJob(): { st: DsStorage; plan: MergePlan } | null {
+    if (this.opts.compactionWorkers <= 0) return null;
+    for (const st of this.state.values()) {
+      const plan = planMerge(this.entries(st), this.planContext(st));
+      if (plan !== null) return { st, plan };
+    }
+    return null;
+  }
+
+  private scheduleCompaction(): void {
+    if (this.compacting !== null || this.closed) return;
+    const expired = [...this.state.values()].some((st) => expiredSegments(st.segments, this.opts.clock(), st.pipeline.ds.retentionMs).length > 0);
+    if (!expired && this.nextCompactionJob() === null) return;
+    this.compacting = this.compactLoop().catch(() => {}).finally(() => {
+      this.compacting = null;
+    });
+  }
+
+  /** Retention first (it may make merges unnecessary), then merges one at a time until the planner has none. */
+  private async compactLoop(): Promise<void> {
+    for (const st of this.state.values()) {
+      if (this.closed) return;
+      const expired = expiredSegments(st.segments, this.opts.clock(), st.pipeline.ds.retentionMs);
+      if (expired.length > 0) await this.dropExpired(st, expired);
+    }
+    for (;;) {
+      if (this.closed) return;
+      const job = this.nextCompactionJob();
+      if (job === null) return;
+      try {
+        await this.merge(job.st, job.plan);
+        job.st.compaction.lastError = null;
+      } catch (e) {
+        // The inputs are intact and still served. Back off this range (doubling, up to 5 minutes), not a hot loop.
+        job.st.compaction.failures++;
+        job.st.compaction.lastError = (e as Error).message;
+        for (const s of job.plan.inputs) {
+          const failures = (this.mergeBackoff.get(s.id)?.failures ?? 0) + 1;
+          this.mergeBackoff.set(s.id, { failures, until: Date.now() + Math.min(300_000, 1000 * 2 ** (failures - 1)) });
+        }
+      }
+    }
+  }
+
+  /** Run one merge in a worker and publish its output in place of its inputs (docs/compaction.md#crash-safety). */
+  private async merge(st: DsStorage, plan: MergePlan): Promise<void> {
+    const started = performance.now();
+    const ds = st.pipeline.ds;
+    const inputs = plan.inputs.map((p) => st.segments.find((s) => s.id === p.id)!);
+    const bufs: Uint8Array[] = [];
+    for (const seg of inputs) {
+      const b = await this.opts.fs.readFile(seg.file);
+      // Own ArrayBuffer per input, so transferring it to the worker detaches nothing else.
+      bufs.push(b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? b : new Uint8Array(b));
+    }
+    const wm = st.pipeline.watermark ?? -Infinity;
+    const maxTs = Math.max(...inputs.map((s) => s.maxTs));
+    // Key hashes are needed only for rows still inside the dedup window; rollup (which drops them) waits for that.
+    const keysNeeded = ds.dedupKey !== null && maxTs >= wm - ds.dedupWindowMs;
+    const rollupMs = ds.rollupMs !== null && plan.settled && !keysNeeded ? ds.rollupMs : null;
+    const fault = this.opts.mergeFault?.(plan);
+    this.pool ??= new MergePool(this.opts.compactionWorkers);
+    let reply;
+    try {
+      reply = await this.pool.run({ inputs: bufs, ds, options: { rollupMs, keepKeys: keysNeeded }, ...(fault ? { fault } : {}) });
+    } catch (e) {
+      throw new TallyError('COMPACTION_FAILED', `merge of ${inputs.length} segments of '${ds.name}' failed in its worker: ${(e as Error).message}`);
+    }
+    if (!(reply instanceof Uint8Array)) {
+      const bad = inputs[reply.input];
+      if (bad !== undefined) bad.reportCorrupt(reply.message);
+      throw new TallyError('COMPACTION_FAILED', `merge of ${inputs.length} segments of '${ds.name}' failed: ${reply.message}`);
+    }
+    const bytes = Buffer.from(reply.buffer, reply.byteOffset, reply.byteLength);
+    const footer = readFooter(bytes.length, (pos, len) => bytes.subarray(pos, pos + len));
+    if (this.closed) return;
+    const id = this.allocateSegmentId();
+    const rel = this.segmentPath(ds.name, id);
+    await this.opts.fs.mkdirp(this.p('segments', ds.name));
+    await publishFile(this.opts.fs, this.p(rel), bytes, (s) => this.step(`compact:segment:${s}`));
+    // An input may have been quarantined or dropped meanwhile: then this output is a leftover, not published.
+    if (this.closed || !inputs.every((seg) => st.segments.includes(seg))) {
+      await this.opts.fs.unlink(this.p(rel));
+      await this.opts.fs.syncDir(this.p('segments', ds.name));
+      throw new TallyError('COMPACTION_FAILED', `an input of the merge into ${rel} left the segment set while it ran; the output was discarded`);
+    }
+    const entry: SegmentEntry = {
+      id, datasource: ds.name, file: rel, minTs: footer.minTs, maxTs: footer.maxTs, rows: footer.rows, bytes: bytes.length, lsn: footer.lsn, level: plan.level,
+    };
+    const inputIds = new Set(inputs.map((s) => s.id));
+    await this.updateManifest((m) => ({
+      ...m, nextSegmentId: Math.max(m.nextSegmentId, id + 1), segments: [...m.segments.filter((e) => !inputIds.has(e.id)), entry],
+    }));
+    // The swap: from here new queries read the output; running ones keep their inputs until they release them.
+    st.segments = [...st.segments.filter((s) => !inputIds.has(s.id)), this.segment(entry, footer)];
+    st.segments.sort((a, b) => a.minTs - b.minTs || a.id - b.id);
+    this.noteSealed(st, sealedMinutes(footer));
+    await this.step('compact:published');
+    const rowsIn = inputs.reduce((n, s) => n + s.rowCount, 0);
+    const bytesIn = inputs.reduce((n, s) => n + s.bytesOnDisk, 0);
+    for (const seg of inputs) this.retire(st, seg);
+    const c = st.compaction;
+    c.merges++;
+    c.lastMerge = { at: Date.now(), level: plan.level, inputs: inputs.length, rowsIn, rowsOut: footer.rows, bytesIn, bytesOut: bytes.length, ms: performance.now() - started };
+    if (rollupMs !== null) {
+      c.rollupRowsIn += rowsIn;
+      c.rollupRowsOut += footer.rows;
+    }
+    for (const seg of inputs) this.mergeBackoff.delete(seg.id);
+  }
+
+  /** Drop whole segments past retention: one manifest swap, then their files once no query reads them. */
+  private async dropExpired(st: DsStorage, expired: DiskSegment[]): Promise<void> {
+    const ids = new Set(expired.map((s) => s.id));
+    await this.updateManifest((m) => ({ ...m, segments: m.segments.filter((e) => !ids.has(e.id)) }));
+    st.segments = st.segments.filter((s) => !ids.has(s.id));
+    await this.step('retention:published');
+    for (const seg of expired) {
+      st.compaction.retentionDroppedSegments++;
+      st.compaction.retentionDroppedRows += seg.rowCount;
+      this.retire(st, seg);
+    }
+  }
+
+  /** Delete a segment no manifest lists any more, once the last query reading it is done. */
+  private retire(st: DsStorage, seg: DiskSegment): void {
+    seg.retire(() => {
+      const done = (async () => {
+        await this.step('compact:before-delete');
+        await this.opts.fs.unlink(seg.file);
+        await this.opts.fs.syncDir(path.dirname(seg.file));
+        this.cache.drop(seg.cachePrefix);
+        st.compaction.bytesReclaimed += seg.bytesOnDisk;
+      })().catch(() => {
+        // Left on disk, unlisted: removed as a leftover at the next open.
+      });
+      this.deletions.add(done);
+      void done.finally(() => this.deletions.delete(done));
+    });
+  }
+
   /** Delete WAL files all of whose rows are in published segments. */
   private async checkpoint(): Promise<void> {
     let deleted = 0;
@@ -437,7 +688,10 @@ export class Store {
       let covered = true;
       for (const [key, lsn] of touched) {
         const [ds, minute] = key.split('\0') as [string, string];
-        if ((this.state.get(ds)?.sealedLsn.get(Number(minute)) ?? -1) < lsn) {
+        const st = this.state.get(ds);
+        // A minute wholly past retention needs no WAL: replay would skip its rows.
+        if (st !== undefined && Number(minute) + MINUTE_MS <= this.retentionCutoff(st)) continue;
+        if ((st?.sealedLsn.get(Number(minute)) ?? -1) < lsn) {
           covered = false;
           break;
         }
@@ -496,6 +750,7 @@ export class Store {
     let segments = 0;
     let segmentBytes = 0;
     let segmentRows = 0;
+    const compaction = newCompactionStats();
     for (const [ds, st] of this.state) {
       if (name !== undefined && ds !== name) continue;
       for (const s of st.segments) {
@@ -503,10 +758,22 @@ export class Store {
         segmentBytes += s.bytesOnDisk;
         segmentRows += s.rowCount;
       }
+      const c = st.compaction;
+      c.backlog = this.opts.compactionWorkers <= 0 ? 0 : compactionBacklog(this.entries(st), this.planContext(st));
+      compaction.backlog += c.backlog;
+      compaction.merges += c.merges;
+      compaction.failures += c.failures;
+      if (c.lastMerge !== null && (compaction.lastMerge === null || c.lastMerge.at > compaction.lastMerge.at)) compaction.lastMerge = c.lastMerge;
+      compaction.lastError ??= c.lastError;
+      compaction.bytesReclaimed += c.bytesReclaimed;
+      compaction.rollupRowsIn += c.rollupRowsIn;
+      compaction.rollupRowsOut += c.rollupRowsOut;
+      compaction.retentionDroppedSegments += c.retentionDroppedSegments;
+      compaction.retentionDroppedRows += c.retentionDroppedRows;
     }
     return {
       segments, segmentBytes, segmentRows, walFiles: this.walFiles.size, walBacklogBytes: this.wal.backlogBytes,
-      cacheBytes: this.cache.bytes, quarantined: [...this.quarantined], lastSealError: this.lastSealError,
+      cacheBytes: this.cache.bytes, quarantined: [...this.quarantined], lastSealError: this.lastSealError, compaction,
     };
   }
 
@@ -517,7 +784,11 @@ export class Store {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (this.compactTimer !== null) clearInterval(this.compactTimer);
     await this.sealing?.catch(() => {});
+    await this.compacting?.catch(() => {});
+    await this.pool?.close();
+    await Promise.all([...this.deletions]);
     await this.manifestChain;
     await this.wal.close();
     await this.unlock();

@@ -1,0 +1,245 @@
+/**
+ * compact/merge.ts — merge whole segment files into one (docs/compaction.md). Pure: bytes in, bytes out; it runs
+ * in a worker thread and touches no file, handle or engine state.
+ *
+ * Invariant: the output holds exactly the events of the inputs, each once — without rollup row for row; with
+ * rollup, rows with the same dimension values in the same rollup bucket become one row whose event count and
+ * metric sum/count/min/max are those of the rows it replaced, so count/sum/min/max/avg/countIf/distinct answers do
+ * not change. It also carries what recovery needs: for every minute of the inputs the highest LSN sealed for it,
+ * and the newest event time. Every input byte is checked against its CRC before it is used.
+ */
+import { buildSegment, readFooter, readSection, sealedMinutes, decodeDictionary, type SegmentFooter, type SegmentSource } from '../segment/format.js';
+import { decode } from '../segment/reader.js';
+import type { DictionaryView, RollupColumns } from '../query/reader.js';
+import type { Datasource } from '../schema/datasource.js';
+
+export interface MergeOptions {
+  /** Truncate timestamps to this bucket and merge rows with equal dimension values in it; null: no rollup. */
+  rollupMs: number | null;
+  /** Write the dedup key hashes (only rows still inside the dedup window need them). */
+  keepKeys: boolean;
+}
+
+/** Thrown when an input fails its checks; `input` is its index (the caller quarantines that segment). */
+export class MergeInputError extends Error {
+  constructor(readonly input: number, reason: string) {
+    super(`MERGE_INPUT_CORRUPT input=${input}: ${reason}`);
+  }
+}
+
+interface Decoded {
+  footer: SegmentFooter;
+  ts: Float64Array;
+  dicts: (string | null)[][];
+  ids: Uint32Array[];
+  metrics: Float64Array[];
+  keys: Uint32Array | null;
+  rollup: RollupColumns | null;
+}
+
+function decodeInput(buf: Uint8Array, index: number): Decoded {
+  const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  const read = (pos: number, len: number): Buffer => b.subarray(pos, pos + len);
+  try {
+    const footer = readFooter(b.length, read);
+    const section = (i: number): Buffer => readSection(footer.sections[i]!, read);
+    const n = footer.rows;
+    return {
+      footer,
+      ts: decode.timestamps(section(footer.ts), footer.minTs, n),
+      dicts: footer.dims.map((d) => decodeDictionary(section(d.dict))),
+      ids: footer.dims.map((d) => decode.ids(section(d.ids), d.idBytes, n)),
+      metrics: footer.metrics.map((m) => decode.f64(section(m.values))),
+      keys: footer.keys < 0 ? null : decode.u32(section(footer.keys)),
+      rollup: decode.rollup(footer, section),
+    };
+  } catch (e) {
+    throw new MergeInputError(index, (e as Error).message);
+  }
+}
+
+class ArrayDictionary implements DictionaryView {
+  constructor(private readonly values: (string | null)[], private readonly ids: Map<string, number>) {}
+  get size(): number {
+    return this.values.length;
+  }
+  value(id: number): string | null {
+    return this.values[id] ?? null;
+  }
+  idOf(value: string | null): number | undefined {
+    return value === null ? 0 : this.ids.get(value);
+  }
+}
+
+/** Merge segment files (whole, as bytes) of one datasource into one segment file's bytes. */
+export function mergeSegments(inputs: readonly Uint8Array[], ds: Datasource, opts: MergeOptions): Uint8Array {
+  const parts = inputs.map((buf, i) => decodeInput(buf, i));
+  const dimCount = ds.dimensions.length;
+  const metricCount = ds.metrics.length;
+  let n = 0;
+  for (const p of parts) n += p.footer.rows;
+
+  // One dictionary per dimension over all inputs; each input's ids remapped into it.
+  const values: (string | null)[][] = [];
+  const maps: Map<string, number>[] = [];
+  const ids = Array.from({ length: dimCount }, () => new Uint32Array(n));
+  for (let d = 0; d < dimCount; d++) {
+    const vals: (string | null)[] = [null];
+    const map = new Map<string, number>();
+    let at = 0;
+    for (const p of parts) {
+      const dict = p.dicts[d]!;
+      const remap = new Uint32Array(dict.length);
+      for (let id = 1; id < dict.length; id++) {
+        const v = dict[id]!;
+        let g = map.get(v);
+        if (g === undefined) {
+          g = vals.length;
+          vals.push(v);
+          map.set(v, g);
+        }
+        remap[id] = g;
+      }
+      const src = p.ids[d]!;
+      const dst = ids[d]!;
+      for (let r = 0; r < p.footer.rows; r++) dst[at + r] = remap[src[r]!]!;
+      at += p.footer.rows;
+    }
+    values.push(vals);
+    maps.push(map);
+  }
+
+  const ts = new Float64Array(n);
+  const metrics = Array.from({ length: metricCount }, () => new Float64Array(n));
+  const anyRollup = parts.some((p) => p.rollup !== null);
+  const withKeys = opts.keepKeys && opts.rollupMs === null && !anyRollup && parts.every((p) => p.keys !== null) && ds.dedupKey !== null;
+  const keys = withKeys ? new Uint32Array(2 * n) : null;
+  // Rollup columns of the concatenated rows (a plain row: one event, its value as sum, min and max).
+  const ru: RollupColumns | null = anyRollup || opts.rollupMs !== null
+    ? { counts: new Float64Array(n), metrics: ds.metrics.map(() => ({ count: new Float64Array(n), min: new Float64Array(n), max: new Float64Array(n) })) }
+    : null;
+  let at = 0;
+  for (const p of parts) {
+    const rows = p.footer.rows;
+    ts.set(p.ts.subarray(0, rows), at);
+    for (let m = 0; m < metricCount; m++) metrics[m]!.set(p.metrics[m]!.subarray(0, rows), at);
+    if (keys !== null) keys.set(p.keys!.subarray(0, 2 * rows), 2 * at);
+    if (ru !== null) {
+      if (p.rollup !== null) {
+        ru.counts.set(p.rollup.counts, at);
+        for (let m = 0; m < metricCount; m++) {
+          ru.metrics[m]!.count.set(p.rollup.metrics[m]!.count, at);
+          ru.metrics[m]!.min.set(p.rollup.metrics[m]!.min, at);
+          ru.metrics[m]!.max.set(p.rollup.metrics[m]!.max, at);
+        }
+      } else {
+        ru.counts.fill(1, at, at + rows);
+        for (let m = 0; m < metricCount; m++) {
+          const v = p.metrics[m]!;
+          const col = ru.metrics[m]!;
+          for (let r = 0; r < rows; r++) {
+            const x = v[r]!;
+            col.count[at + r] = x === x ? 1 : 0;
+            col.min[at + r] = x;
+            col.max[at + r] = x;
+          }
+        }
+      }
+    }
+    at += rows;
+  }
+
+  // What recovery needs: per minute the highest sealed LSN; the newest event time; the highest LSN overall.
+  const minuteLsn = new Map<number, number>();
+  let lsn = 0;
+  let eventMaxTs = -Infinity;
+  for (const p of parts) {
+    const pairs = sealedMinutes(p.footer);
+    for (let i = 0; i < pairs.length; i += 2) minuteLsn.set(pairs[i]!, Math.max(minuteLsn.get(pairs[i]!) ?? -1, pairs[i + 1]!));
+    lsn = Math.max(lsn, p.footer.lsn);
+    eventMaxTs = Math.max(eventMaxTs, p.footer.eventMaxTs ?? p.footer.maxTs);
+  }
+  const minuteLsns = [...minuteLsn].sort((a, b) => a[0] - b[0]).flat();
+
+  let src: SegmentSource = {
+    minTs: 0, maxTs: 0, rowCount: n,
+    dictionary: (d) => new ArrayDictionary(values[d]!, maps[d]!),
+    dimensionIds: (d) => ids[d]!,
+    metricValues: (m) => metrics[m]!,
+    timestamps: () => ts,
+    bitmap: () => null,
+    keyHashes: () => keys,
+    rollup: () => ru,
+  };
+  if (opts.rollupMs !== null) src = rollUp(src, ids, ts, metrics, ru!, opts.rollupMs, dimCount, metricCount);
+  const { bytes } = buildSegment(src, ds, lsn, { minuteLsns, eventMaxTs, keys: keys !== null });
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** Rows with equal (bucket, dimension ids) become one row: counts and sums add, mins and maxes fold. */
+function rollUp(
+  src: SegmentSource, ids: Uint32Array[], ts: Float64Array, metrics: Float64Array[], ru: RollupColumns,
+  bucketMs: number, dimCount: number, metricCount: number,
+): SegmentSource {
+  const n = src.rowCount;
+  const bucket = new Float64Array(n);
+  for (let r = 0; r < n; r++) bucket[r] = ts[r]! - (ts[r]! % bucketMs);
+  const order = new Uint32Array(n);
+  for (let r = 0; r < n; r++) order[r] = r;
+  order.sort((a, b) => {
+    for (let d = 0; d < dimCount; d++) {
+      const c = ids[d]![a]! - ids[d]![b]!;
+      if (c !== 0) return c;
+    }
+    return bucket[a]! - bucket[b]!;
+  });
+  const outIds = ids.map(() => new Uint32Array(n));
+  const outTs = new Float64Array(n);
+  const outMetrics = metrics.map(() => new Float64Array(n));
+  const out: RollupColumns = { counts: new Float64Array(n), metrics: ru.metrics.map(() => ({ count: new Float64Array(n), min: new Float64Array(n), max: new Float64Array(n) })) };
+  let k = -1;
+  let prev = -1;
+  for (let i = 0; i < n; i++) {
+    const r = order[i]!;
+    let same = prev >= 0 && bucket[r] === bucket[prev];
+    for (let d = 0; same && d < dimCount; d++) same = ids[d]![r] === ids[d]![prev];
+    if (!same) {
+      k++;
+      for (let d = 0; d < dimCount; d++) outIds[d]![k] = ids[d]![r]!;
+      outTs[k] = bucket[r]!;
+      for (let m = 0; m < metricCount; m++) {
+        outMetrics[m]![k] = NaN;
+        out.metrics[m]!.min[k] = NaN;
+        out.metrics[m]!.max[k] = NaN;
+      }
+    }
+    out.counts[k] += ru.counts[r]!;
+    for (let m = 0; m < metricCount; m++) {
+      const c = ru.metrics[m]!.count[r]!;
+      if (c === 0) continue;
+      const o = out.metrics[m]!;
+      const sum = metrics[m]![r]!;
+      const s = outMetrics[m]![k]!;
+      outMetrics[m]![k] = s === s ? s + sum : sum;
+      o.count[k] += c;
+      const lo = ru.metrics[m]!.min[r]!;
+      const hi = ru.metrics[m]!.max[r]!;
+      if (!(o.min[k]! <= lo)) o.min[k] = lo;
+      if (!(o.max[k]! >= hi)) o.max[k] = hi;
+    }
+    prev = r;
+  }
+  const rows = k + 1;
+  const cut = (a: Float64Array): Float64Array => a.subarray(0, rows);
+  const rolled: RollupColumns = { counts: cut(out.counts), metrics: out.metrics.map((m) => ({ count: cut(m.count), min: cut(m.min), max: cut(m.max) })) };
+  return {
+    minTs: 0, maxTs: 0, rowCount: rows,
+    dictionary: (d) => src.dictionary(d),
+    dimensionIds: (d) => outIds[d]!,
+    metricValues: (m) => outMetrics[m]!,
+    timestamps: () => outTs,
+    bitmap: () => null,
+    keyHashes: () => null,
+    rollup: () => rolled,
+  };
+}
