@@ -53,9 +53,10 @@ export interface OpenOptions {
   onWalSync?: (seconds: number) => void;
   /**
    * Durable mode: background compaction (docs/compaction.md). `workers`: merge threads, default 1, 0 turns merging
-   * off (retention still runs); `intervalMs`: how often it looks for work besides after each seal, default 10000.
+   * off (retention still runs); `intervalMs`: how often it looks for work besides after each seal, default 10000;
+   * `auto: false` runs merges and retention only when `compact()` is called.
    */
-  compaction?: { workers?: number; intervalMs?: number };
+  compaction?: { workers?: number; intervalMs?: number; auto?: boolean };
   /** Overrides of the defaults in limits.ts. */
   limits?: Partial<Limits>;
   /** The engine clock (epoch ms) used for `now()` in SQL and the future-timestamp check; default Date.now. */
@@ -206,6 +207,15 @@ export class Tally {
     await this.store?.flush();
   }
 
+  /**
+   * Durable mode: run retention and compaction merges now, until none is left to do (docs/compaction.md); the
+   * daemon does this in the background. Memory mode: nothing to do.
+   */
+  async compact(): Promise<void> {
+    this.check();
+    await this.store?.compact();
+  }
+
   /** Run a JSON query (docs/query.md). */
   async query(q: Query): Promise<QueryResult> {
     this.check();
@@ -277,7 +287,8 @@ export async function open(options: OpenOptions = {}): Promise<Tally> {
   const limits = resolveLimits(options.limits, fail);
   const compaction = options.compaction ?? {};
   if (typeof compaction !== 'object' || compaction === null) fail('compaction: want an object { workers, intervalMs }');
-  for (const k of Object.keys(compaction)) if (k !== 'workers' && k !== 'intervalMs') fail(`compaction.${k}: unknown option; want workers or intervalMs`);
+  for (const k of Object.keys(compaction)) if (!['workers', 'intervalMs', 'auto'].includes(k)) fail(`compaction.${k}: unknown option; want workers, intervalMs or auto`);
+  if (compaction.auto !== undefined && typeof compaction.auto !== 'boolean') fail(`compaction.auto: got ${JSON.stringify(compaction.auto)}; want true or false`);
   const workers = compaction.workers ?? 1;
   if (!Number.isSafeInteger(workers) || workers < 0 || workers > 64) fail(`compaction.workers: got ${JSON.stringify(workers)}; want an integer 0..64`);
   const intervalMs = compaction.intervalMs ?? 10_000;
@@ -296,6 +307,7 @@ export async function open(options: OpenOptions = {}): Promise<Tally> {
     clock,
     compactionWorkers: workers,
     compactionIntervalMs: intervalMs,
+    compactionAuto: compaction.auto !== false,
     ...(options.testHooks?.mergeFault ? { mergeFault: options.testHooks.mergeFault } : {}),
     ...(options.testHooks?.step ? { step: options.testHooks.step } : {}),
     ...(options.onWalSync ? { onWalSync: options.onWalSync } : {}),

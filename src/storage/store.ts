@@ -58,6 +58,8 @@ export interface StoreOptions {
   compactionWorkers: number;
   /** How often compaction and retention look for work even when nothing is sealed (ms). */
   compactionIntervalMs: number;
+  /** Merge in the background (after seals and on the interval); false: only when `compact()` is called. */
+  compactionAuto: boolean;
   /** Test hook: make a merge fail in its worker ('throw') or end the worker thread ('exit'). */
   mergeFault?: (plan: MergePlan) => 'throw' | 'exit' | undefined;
 }
@@ -309,9 +311,11 @@ export class Store {
     this.walFiles.set(this.wal.seq, new Map());
     await this.checkpoint();
     this.scheduleSeal();
-    this.scheduleCompaction();
-    this.compactTimer = setInterval(() => this.scheduleCompaction(), this.opts.compactionIntervalMs);
-    this.compactTimer.unref();
+    if (this.opts.compactionAuto) {
+      this.scheduleCompaction();
+      this.compactTimer = setInterval(() => this.scheduleCompaction(), this.opts.compactionIntervalMs);
+      this.compactTimer.unref();
+    }
   }
 
   private segment(entry: SegmentEntry, footer: ReturnType<typeof readFooter>): DiskSegment {
@@ -510,7 +514,7 @@ export class Store {
     st.pipeline.head.release(bucket);
     await this.step('seal:published');
     await this.checkpoint();
-    this.scheduleCompaction();
+    if (this.opts.compactionAuto) this.scheduleCompaction();
   }
 
   /** Seal every head bucket now, open minutes included (later events for them make additional segments). */
@@ -557,6 +561,15 @@ export class Store {
     });
   }
 
+  /** Run retention and merges now, until the planner has nothing left (failed ranges wait out their back-off). */
+  async compact(): Promise<void> {
+    while (this.compacting !== null) await this.compacting;
+    this.compacting = this.compactLoop().finally(() => {
+      this.compacting = null;
+    });
+    await this.compacting;
+  }
+
   /** Retention first (it may make merges unnecessary), then merges one at a time until the planner has none. */
   private async compactLoop(): Promise<void> {
     for (const st of this.state.values()) {
@@ -598,7 +611,7 @@ export class Store {
     const maxTs = Math.max(...inputs.map((s) => s.maxTs));
     // Key hashes are needed only for rows still inside the dedup window; rollup (which drops them) waits for that.
     const keysNeeded = ds.dedupKey !== null && maxTs >= wm - ds.dedupWindowMs;
-    const rollupMs = ds.rollupMs !== null && plan.settled && !keysNeeded ? ds.rollupMs : null;
+    const rollupMs = ds.rollupMs !== null && !keysNeeded ? ds.rollupMs : null;
     const fault = this.opts.mergeFault?.(plan);
     this.pool ??= new MergePool(this.opts.compactionWorkers);
     let reply;
