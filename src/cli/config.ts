@@ -22,13 +22,16 @@ export interface ServeConfig {
   limits: Limits;
   /** Worker threads decoding event batches off the main thread. */
   decodeWorkers: number;
+  /** Worker threads for compaction merges (0: no merging; retention still runs). */
+  compactionWorkers: number;
 }
 
-export const SERVE_DEFAULTS = { dir: './data', host: '127.0.0.1', port: 8080, fsync: 'always', headBytes: 512 * 1024 * 1024, cacheBytes: 256 * 1024 * 1024, logLevel: 'info', decodeWorkers: 1 } as const;
+export const SERVE_DEFAULTS = { dir: './data', host: '127.0.0.1', port: 8080, fsync: 'always', headBytes: 512 * 1024 * 1024, cacheBytes: 256 * 1024 * 1024, logLevel: 'info', decodeWorkers: 1, compactionWorkers: 1 } as const;
 
 const ENV: Record<string, string> = {
   dir: 'TALLYDB_DIR', host: 'TALLYDB_HOST', port: 'TALLYDB_PORT', fsync: 'TALLYDB_FSYNC', headBytes: 'TALLYDB_HEAD_BYTES',
   cacheBytes: 'TALLYDB_CACHE_BYTES', tokens: 'TALLYDB_TOKENS', logLevel: 'TALLYDB_LOG_LEVEL', decodeWorkers: 'TALLYDB_DECODE_WORKERS',
+  compactionWorkers: 'TALLYDB_COMPACTION_WORKERS',
 };
 
 function fail(message: string): never {
@@ -97,6 +100,7 @@ export function resolveServeConfig(flags: Record<string, string | string[] | boo
     repair: flags.repair === true,
     limits: resolveLimits((file.limits as Partial<Limits> | undefined) ?? {}, fail),
     decodeWorkers: int('decodeWorkers', SERVE_DEFAULTS.decodeWorkers, 0),
+    compactionWorkers: int('compactionWorkers', SERVE_DEFAULTS.compactionWorkers, 0),
   };
 }
 

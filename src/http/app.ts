@@ -239,6 +239,10 @@ export function build(opts: AppOptions): FastifyInstance {
         rows: s.rows, watermark: s.watermark, memoryBytes: s.memoryBytes, headRows: s.head.rows, headBytes: s.head.bytes,
         segments: s.storage?.segments ?? 0, bytesOnDisk: s.storage?.segmentBytes ?? 0, sealBacklogMinutes: s.sealBacklogMinutes,
         dedupKeys: s.dedup?.keys ?? 0, quarantined: s.storage?.quarantined ?? [],
+        compaction: s.storage === null ? null : {
+          ...s.storage.compaction,
+          rollupRatio: s.storage.compaction.rollupRowsOut === 0 ? null : s.storage.compaction.rollupRowsIn / s.storage.compaction.rollupRowsOut,
+        },
       },
     };
   });

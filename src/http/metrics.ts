@@ -39,5 +39,11 @@ export class Metrics {
     perDatasource('tallydb_segment_bytes', 'Bytes of sealed segment files on disk.', (s) => s.storage?.segmentBytes ?? 0);
     perDatasource('tallydb_seal_backlog_minutes', 'Minutes waiting to be sealed into segments.', (s) => s.sealBacklogMinutes);
     perDatasource('tallydb_dedup_keys', 'Dedup keys remembered.', (s) => s.dedup?.keys ?? 0);
+    perDatasource('tallydb_compaction_backlog', 'Compaction merges the planner would run now.', (s) => s.storage?.compaction.backlog ?? 0);
+    perDatasource('tallydb_compaction_merges', 'Compaction merges done since the engine opened.', (s) => s.storage?.compaction.merges ?? 0);
+    perDatasource('tallydb_compaction_failures', 'Compaction merges that failed since the engine opened.', (s) => s.storage?.compaction.failures ?? 0);
+    perDatasource('tallydb_compaction_last_merge_timestamp_seconds', 'When the last compaction merge finished (0: none yet).', (s) => (s.storage?.compaction.lastMerge?.at ?? 0) / 1000);
+    perDatasource('tallydb_compaction_reclaimed_bytes', 'Bytes of segment files deleted after merges and retention since the engine opened.', (s) => s.storage?.compaction.bytesReclaimed ?? 0);
+    perDatasource('tallydb_retention_dropped_rows', 'Rows dropped by retention since the engine opened.', (s) => s.storage?.compaction.retentionDroppedRows ?? 0);
   }
 }

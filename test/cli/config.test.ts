@@ -9,6 +9,10 @@ it('defaults: ./data on 127.0.0.1:8080, fsync always, no tokens', () => {
   const c = resolveServeConfig({}, {});
   expect(c).toMatchObject({ dir: './data', host: '127.0.0.1', port: 8080, fsync: 'always', tokens: {} });
   expect(c.headBytes).toBe(SERVE_DEFAULTS.headBytes);
+  expect(c.compactionWorkers).toBe(1);
+  expect(resolveServeConfig({ 'compactionWorkers': '0' }, {}).compactionWorkers).toBe(0);
+  expect(resolveServeConfig({}, { TALLYDB_COMPACTION_WORKERS: '2' }).compactionWorkers).toBe(2);
+  expect(() => resolveServeConfig({}, { TALLYDB_COMPACTION_WORKERS: '-1' })).toThrow(/TALLYDB_COMPACTION_WORKERS/);
 });
 
 it('flags over environment over config file', () => {

@@ -236,3 +236,33 @@ describe('limits and protection', () => {
     expect([limited.json().code, limited.headers['retry-after']]).toEqual(['TOO_MANY_QUERIES', '1']);
   });
 });
+
+describe('compaction status', () => {
+  it('GET /v1/datasources/:name and /metrics show compaction backlog, merges, last merge, bytes reclaimed and the rollup ratio', async () => {
+    const T = Date.parse('2026-11-23T00:00:00Z');
+    db = await open({ dir: '/db', fileSystem: new MemFs(), clock: () => NOW, compaction: { auto: false } });
+    app = build({ engine: () => db, limits: DEFAULT_LIMITS, clock: () => NOW });
+    const spec = { dimensions: ['event', 'location'], lateness: '10m', rollup: { granularity: 'hour' } };
+    expect((await app.inject({ method: 'PUT', url: '/v1/datasources/ads', payload: spec })).statusCode).toBe(201);
+    // 30 minutes of hour 0, 4 identical events a minute, then one in hour 2: hour 0 is settled.
+    const events = Array.from({ length: 120 }, (_, i) => ({ ts: T + Math.floor(i / 4) * 60_000 + i, event: 'click', location: 'blr' }));
+    events.push({ ts: T + 2 * 3_600_000, event: 'click', location: 'blr' });
+    expect((await app.inject({ method: 'POST', url: '/v1/datasources/ads/events', payload: events })).json().accepted).toBe(121);
+    await db.flush();
+    const before = (await app.inject({ method: 'GET', url: '/v1/datasources/ads' })).json();
+    expect(before.rollup).toEqual({ granularity: 'hour' });
+    expect(before.stats).toMatchObject({ segments: 31, compaction: { backlog: 1, merges: 0, lastMerge: null, rollupRatio: null } });
+    await db.compact();
+    const after = (await app.inject({ method: 'GET', url: '/v1/datasources/ads' })).json();
+    expect(after.stats).toMatchObject({ segments: 2, compaction: { backlog: 0, merges: 1, rollupRowsIn: 120, rollupRowsOut: 1, rollupRatio: 120, lastMerge: { level: 'hour', inputs: 30, rowsIn: 120, rowsOut: 1 } } });
+    expect(after.stats.compaction.bytesReclaimed).toBeGreaterThan(0);
+    const m = (await app.inject({ method: 'GET', url: '/metrics' })).body;
+    expect(m).toContain('tallydb_compaction_backlog{datasource="ads"} 0');
+    expect(m).toContain('tallydb_compaction_merges{datasource="ads"} 1');
+    expect(m).toMatch(/tallydb_compaction_reclaimed_bytes\{datasource="ads"\} [1-9]/);
+    expect(m).toMatch(/tallydb_compaction_last_merge_timestamp_seconds\{datasource="ads"\} [1-9]/);
+    const q = await app.inject({ method: 'POST', url: '/v1/sql', payload: { sql: 'SELECT count(*) AS n FROM ads' } });
+    expect(q.json().rows).toEqual([[121]]);
+    await db.close();
+  });
+});
