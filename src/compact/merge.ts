@@ -46,9 +46,9 @@ function decodeInput(buf: Uint8Array, index: number): Decoded {
     const n = footer.rows;
     return {
       footer,
-      ts: decode.timestamps(section(footer.ts), footer.minTs, n),
+      ts: decode.timestamps(section(footer.ts), footer),
       dicts: footer.dims.map((d) => decodeDictionary(section(d.dict))),
-      ids: footer.dims.map((d) => decode.ids(section(d.ids), d.idBytes, n)),
+      ids: footer.dims.map((d, i) => decode.ids(section(d.ids), footer, i)),
       metrics: footer.metrics.map((m) => decode.f64(section(m.values))),
       keys: footer.keys < 0 ? null : decode.u32(section(footer.keys)),
       rollup: decode.rollup(footer, section),

@@ -11,10 +11,19 @@ import type { FileSystem } from '../storage/fs.js';
 import type { DictionaryView, RollupColumns } from '../query/reader.js';
 import type { BlockCache } from './cache.js';
 import { decodeDictionary, readSection, u32ToF64, type SegmentFooter, type SegmentSource } from './format.js';
+import { unpack, unzigzag } from './bitpack.js';
+
+function checkedLength(a: Uint32Array, rows: number): Uint32Array {
+  if (a.length !== rows) throw new Error(`column holds ${a.length} values; the footer says ${rows} rows`);
+  return a;
+}
 
 /** Column decoders shared by the segment reader and the compaction merge (which reads whole files from memory). */
 export const decode = {
-  ids(raw: Buffer, idBytes: 1 | 2 | 4, rows: number): Uint32Array {
+  ids(raw: Buffer, footer: SegmentFooter, dim: number): Uint32Array {
+    const rows = footer.rows;
+    if (footer.columns === 'bp') return checkedLength(unpack(raw), rows);
+    const idBytes = footer.dims[dim]!.idBytes;
     const src = idBytes === 1 ? new Uint8Array(raw.buffer, raw.byteOffset, raw.length)
       : idBytes === 2 ? new Uint16Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.length))
         : new Uint32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.length));
@@ -28,10 +37,19 @@ export const decode = {
   u32(raw: Buffer): Uint32Array {
     return new Uint32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.length));
   },
-  timestamps(raw: Buffer, minTs: number, rows: number): Float64Array {
-    const deltas = new Int32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.length));
+  timestamps(raw: Buffer, footer: SegmentFooter): Float64Array {
+    const rows = footer.rows;
     const out = new Float64Array(rows);
-    let t = minTs;
+    let t = footer.minTs;
+    if (footer.columns === 'bp') {
+      const z = checkedLength(unpack(raw), rows);
+      for (let i = 0; i < rows; i++) {
+        t += unzigzag(z[i]!);
+        out[i] = t;
+      }
+      return out;
+    }
+    const deltas = new Int32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.length));
     for (let i = 0; i < rows; i++) {
       t += deltas[i]!;
       out[i] = t;
@@ -70,6 +88,13 @@ class SegmentDictionary implements DictionaryView {
     }
     return this.ids.get(value);
   }
+}
+
+interface Postings {
+  /** Rows of value v: rows[start[v] .. start[v + 1]). */
+  start: Uint32Array;
+  rows: Uint32Array;
+  bitmaps: (Bitmap | null | undefined)[];
 }
 
 interface BitmapBlock {
@@ -130,8 +155,7 @@ export class DiskSegment implements SegmentSource {
 
   dimensionIds(dim: number): Uint32Array {
     return this.cache.get(`${this.prefix}i${dim}`, () => {
-      const info = this.footer.dims[dim]!;
-      const out = decode.ids(this.section(info.ids), info.idBytes, this.rowCount);
+      const out = this.decoded(() => decode.ids(this.section(this.footer.dims[dim]!.ids), this.footer, dim));
       return { value: out, bytes: out.byteLength };
     });
   }
@@ -145,7 +169,7 @@ export class DiskSegment implements SegmentSource {
 
   timestamps(): Float64Array {
     return this.cache.get(`${this.prefix}t`, () => {
-      const out = decode.timestamps(this.section(this.footer.ts), this.minTs, this.rowCount);
+      const out = this.decoded(() => decode.timestamps(this.section(this.footer.ts), this.footer));
       return { value: out, bytes: out.byteLength };
     });
   }
@@ -198,7 +222,47 @@ export class DiskSegment implements SegmentSource {
     return this.refs;
   }
 
+  /** A decode that fails after the CRC matched (a format bug or a crafted file) is damage too. */
+  private decoded<T>(run: () => T): T {
+    try {
+      return run();
+    } catch (e) {
+      if (e instanceof TallyError) throw e;
+      const reason = (e as Error).message;
+      this.onCorrupt(this, reason);
+      throw new TallyError('SEGMENT_CORRUPT', `segment ${this.file}: ${reason}; it was quarantined, retry the query`, { file: this.file, reason });
+    }
+  }
+
+  /** Rows of each value of a dimension stored without bitmaps, grouped by value (a counting sort of its ids). */
+  private postings(dim: number): Postings {
+    const key = `${this.prefix}p${dim}`;
+    return this.cache.get<Postings>(key, () => {
+      const ids = this.dimensionIds(dim);
+      const size = this.dictionary(dim).size;
+      const start = new Uint32Array(size + 1);
+      for (let r = 0; r < this.rowCount; r++) start[ids[r]! + 1]!++;
+      for (let v = 0; v < size; v++) start[v + 1]! += start[v]!;
+      const rows = new Uint32Array(this.rowCount);
+      const fill = start.slice(0, size);
+      for (let r = 0; r < this.rowCount; r++) rows[fill[ids[r]!]!++] = r;
+      return { value: { start, rows, bitmaps: [] }, bytes: rows.byteLength + start.byteLength };
+    });
+  }
+
   bitmap(dim: number, id: number): Bitmap | null {
+    if (this.footer.dims[dim]!.bitmaps < 0) {
+      const p = this.postings(dim);
+      let bm = p.bitmaps[id];
+      if (bm === undefined) {
+        const from = p.start[id];
+        const to = p.start[id + 1];
+        bm = from === undefined || to === undefined || from === to ? null : new RoaringBitmap32(p.rows.subarray(from, to));
+        p.bitmaps[id] = bm;
+        if (bm !== null) this.cache.grow(`${this.prefix}p${dim}`, 16 + 4 * (to! - from!));
+      }
+      return bm;
+    }
     const key = `${this.prefix}b${dim}`;
     const block = this.cache.get<BitmapBlock>(key, () => {
       const info = this.footer.dims[dim]!;

@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { open, type DatasourceSpec, type Query, type Tally } from 'tallydb';
 import { MemFs } from '../support/memfs.js';
 import { Model } from '../support/model.js';
+import { setSegmentIndexMaxForTests } from '../../src/segment/format.js';
 
 const T0 = Date.parse('2026-11-23T00:00:00Z');
 const NOW = T0 + 10 * 86_400_000;
@@ -162,6 +163,19 @@ describe.each(['none', 'minute', 'hour'] as Variant[])('compaction with rollup %
     // The property spoke about compacted data: merges (and, with rollup, rollup merges) happened.
     expect(merges).toBeGreaterThan(0);
     if (variant !== 'none') expect(rolledUp).toBeGreaterThan(0);
+  }, 300_000);
+});
+
+describe('segments that store no bitmaps (every dimension above the index threshold)', () => {
+  it('give the same answers, compacted or not', async () => {
+    const previous = setSegmentIndexMaxForTests(1);
+    try {
+      await fc.assert(fc.asyncProperty(historyArb, async (cmds) => {
+        await run('none', cmds);
+      }), { numRuns: Number(process.env.PROPERTY_RUNS ?? 15) });
+    } finally {
+      setSegmentIndexMaxForTests(previous);
+    }
   }, 300_000);
 });
 
