@@ -10,7 +10,7 @@
  * 3. Bytes on disk per event: minute segments, then after compaction to hour and day segments (`--day-events`
  *    events over 25 hours, so one day settles), without and with rollup by minute.
  *
- *   npm run bench:compaction -- [--runs 3] [--events 1000000] [--backlog 3000000] [--day-events 4000000]
+ *   npm run bench:compaction -- [--runs 3] [--events 1000000] [--backlog 3000000] [--day-events 4000000] [--bytes-only]
  */
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -135,16 +135,19 @@ async function throughput(): Promise<number> {
   }
 }
 
-async function bytesPerEvent(rollup: boolean): Promise<{ minute: number; compacted: number; levels: string; rollupRatio: number | null }> {
+async function bytesPerEvent(rollup: boolean, withImage = true): Promise<{ minute: number; compacted: number; levels: string; rollupRatio: number | null }> {
   const dir = mkdtempSync(path.join(tmpdir(), 'tallydb-cbench-'));
   try {
-    const spec = rollup ? { ...SPEC, rollup: { granularity: 'minute' } } : SPEC;
+    const base = withImage ? SPEC : { ...SPEC, dimensions: SPEC.dimensions.filter((d) => d !== 'image_id') };
+    const spec = rollup ? { ...base, rollup: { granularity: 'minute' } } : base;
     // 25 hours from midnight: the first day settles (a day segment), the 25th hour stays an hour segment.
     const hours = 25;
     const end = BASE + hours * H;
     const db0 = await open({ dir, fsync: 'none', clock: () => end + 10 * H, headBytes: 8e9, compaction: { auto: false } });
     await db0.createDatasource(spec as typeof SPEC);
-    for (const b of batches({ count: DAY_EVENTS, end, spanMs: hours * H, idPrefix: 'd' }, 10_000)) await db0.ingest('events', b);
+    for (const b of batches({ count: DAY_EVENTS, end, spanMs: hours * H, idPrefix: 'd' }, 10_000)) {
+      await db0.ingest('events', withImage ? b : b.map(({ image_id: _image, ...e }) => e));
+    }
     await db0.ingest('events', [{ ts: end + 2 * H, event_id: 'settle', event: 'click', image_id: 'img0', location: 'bangalore', gender: 'male', device: 'ios' }]);
     await db0.flush();
     const minute = segmentBytes(dir) / DAY_EVENTS;
@@ -164,11 +167,12 @@ async function main(): Promise<void> {
   console.log(`tallydb compaction — backlog ${BACKLOG.toLocaleString()} events, ingest ${EVENTS.toLocaleString()} events (4 writers, fsync always), median of ${RUNS} runs`);
   const idle: Awaited<ReturnType<typeof foreground>>[] = [];
   const busy: Awaited<ReturnType<typeof foreground>>[] = [];
-  for (let r = 0; r < RUNS; r++) {
+  for (let r = 0; r < RUNS && !process.argv.includes('--bytes-only'); r++) {
     idle.push(await foreground(false));
     busy.push(await foreground(true));
   }
   const m = (xs: typeof idle, k: 'rate' | 'p50' | 'p99'): number => median(xs.map((x) => x[k]));
+  if (process.argv.includes('--bytes-only')) return bytesTable();
   console.log('');
   console.log('| foreground | idle | while compacting | ratio |');
   console.log('|---|---:|---:|---:|');
@@ -182,13 +186,17 @@ async function main(): Promise<void> {
   console.log('');
   console.log(`compaction throughput: ${Math.round(median(tput)).toLocaleString()} events/s per worker (runs: ${tput.map((x) => Math.round(x).toLocaleString()).join(', ')})`);
 
+  await bytesTable();
+}
+
+async function bytesTable(): Promise<void> {
   console.log('');
   console.log(`bytes on disk per event, ${DAY_EVENTS.toLocaleString()} events over 25 h`);
-  console.log('| rollup | minute segments | after compaction | segments | rollup ratio |');
-  console.log('|---|---:|---:|---|---:|');
-  for (const rollup of [false, true]) {
-    const b = await bytesPerEvent(rollup);
-    console.log(`| ${rollup ? 'minute' : 'none'} | ${b.minute.toFixed(2)} | ${b.compacted.toFixed(2)} | ${b.levels} | ${b.rollupRatio === null ? '–' : b.rollupRatio.toFixed(2)} |`);
+  console.log('| dimensions | rollup | minute segments | after compaction | segments | rollup ratio |');
+  console.log('|---|---|---:|---:|---|---:|');
+  for (const [rollup, withImage] of [[false, true], [true, true], [false, false], [true, false]] as const) {
+    const b = await bytesPerEvent(rollup, withImage);
+    console.log(`| ${withImage ? 'all five' : 'without image_id'} | ${rollup ? 'minute' : 'none'} | ${b.minute.toFixed(2)} | ${b.compacted.toFixed(2)} | ${b.levels} | ${b.rollupRatio === null ? '–' : b.rollupRatio.toFixed(2)} |`);
   }
 }
 
