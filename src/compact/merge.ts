@@ -10,7 +10,8 @@
  */
 import { buildSegment, readFooter, readSection, sealedMinutes, decodeDictionary, type SegmentFooter, type SegmentSource } from '../segment/format.js';
 import { decode } from '../segment/reader.js';
-import type { DictionaryView, RollupColumns } from '../query/reader.js';
+import type { RollupColumns } from '../query/reader.js';
+import { Dictionary } from '../head/dictionary.js';
 import type { Datasource } from '../schema/datasource.js';
 
 export interface MergeOptions {
@@ -58,19 +59,6 @@ function decodeInput(buf: Uint8Array, index: number): Decoded {
   }
 }
 
-class ArrayDictionary implements DictionaryView {
-  constructor(private readonly values: (string | null)[], private readonly ids: Map<string, number>) {}
-  get size(): number {
-    return this.values.length;
-  }
-  value(id: number): string | null {
-    return this.values[id] ?? null;
-  }
-  idOf(value: string | null): number | undefined {
-    return value === null ? 0 : this.ids.get(value);
-  }
-}
-
 /** Merge segment files (whole, as bytes) of one datasource into one segment file's bytes. */
 export function mergeSegments(inputs: readonly Uint8Array[], ds: Datasource, opts: MergeOptions): Uint8Array {
   const parts = inputs.map((buf, i) => decodeInput(buf, i));
@@ -80,33 +68,19 @@ export function mergeSegments(inputs: readonly Uint8Array[], ds: Datasource, opt
   for (const p of parts) n += p.footer.rows;
 
   // One dictionary per dimension over all inputs; each input's ids remapped into it.
-  const values: (string | null)[][] = [];
-  const maps: Map<string, number>[] = [];
+  const dicts = ds.dimensions.map(() => new Dictionary());
   const ids = Array.from({ length: dimCount }, () => new Uint32Array(n));
   for (let d = 0; d < dimCount; d++) {
-    const vals: (string | null)[] = [null];
-    const map = new Map<string, number>();
     let at = 0;
     for (const p of parts) {
-      const dict = p.dicts[d]!;
-      const remap = new Uint32Array(dict.length);
-      for (let id = 1; id < dict.length; id++) {
-        const v = dict[id]!;
-        let g = map.get(v);
-        if (g === undefined) {
-          g = vals.length;
-          vals.push(v);
-          map.set(v, g);
-        }
-        remap[id] = g;
-      }
+      const local = p.dicts[d]!;
+      const remap = new Uint32Array(local.length);
+      for (let id = 1; id < local.length; id++) remap[id] = dicts[d]!.intern(local[id]!);
       const src = p.ids[d]!;
       const dst = ids[d]!;
       for (let r = 0; r < p.footer.rows; r++) dst[at + r] = remap[src[r]!]!;
       at += p.footer.rows;
     }
-    values.push(vals);
-    maps.push(map);
   }
 
   const ts = new Float64Array(n);
@@ -163,7 +137,7 @@ export function mergeSegments(inputs: readonly Uint8Array[], ds: Datasource, opt
 
   let src: SegmentSource = {
     minTs: 0, maxTs: 0, rowCount: n,
-    dictionary: (d) => new ArrayDictionary(values[d]!, maps[d]!),
+    dictionary: (d) => dicts[d]!,
     dimensionIds: (d) => ids[d]!,
     metricValues: (m) => metrics[m]!,
     timestamps: () => ts,
