@@ -1,0 +1,189 @@
+/**
+ * bench/suite.ts — tallydb against DuckDB (@duckdb/node-api) in one process, on the same generated events (issue 6).
+ *
+ * The deterministic generator (src/cli/generate.ts: ~100k images with zipf skew, 50 locations, 3 genders,
+ * 3 devices, 5% clicks with a cost, unique ids, spread evenly over 24 h) feeds both engines the same JS objects:
+ * tallydb embedded and durable (fsync always, group commit, 4 writers of 10k-event batches), DuckDB through its
+ * appender into a database file. Then the same six questions are asked of both, `--runs` times each; the table
+ * shows medians and the ratio DuckDB / tallydb (how many times faster tallydb is). Every answer is compared between
+ * the two engines and the run fails loudly on any difference.
+ *
+ *   npm run bench -- [--events 10000000] [--runs 7]
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { open, type Query, type Tally } from '../src/index.js';
+import { generate, AD_DATASOURCE, type AdEvent } from './gen.js';
+
+const arg = (name: string, fallback: number): number => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i < 0 ? fallback : Number(process.argv[i + 1]);
+};
+const EVENTS = arg('events', 10_000_000);
+const RUNS = arg('runs', 7);
+const DAY = 86_400_000;
+const END = Date.parse('2026-11-23T00:00:00Z');
+const GEN = { count: EVENTS, end: END, spanMs: DAY };
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+function* batchesOf(size: number): Generator<AdEvent[]> {
+  let cur: AdEvent[] = [];
+  for (const e of generate(GEN)) {
+    cur.push(e);
+    if (cur.length === size) {
+      yield cur;
+      cur = [];
+    }
+  }
+  if (cur.length > 0) yield cur;
+}
+
+async function loadTally(dir: string): Promise<{ db: Tally; rate: number }> {
+  const db = await open({ dir, fsync: 'always', clock: () => END });
+  await db.createDatasource({ ...AD_DATASOURCE, lateness: '1h', dedupWindow: '10m' });
+  const it = batchesOf(10_000);
+  const t = performance.now();
+  await Promise.all(Array.from({ length: 4 }, async () => {
+    for (let r = it.next(); !r.done; r = it.next()) await db.ingest('events', r.value);
+  }));
+  const ms = performance.now() - t;
+  return { db, rate: (EVENTS / ms) * 1000 };
+}
+
+async function loadDuck(file: string): Promise<{ conn: DuckDBConnection; rate: number }> {
+  const instance = await DuckDBInstance.create(file);
+  const conn = await instance.connect();
+  await conn.run(`CREATE TABLE events (ts BIGINT, event_id VARCHAR, event VARCHAR, image_id VARCHAR, location VARCHAR, gender VARCHAR, device VARCHAR, cost DOUBLE)`);
+  const app = await conn.createAppender('events');
+  const t = performance.now();
+  for (const e of generate(GEN)) {
+    app.appendBigInt(BigInt(e.ts));
+    app.appendVarchar(e.event_id);
+    app.appendVarchar(e.event);
+    app.appendVarchar(e.image_id);
+    app.appendVarchar(e.location);
+    app.appendVarchar(e.gender);
+    app.appendVarchar(e.device);
+    if (e.cost === undefined) app.appendNull();
+    else app.appendDouble(e.cost);
+    app.endRow();
+  }
+  app.closeSync();
+  await conn.run('CHECKPOINT');
+  const ms = performance.now() - t;
+  return { conn, rate: (EVENTS / ms) * 1000 };
+}
+
+type Row = (string | number | null)[];
+
+interface Question {
+  name: string;
+  target: number;
+  tally: Query;
+  duck: string;
+  /** Output rows of both engines in one comparable form. */
+  shape?: (rows: Row[]) => Row[];
+}
+
+const H = 3_600_000;
+const click = { dimension: 'event', eq: 'click' };
+const SEED = { and: [click, { dimension: 'image_id', eq: 'img0' }, { dimension: 'location', eq: 'bangalore' }, { dimension: 'gender', eq: 'male' }] };
+const SEED_SQL = `event = 'click' AND image_id = 'img0' AND location = 'bangalore' AND gender = 'male'`;
+const range = (ms: number): { from: number; to: number } => ({ from: END - ms, to: END });
+const sqlRange = (ms: number): string => `ts >= ${END - ms} AND ts < ${END}`;
+
+const QUESTIONS: Question[] = [
+  {
+    name: 'seed count (image × location × gender, 24 h)', target: 50,
+    tally: { datasource: 'events', ...range(DAY), filter: SEED, aggregations: [{ name: 'clicks', type: 'count' }] },
+    duck: `SELECT count(*) FROM events WHERE ${SEED_SQL} AND ${sqlRange(DAY)}`,
+  },
+  {
+    name: 'seed per minute (24 h)', target: 20,
+    tally: { datasource: 'events', ...range(DAY), granularity: 'minute', filter: SEED, aggregations: [{ name: 'clicks', type: 'count' }] },
+    duck: `SELECT ts // 60000 * 60000 AS m, count(*) FROM events WHERE ${SEED_SQL} AND ${sqlRange(DAY)} GROUP BY m ORDER BY m`,
+  },
+  {
+    name: 'clicks per minute (24 h)', target: 20,
+    tally: { datasource: 'events', ...range(DAY), granularity: 'minute', filter: click, aggregations: [{ name: 'clicks', type: 'count' }] },
+    duck: `SELECT ts // 60000 * 60000 AS m, count(*) FROM events WHERE event = 'click' AND ${sqlRange(DAY)} GROUP BY m ORDER BY m`,
+  },
+  {
+    name: 'clicks, impressions by location × gender (24 h)', target: 10,
+    tally: {
+      datasource: 'events', ...range(DAY), groupBy: ['location', 'gender'],
+      aggregations: [{ name: 'clicks', type: 'count', filter: click }, { name: 'imps', type: 'count', filter: { dimension: 'event', eq: 'impression' } }],
+      orderBy: [{ column: 'location', direction: 'asc' }, { column: 'gender', direction: 'asc' }],
+    },
+    duck: `SELECT location, gender, count(*) FILTER (WHERE event = 'click'), count(*) FILTER (WHERE event = 'impression') FROM events WHERE ${sqlRange(DAY)} GROUP BY location, gender ORDER BY location, gender`,
+  },
+  {
+    name: 'top-10 images by clicks with CTR, one location (1 h)', target: 5,
+    tally: {
+      datasource: 'events', ...range(H), groupBy: ['image_id'], filter: { dimension: 'location', eq: 'bangalore' },
+      aggregations: [{ name: 'clicks', type: 'count', filter: click }, { name: 'imps', type: 'count', filter: { dimension: 'event', eq: 'impression' } }],
+      postAggregations: [{ name: 'ctr', expr: { op: '/', left: { ref: 'clicks' }, right: { ref: 'imps' } } }],
+      orderBy: [{ column: 'clicks', direction: 'desc' }], limit: 10,
+    },
+    duck: `SELECT image_id, count(*) FILTER (WHERE event = 'click') AS clicks, count(*) FILTER (WHERE event = 'impression') AS imps,
+             clicks / NULLIF(imps, 0) AS ctr
+           FROM events WHERE location = 'bangalore' AND ${sqlRange(H)} GROUP BY image_id ORDER BY clicks DESC, image_id LIMIT 10`,
+  },
+  {
+    name: 'top-10 images by clicks (5 min)', target: 5,
+    tally: {
+      datasource: 'events', ...range(5 * 60_000), groupBy: ['image_id'], filter: click,
+      aggregations: [{ name: 'clicks', type: 'count' }], orderBy: [{ column: 'clicks', direction: 'desc' }], limit: 10,
+    },
+    duck: `SELECT image_id, count(*) AS clicks FROM events WHERE event = 'click' AND ${sqlRange(5 * 60_000)} GROUP BY image_id ORDER BY clicks DESC, image_id LIMIT 10`,
+  },
+];
+
+function normal(rows: unknown[][]): Row[] {
+  return rows.map((r) => r.map((v) => (typeof v === 'bigint' ? Number(v) : typeof v === "number" && !Number.isInteger(v) ? Math.round(v * 1e9) / 1e9 : (v as string | null))));
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'tallydb-suite-'));
+  try {
+    console.log(`tallydb vs DuckDB ${(await import('@duckdb/node-api')).version?.() ?? ''} — ${EVENTS.toLocaleString()} events over 24 h, median of ${RUNS} runs per question`);
+    const duck = await loadDuck(path.join(dir, 'duck.db'));
+    const tally = await loadTally(path.join(dir, 'tally'));
+    await tally.db.flush();
+    await tally.db.compact();
+    const st = tally.db.stats('events');
+    console.log(`tallydb: ${st.storage!.segments} segments, ${(st.storage!.segmentBytes / EVENTS).toFixed(2)} bytes per event on disk; RSS ${(process.memoryUsage().rss / 2 ** 30).toFixed(2)} GiB`);
+    console.log('');
+    console.log('| question | tallydb ms | DuckDB ms | DuckDB / tallydb | target |');
+    console.log('|---|---:|---:|---:|---:|');
+    console.log(`| ingest, events/s (durable) | ${Math.round(tally.rate).toLocaleString()} | ${Math.round(duck.rate).toLocaleString()} | ${(tally.rate / duck.rate).toFixed(2)} (tallydb / DuckDB) | ≥ 4 |`);
+    for (const q of QUESTIONS) {
+      const t: number[] = [];
+      const d: number[] = [];
+      let tRows: Row[] = [];
+      let dRows: Row[] = [];
+      for (let r = 0; r < RUNS; r++) {
+        let s = performance.now();
+        tRows = normal((await tally.db.query(q.tally)).rows);
+        t.push(performance.now() - s);
+        s = performance.now();
+        dRows = normal((await duck.conn.runAndReadAll(q.duck)).getRows() as unknown[][]);
+        d.push(performance.now() - s);
+      }
+      if (JSON.stringify(tRows) !== JSON.stringify(dRows)) {
+        throw new Error(`answers differ for '${q.name}':\n tallydb ${JSON.stringify(tRows).slice(0, 400)}\n DuckDB  ${JSON.stringify(dRows).slice(0, 400)}`);
+      }
+      const ratio = median(d) / median(t);
+      console.log(`| ${q.name} | ${median(t).toFixed(2)} | ${median(d).toFixed(2)} | ${ratio.toFixed(1)} | ≥ ${q.target} |`);
+    }
+    await tally.db.close();
+    duck.conn.closeSync();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
