@@ -46,16 +46,26 @@ class QueryDictionary {
     if (this.radix === 0) this.radix = 1;
   }
 
-  /** Local id → query-wide id for readers using `dict`; null means identity (the base dictionary). */
+  /**
+   * Local id → query-wide id for readers using `dict`; null means identity (the base dictionary). Entries are
+   * −1 until first needed (`resolve`): a query that reads a few rows of a segment with a large dictionary (an
+   * image id) translates only the ids it meets.
+   */
   translation(dict: DictionaryView): Int32Array | null {
     if (dict === this.base) return null;
     let t = this.translations.get(dict);
     if (t === undefined) {
-      t = new Int32Array(dict.size);
-      for (let id = 0; id < dict.size; id++) t[id] = this.idOf(dict.value(id));
+      t = new Int32Array(dict.size).fill(-1);
       this.translations.set(dict, t);
     }
     return t;
+  }
+
+  /** The query-wide id of local `id` under translation `t` of `dict`, filling it in on first use. */
+  resolve(dict: DictionaryView, t: Int32Array, id: number): number {
+    const g = this.idOf(dict.value(id));
+    t[id] = g;
+    return g;
   }
 
   private idOf(value: string | null): number {
@@ -219,7 +229,9 @@ export async function execute(plan: Plan, readers: readonly SegmentReader[], lim
 
     const firstBucket = bucketStart(Math.max(reader.minTs, plan.from), b);
     const oneBucket = b.kind === 'all' || firstBucket === bucketStart(Math.min(reader.maxTs, plan.to - 1), b);
-    const translations = groupDims.map((d) => qdicts.get(d)!.translation(reader.dictionary(d)));
+    const groupDicts = groupDims.map((d) => reader.dictionary(d));
+    const groupQds = groupDims.map((d) => qdicts.get(d)!);
+    const translations = groupDims.map((d, k) => qdicts.get(d)!.translation(groupDicts[k]!));
     const aggFilterSets = new Map<string, RowSet>();
     const aggFilterSet = (key: string, f: Plan['aggregations'][number]['filter']): RowSet => {
       if (f === null) return 'all';
@@ -264,7 +276,7 @@ export async function execute(plan: Plan, readers: readonly SegmentReader[], lim
             if (bm === null) continue;
             const sub = intersect(set, bm);
             if (sub === 'none' || (sub !== 'all' && sub.size === 0)) continue;
-            gidScratch[depth] = t === null ? id : t[id]!;
+            gidScratch[depth] = t === null ? id : t[id]! >= 0 ? t[id]! : groupQds[depth]!.resolve(groupDicts[depth]!, t, id);
             level(depth + 1, sub);
           }
         };
@@ -298,7 +310,12 @@ export async function execute(plan: Plan, readers: readonly SegmentReader[], lim
       for (let k = 0; k < groupDims.length; k++) {
         const id = dimIds[k]![r]!;
         const t = translations[k];
-        gidScratch[k] = t === null ? id : t![id]!;
+        if (t === null) {
+          gidScratch[k] = id;
+        } else {
+          const g = t[id]!;
+          gidScratch[k] = g >= 0 ? g : groupQds[k]!.resolve(groupDicts[k]!, t, id);
+        }
       }
       groupOf[r] = groups.find(bIdx, start, gidScratch);
     }
@@ -326,12 +343,14 @@ export async function execute(plan: Plan, readers: readonly SegmentReader[], lim
       }
       if (a.type === 'distinctCount') {
         const ids = reader.dimensionIds(a.dim);
-        const t = qdicts.get(a.dim)!.translation(reader.dictionary(a.dim));
+        const qd = qdicts.get(a.dim)!;
+        const dict = reader.dictionary(a.dim);
+        const t = qd.translation(dict);
         const sets = groups.distinct[i]!;
         for (let j = 0; j < count; j++) {
           const r = rows === null ? j : rows[j]!;
           const id = ids[r]!;
-          if (id !== 0) sets[groupOf[r]!]!.add(t === null ? id : t[id]!);
+          if (id !== 0) sets[groupOf[r]!]!.add(t === null ? id : t[id]! >= 0 ? t[id]! : qd.resolve(dict, t, id));
         }
         return;
       }
