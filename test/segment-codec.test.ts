@@ -34,3 +34,21 @@ it('zigzag maps signed deltas to small unsigned values and back', () => {
   }));
   expect([0, -1, 1, -2].map(zigzag)).toEqual([0, 1, 2, 3]);
 });
+
+it('rowOrder sorts like a stable comparison sort, for keys of any size and timestamps of any range', async () => {
+  const { rowOrder, digitKeys } = await import('../src/segment/radix.js');
+  fc.assert(fc.property(
+    fc.array(fc.tuple(fc.nat(3), fc.nat(700), fc.oneof(fc.nat(50), fc.nat(2 ** 32 - 2))), { maxLength: 300 }),
+    (rows) => {
+      const n = rows.length;
+      const a = rows.map((r) => r[0]);
+      const b = rows.map((r) => r[1]);
+      const t = rows.map((r) => 1_700_000_000_000 + r[2]);
+      const min = n === 0 ? 0 : Math.min(...t);
+      const max = n === 0 ? 0 : Math.max(...t);
+      const got = [...rowOrder(n, [{ values: a, size: 4 }, { values: b, size: 701 }, ...digitKeys(t, n, min, max)])];
+      const want = rows.map((_, i) => i).sort((x, y) => a[x]! - a[y]! || b[x]! - b[y]! || t[x]! - t[y]! || x - y);
+      expect(got).toEqual(want);
+    },
+  ), { numRuns: 300 });
+});

@@ -10,6 +10,7 @@
  */
 import { buildSegment, readFooter, readSection, sealedMinutes, decodeDictionary, type SegmentFooter, type SegmentSource } from '../segment/format.js';
 import { decode } from '../segment/reader.js';
+import { digitKeys, rowOrder } from '../segment/radix.js';
 import type { RollupColumns } from '../query/reader.js';
 import { Dictionary } from '../head/dictionary.js';
 import type { Datasource } from '../schema/datasource.js';
@@ -157,16 +158,17 @@ function rollUp(
 ): SegmentSource {
   const n = src.rowCount;
   const bucket = new Float64Array(n);
-  for (let r = 0; r < n; r++) bucket[r] = ts[r]! - (ts[r]! % bucketMs);
-  const order = new Uint32Array(n);
-  for (let r = 0; r < n; r++) order[r] = r;
-  order.sort((a, b) => {
-    for (let d = 0; d < dimCount; d++) {
-      const c = ids[d]![a]! - ids[d]![b]!;
-      if (c !== 0) return c;
-    }
-    return bucket[a]! - bucket[b]!;
-  });
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (let r = 0; r < n; r++) {
+    bucket[r] = ts[r]! - (ts[r]! % bucketMs);
+    const b = bucket[r]! / bucketMs;
+    if (b < lo) lo = b;
+    if (b > hi) hi = b;
+  }
+  const bucketNo = new Float64Array(n);
+  for (let r = 0; r < n; r++) bucketNo[r] = bucket[r]! / bucketMs;
+  const order = rowOrder(n, [...ids.map((v, d) => ({ values: v, size: src.dictionary(d).size })), ...digitKeys(bucketNo, n, n === 0 ? 0 : lo, n === 0 ? 0 : hi)]);
   const outIds = ids.map(() => new Uint32Array(n));
   const outTs = new Float64Array(n);
   const outMetrics = metrics.map(() => new Float64Array(n));

@@ -22,6 +22,7 @@ import { RoaringBitmap32 } from '../bitmap.js';
 import type { SegmentReader } from '../query/reader.js';
 import type { Datasource } from '../schema/datasource.js';
 import { pack as bitpack, zigzag } from './bitpack.js';
+import { digitKeys, rowOrder } from './radix.js';
 
 /**
  * A dimension with more distinct values than this in a segment gets no stored bitmaps: one tiny bitmap per value
@@ -147,17 +148,6 @@ export function buildSegment(src: SegmentSource, ds: Datasource, lsn: number, ex
   // Row order: indexed (low-cardinality) dimensions, fewest values first, then time.
   const indexed = dicts.map((dict) => dict.length - 1 <= indexMaxValues);
   const sortOrder = ds.dimensions.map((_, d) => d).filter((d) => indexed[d]).sort((a, b) => dicts[a]!.length - dicts[b]!.length || a - b);
-  const order = new Uint32Array(n);
-  for (let r = 0; r < n; r++) order[r] = r;
-  const keyCols = sortOrder.map((d) => localIds[d]!);
-  order.sort((a, b) => {
-    for (let k = 0; k < keyCols.length; k++) {
-      const c = keyCols[k]![a]! - keyCols[k]![b]!;
-      if (c !== 0) return c;
-    }
-    return ts[a]! - ts[b]! || a - b;
-  });
-
   let minTs = Infinity;
   let maxTs = -Infinity;
   for (let r = 0; r < n; r++) {
@@ -165,6 +155,7 @@ export function buildSegment(src: SegmentSource, ds: Datasource, lsn: number, ex
     if (ts[r]! > maxTs) maxTs = ts[r]!;
   }
   if (n === 0) minTs = maxTs = 0;
+  const order = rowOrder(n, [...sortOrder.map((d) => ({ values: localIds[d]!, size: dicts[d]!.length })), ...digitKeys(ts, n, minTs, maxTs)]);
 
   const w = new SectionWriter();
   const deltas = new Uint32Array(n);
