@@ -25,10 +25,11 @@ import { pack as bitpack, zigzag } from './bitpack.js';
 import { digitKeys, rowOrder } from './radix.js';
 
 /**
- * A dimension with more distinct values than this in a segment gets no stored bitmaps: one tiny bitmap per value
- * costs more bytes than the rows (measured: 4.2 B per event for ~60k image ids an hour). Readers build its postings
- * from the id column on first use instead; and it is left out of the row sort, so time orders the rows within
- * each combination of the indexed dimensions.
+ * A dimension with more distinct values than this in a segment (or with fewer than 8 rows per value, when it has
+ * more than 64 values) gets no stored bitmaps: one tiny bitmap per value costs more bytes than the rows (measured:
+ * 4.2 B per event for ~60k image ids an hour) and, at sealing, an N-API call per value on the ingest thread. Readers
+ * build its postings from the id column on first use instead; and it is left out of the row sort, so time orders
+ * the rows within each combination of the indexed dimensions.
  */
 let indexMaxValues = 4096;
 
@@ -146,7 +147,9 @@ export function buildSegment(src: SegmentSource, ds: Datasource, lsn: number, ex
   });
 
   // Row order: indexed (low-cardinality) dimensions, fewest values first, then time.
-  const indexed = dicts.map((dict) => dict.length - 1 <= indexMaxValues);
+  // A value with few rows gains nothing from a bitmap over its postings (built from the ids on first use), so a
+  // dimension is indexed only when its values have 8 rows each on average, or it has at most 64 values.
+  const indexed = dicts.map((dict) => dict.length - 1 <= indexMaxValues && (dict.length - 1 <= Math.min(64, indexMaxValues) || 8 * (dict.length - 1) <= n));
   const sortOrder = ds.dimensions.map((_, d) => d).filter((d) => indexed[d]).sort((a, b) => dicts[a]!.length - dicts[b]!.length || a - b);
   let minTs = Infinity;
   let maxTs = -Infinity;
