@@ -68,6 +68,8 @@ function queries(variant: Variant, cursor: number): Query[] {
     { datasource: 'ev', from: hourStart - 2 * H, to: hourStart, filter: { not: { dimension: 'd0', eq: 'a' } }, aggregations: aggs },
     { datasource: 'ev', from: T0 + (unit === H ? 0 : 7 * M), to: hourStart + H, granularity: 'day', groupBy: ['d0'], aggregations: aggs },
   ];
+  // Row counts per fixed bucket (the executor's per-bucket counter path), over multi-minute segments.
+  out.push({ datasource: 'ev', granularity: variant === 'hour' ? '60 minutes' : '5 minutes', filter: { dimension: 'd1', eq: 'x' }, aggregations: [{ name: 'n', type: 'count' }, { name: 'n2', type: 'count' }] });
   if (variant !== 'hour') out.push({ datasource: 'ev', granularity: variant === 'none' ? 'minute' : '5 minutes', groupBy: ['d0'], aggregations: aggs.slice(0, 3) });
   return out;
 }
