@@ -45,7 +45,6 @@ function decodeInput(buf: Uint8Array, index: number): Decoded {
   try {
     const footer = readFooter(b.length, read);
     const section = (i: number): Buffer => readSection(footer.sections[i]!, read);
-    const n = footer.rows;
     return {
       footer,
       ts: decode.timestamps(section(footer.ts), footer),
@@ -87,7 +86,9 @@ export function mergeSegments(inputs: readonly Uint8Array[], ds: Datasource, opt
   const ts = new Float64Array(n);
   const metrics = Array.from({ length: metricCount }, () => new Float64Array(n));
   const anyRollup = parts.some((p) => p.rollup !== null);
-  const withKeys = opts.keepKeys && opts.rollupMs === null && !anyRollup && parts.every((p) => p.keys !== null) && ds.dedupKey !== null;
+  // Key hashes stay row-aligned; rows that have none any more (rolled up, or dropped once past the dedup window)
+  // get (0, 0), which recovery skips. A rollup merge keeps none: it runs only once no row needs its key.
+  const withKeys = opts.keepKeys && opts.rollupMs === null && ds.dedupKey !== null && parts.some((p) => p.keys !== null);
   const keys = withKeys ? new Uint32Array(2 * n) : null;
   // Rollup columns of the concatenated rows (a plain row: one event, its value as sum, min and max).
   const ru: RollupColumns | null = anyRollup || opts.rollupMs !== null
@@ -98,7 +99,7 @@ export function mergeSegments(inputs: readonly Uint8Array[], ds: Datasource, opt
     const rows = p.footer.rows;
     ts.set(p.ts.subarray(0, rows), at);
     for (let m = 0; m < metricCount; m++) metrics[m]!.set(p.metrics[m]!.subarray(0, rows), at);
-    if (keys !== null) keys.set(p.keys!.subarray(0, 2 * rows), 2 * at);
+    if (keys !== null && p.keys !== null) keys.set(p.keys.subarray(0, 2 * rows), 2 * at);
     if (ru !== null) {
       if (p.rollup !== null) {
         ru.counts.set(p.rollup.counts, at);

@@ -30,10 +30,6 @@ export class MergePool {
     return this.pool.run(task, { transferList: task.inputs.map((b) => b.buffer as ArrayBuffer) });
   }
 
-  get queued(): number {
-    return this.pool.queueSize;
-  }
-
   async close(): Promise<void> {
     await this.pool.destroy();
   }

@@ -294,10 +294,16 @@ export class IngestPipeline {
     return kept;
   }
 
-  /** Remember the dedup keys of rows already durable in segments (at open; segments carry the key hashes). */
+  /**
+   * Remember the dedup keys of rows already durable in segments (at open; segments carry the key hashes). A (0, 0)
+   * pair marks a compacted row whose key was no longer needed (docs/compaction.md).
+   */
   restoreFromSegment(ts: Float64Array, keyHashes: Uint32Array | null, rows: number): void {
+    if (keyHashes === null || this.dedup === null) return;
     for (let r = 0; r < rows; r++) {
-      if (keyHashes !== null && this.dedup !== null) this.dedup.add(keyHashes[2 * r]!, keyHashes[2 * r + 1]!, ts[r]!);
+      const hi = keyHashes[2 * r]!;
+      const lo = keyHashes[2 * r + 1]!;
+      if (hi !== 0 || lo !== 0) this.dedup.add(hi, lo, ts[r]!);
     }
   }
 

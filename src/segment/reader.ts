@@ -218,10 +218,6 @@ export class DiskSegment implements SegmentSource {
     else this.retiredAction = remove;
   }
 
-  get readers(): number {
-    return this.refs;
-  }
-
   /** A decode that fails after the CRC matched (a format bug or a crafted file) is damage too. */
   private decoded<T>(run: () => T): T {
     try {
