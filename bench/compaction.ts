@@ -16,12 +16,9 @@ import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { open, type Query, type Tally } from '../src/index.js';
+import { arg, median, percentile } from './util.js';
 import { batches, AD_DATASOURCE, type AdEvent } from './gen.js';
 
-const arg = (name: string, fallback: number): number => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i < 0 ? fallback : Number(process.argv[i + 1]);
-};
 const RUNS = arg('runs', 3);
 const EVENTS = arg('events', 1_000_000);
 const BACKLOG = arg('backlog', 3_000_000);
@@ -31,11 +28,6 @@ const H = 3_600_000;
 const BASE = Date.parse('2026-11-20T00:00:00Z');
 const SPEC = { ...AD_DATASOURCE, lateness: '10m', dedupWindow: '10m' };
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const pct = (xs: number[], p: number): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
-};
 
 const SEED: Query = {
   datasource: 'events', aggregations: [{ name: 'clicks', type: 'count' }],
@@ -114,7 +106,7 @@ async function foreground(compacting: boolean): Promise<{ rate: number; p50: num
     const backlogLeft = db.stats('events').storage!.compaction.backlog;
     await db.close();
     if (compacting && backlogLeft !== 0) throw new Error(`compaction left a backlog of ${backlogLeft}`);
-    return { rate: (EVENTS / ms) * 1000, p50: pct(latencies, 50), p99: pct(latencies, 99), merges: mergesDuringIngest, queries: latencies.length };
+    return { rate: (EVENTS / ms) * 1000, p50: percentile(latencies, 50), p99: percentile(latencies, 99), merges: mergesDuringIngest, queries: latencies.length };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

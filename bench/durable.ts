@@ -12,19 +12,15 @@ import { mkdtempSync, rmSync, statSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { open, type Tally } from '../src/index.js';
+import { arg, median } from './util.js';
 import { batches, AD_DATASOURCE, type AdEvent } from './gen.js';
 
-const arg = (name: string, fallback: number): number => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i < 0 ? fallback : Number(process.argv[i + 1]);
-};
 const RUNS = arg('runs', 5);
 const EVENTS = arg('events', 1_000_000);
 const WRITERS = arg('writers', 4);
 const RECOVER = arg('recover', 10_000_000);
 const END = Date.parse('2026-11-23T00:00:00Z');
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function ingestAll(db: Tally, bs: AdEvent[][]): Promise<number> {
   let next = 0;

@@ -6,6 +6,7 @@
  *
  *   npm run build && npm run bench:http -- [--runs 3] [--events 1000000] [--clients 4] [--fsync always]
  */
+import { median } from './util.js';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,7 +23,6 @@ const RUNS = Number(arg('runs', '3'));
 const EVENTS = Number(arg('events', '1000000'));
 const CLIENTS = Number(arg('clients', '4'));
 const FSYNC = arg('fsync', 'always');
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const SEED = `SELECT count(*) FROM events WHERE event = 'click' AND image_id = 'img0' AND location = 'bangalore' AND gender = 'male' AND ts >= now() - INTERVAL 1 DAY`;
 
 async function daemon(dir: string): Promise<{ url: string; stop: () => Promise<void> }> {

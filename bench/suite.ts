@@ -15,19 +15,15 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { open, type Query, type Tally } from '../src/index.js';
+import { arg, median } from './util.js';
 import { generate, AD_DATASOURCE, type AdEvent } from './gen.js';
 
-const arg = (name: string, fallback: number): number => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i < 0 ? fallback : Number(process.argv[i + 1]);
-};
 const EVENTS = arg('events', 10_000_000);
 const RUNS = arg('runs', 7);
 const DAY = 86_400_000;
 const END = Date.parse('2026-11-23T00:00:00Z');
 const GEN = { count: EVENTS, end: END, spanMs: DAY };
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 function* batchesOf(size: number): Generator<AdEvent[]> {
   let cur: AdEvent[] = [];

@@ -8,7 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { open, type DatasourceSpec, type OpenOptions, type Tally } from 'tallydb';
 import { MemFs } from '../support/memfs.js';
-import { Crash } from '../support/durable.js';
+import { CRASH_KINDS, crashAt } from '../support/durable.js';
 import { decodeManifest } from '../../src/storage/manifest.js';
 import { readFooter } from '../../src/segment/format.js';
 import type { Store } from '../../src/storage/store.js';
@@ -66,26 +66,13 @@ const STEPS = [
   'compact:published', 'compact:before-delete',
 ];
 
-describe.each([
-  ['a killed process', (fs: MemFs) => fs.clone()],
-  ['a power loss', (fs: MemFs) => fs.powerLossCopy()],
-])('a merge interrupted by %s', (_kind, afterCrash) => {
+describe.each(CRASH_KINDS)('a merge interrupted by %s', (_kind, afterCrash) => {
   it.each(STEPS)('at %s leaves every event counted exactly once', async (step) => {
     const fs = new MemFs();
-    let armed = false;
-    const seen: string[] = [];
-    const db = await loaded(fs, {
-      testHooks: {
-        step: (name) => {
-          seen.push(name);
-          if (armed && name === step) {
-            armed = false;
-            throw new Crash(name);
-          }
-        },
-      },
-    });
-    armed = true;
+    const crash = crashAt(step);
+    const { seen } = crash;
+    const db = await loaded(fs, { testHooks: { step: crash.step } });
+    crash.arm();
     await db.compact(); // the crash is caught like any merge failure; the process "dies" below
     expect(seen).toContain(step);
 

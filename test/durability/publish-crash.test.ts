@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { MemFs } from '../support/memfs.js';
-import { batch, countsByBatch, Crash, openOn } from '../support/durable.js';
+import { batch, countsByBatch, Crash, CRASH_KINDS, crashAt, openOn } from '../support/durable.js';
 
 const STEPS = [
   'segment:temp-written', 'segment:temp-synced', 'segment:renamed', 'segment:dir-synced',
@@ -16,28 +16,17 @@ const STEPS = [
 const BATCHES = 10;
 const expected = new Map(Array.from({ length: BATCHES }, (_, b) => [b, 5]));
 
-describe.each([
-  ['a killed process', (fs: MemFs) => fs.clone()],
-  ['a power loss', (fs: MemFs) => fs.powerLossCopy()],
-])('after %s', (_kind, afterCrash) => {
+describe.each(CRASH_KINDS)('after %s', (_kind, afterCrash) => {
   it.each(STEPS)('at %s every event is counted exactly once', async (step) => {
     const fs = new MemFs();
-    let armed = false;
-    const seen: string[] = [];
+    const crash = crashAt(step);
+    const { seen } = crash;
     const db = await openOn(fs, {
       walSegmentBytes: 1, // one record per WAL file, so checkpoints delete files
-      testHooks: {
-        step: (name) => {
-          seen.push(name);
-          if (armed && name === step) {
-            armed = false;
-            throw new Crash(name);
-          }
-        },
-      },
+      testHooks: { step: crash.step },
     });
     for (let b = 0; b < BATCHES; b++) await db.ingest('ev', batch(b, 5, 20_000)); // ~3 minutes
-    armed = true;
+    crash.arm();
     await expect(db.flush()).rejects.toBeInstanceOf(Crash);
     expect(seen).toContain(step);
 

@@ -36,3 +36,28 @@ export class Crash extends Error {
     super(`simulated crash at ${step}`);
   }
 }
+
+/** The two ways a process stops without closing: killed (the OS keeps what it was given) or a power loss. */
+export const CRASH_KINDS: [string, (fs: MemFs) => MemFs][] = [
+  ['a killed process', (fs) => fs.clone()],
+  ['a power loss', (fs) => fs.powerLossCopy()],
+];
+
+/** Step hooks that throw a Crash at `step` once armed (once); `seen` lists every step reached. */
+export function crashAt(step: string): { seen: string[]; arm(): void; step(name: string): void } {
+  let armed = false;
+  const seen: string[] = [];
+  return {
+    seen,
+    arm: () => {
+      armed = true;
+    },
+    step: (name) => {
+      seen.push(name);
+      if (armed && name === step) {
+        armed = false;
+        throw new Crash(name);
+      }
+    },
+  };
+}
