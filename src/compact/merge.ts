@@ -137,27 +137,18 @@ export function mergeSegments(inputs: readonly Uint8Array[], ds: Datasource, opt
   }
   const minuteLsns = [...minuteLsn].sort((a, b) => a[0] - b[0]).flat();
 
-  let src: SegmentSource = {
-    minTs: 0, maxTs: 0, rowCount: n,
-    dictionary: (d) => dicts[d]!,
-    dimensionIds: (d) => ids[d]!,
-    metricValues: (m) => metrics[m]!,
-    timestamps: () => ts,
-    bitmap: () => null,
-    keyHashes: () => keys,
-    rollup: () => ru,
-  };
-  if (opts.rollupMs !== null) src = rollUp(src, ids, ts, metrics, ru!, opts.rollupMs, dimCount, metricCount);
+  const src = opts.rollupMs === null
+    ? columnSource(n, dicts, ids, metrics, ts, keys, ru)
+    : rollUp(n, dicts, ids, ts, metrics, ru!, opts.rollupMs, dimCount, metricCount);
   const { bytes } = buildSegment(src, ds, lsn, { minuteLsns, eventMaxTs, keys: keys !== null });
   return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /** Rows with equal (bucket, dimension ids) become one row: counts and sums add, mins and maxes fold. */
 function rollUp(
-  src: SegmentSource, ids: Uint32Array[], ts: Float64Array, metrics: Float64Array[], ru: RollupColumns,
+  n: number, dicts: Dictionary[], ids: Uint32Array[], ts: Float64Array, metrics: Float64Array[], ru: RollupColumns,
   bucketMs: number, dimCount: number, metricCount: number,
 ): SegmentSource {
-  const n = src.rowCount;
   const bucket = new Float64Array(n);
   let lo = Infinity;
   let hi = -Infinity;
@@ -169,7 +160,7 @@ function rollUp(
   }
   const bucketNo = new Float64Array(n);
   for (let r = 0; r < n; r++) bucketNo[r] = bucket[r]! / bucketMs;
-  const order = rowOrder(n, [...ids.map((v, d) => ({ values: v, size: src.dictionary(d).size })), ...digitKeys(bucketNo, n, n === 0 ? 0 : lo, n === 0 ? 0 : hi)]);
+  const order = rowOrder(n, [...ids.map((v, d) => ({ values: v, size: dicts[d]!.size })), ...digitKeys(bucketNo, n, n === 0 ? 0 : lo, n === 0 ? 0 : hi)]);
   const outIds = ids.map(() => new Uint32Array(n));
   const outTs = new Float64Array(n);
   const outMetrics = metrics.map(() => new Float64Array(n));
@@ -209,14 +200,22 @@ function rollUp(
   const rows = k + 1;
   const cut = (a: Float64Array): Float64Array => a.subarray(0, rows);
   const rolled: RollupColumns = { counts: cut(out.counts), metrics: out.metrics.map((m) => ({ count: cut(m.count), min: cut(m.min), max: cut(m.max) })) };
+  return columnSource(rows, dicts, outIds, outMetrics, outTs, null, rolled);
+}
+
+/** Plain columns as the segment builder reads them (it computes the time range itself). */
+function columnSource(
+  rowCount: number, dicts: Dictionary[], ids: Uint32Array[], metrics: Float64Array[], ts: Float64Array,
+  keys: Uint32Array | null, ru: RollupColumns | null,
+): SegmentSource {
   return {
-    minTs: 0, maxTs: 0, rowCount: rows,
-    dictionary: (d) => src.dictionary(d),
-    dimensionIds: (d) => outIds[d]!,
-    metricValues: (m) => outMetrics[m]!,
-    timestamps: () => outTs,
+    minTs: 0, maxTs: 0, rowCount,
+    dictionary: (d) => dicts[d]!,
+    dimensionIds: (d) => ids[d]!,
+    metricValues: (m) => metrics[m]!,
+    timestamps: () => ts,
     bitmap: () => null,
-    keyHashes: () => null,
-    rollup: () => rolled,
+    keyHashes: () => keys,
+    rollup: () => ru,
   };
 }
