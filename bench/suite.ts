@@ -4,11 +4,13 @@
  * The deterministic generator (src/cli/generate.ts: ~100k images with zipf skew, 50 locations, 3 genders,
  * 3 devices, 5% clicks with a cost, unique ids, spread evenly over 24 h) feeds both engines the same JS objects:
  * tallydb embedded and durable (fsync always, group commit, 4 writers of 10k-event batches), DuckDB through its
- * appender into a database file. Then the same six questions are asked of both, `--runs` times each; the table
- * shows medians and the ratio DuckDB / tallydb (how many times faster tallydb is). Every answer is compared between
- * the two engines and the run fails loudly on any difference.
+ * appender into a database file. Then the same six questions are asked of both, `--warmup` unmeasured times and
+ * then `--runs` measured times each; the table shows medians and the ratio DuckDB / tallydb (how many times faster
+ * tallydb is). Every answer is compared between the two engines and the run fails loudly on any difference.
+ * The process's peak RSS is reported after loading and after the questions (`--events 100000000` is the scale run;
+ * DuckDB then gets a 2 GB memory limit so that its buffer pool does not hide tallydb's share).
  *
- *   npm run bench -- [--events 10000000] [--runs 7]
+ *   npm run bench -- [--events 10000000] [--runs 7] [--warmup 3]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,10 +18,12 @@ import * as path from 'node:path';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { open, type Query, type Tally } from '../src/index.js';
 import { arg, median } from './util.js';
+import { nativeStatus } from '../src/native/index.js';
 import { generate, AD_DATASOURCE, type AdEvent } from './gen.js';
 
 const EVENTS = arg('events', 10_000_000);
 const RUNS = arg('runs', 7);
+const WARMUP = arg('warmup', 3);
 const DAY = 86_400_000;
 const END = Date.parse('2026-11-23T00:00:00Z');
 const GEN = { count: EVENTS, end: END, spanMs: DAY };
@@ -50,7 +54,7 @@ async function loadTally(dir: string): Promise<{ db: Tally; rate: number }> {
 }
 
 async function loadDuck(file: string): Promise<{ conn: DuckDBConnection; rate: number }> {
-  const instance = await DuckDBInstance.create(file);
+  const instance = await DuckDBInstance.create(file, EVENTS > 20_000_000 ? { memory_limit: '2GB' } : {});
   const conn = await instance.connect();
   await conn.run(`CREATE TABLE events (ts BIGINT, event_id VARCHAR, event VARCHAR, image_id VARCHAR, location VARCHAR, gender VARCHAR, device VARCHAR, cost DOUBLE)`);
   const app = await conn.createAppender('events');
@@ -74,6 +78,8 @@ async function loadDuck(file: string): Promise<{ conn: DuckDBConnection; rate: n
 }
 
 type Row = (string | number | null)[];
+
+const gib = (bytes: number): string => (bytes / 2 ** 30).toFixed(2);
 
 interface Question {
   name: string;
@@ -151,7 +157,7 @@ async function main(): Promise<void> {
     await tally.db.flush();
     await tally.db.compact();
     const st = tally.db.stats('events');
-    console.log(`tallydb: ${st.storage!.segments} segments, ${(st.storage!.segmentBytes / EVENTS).toFixed(2)} bytes per event on disk; RSS ${(process.memoryUsage().rss / 2 ** 30).toFixed(2)} GiB`);
+    console.log(`tallydb: ${st.storage!.segments} segments, ${(st.storage!.segmentBytes / EVENTS).toFixed(2)} bytes per event on disk; RSS ${gib(process.memoryUsage().rss)} GiB (peak ${gib(process.resourceUsage().maxRSS * 1024)} GiB)`);
     console.log('');
     console.log('| question | tallydb ms | DuckDB ms | DuckDB / tallydb | target |');
     console.log('|---|---:|---:|---:|---:|');
@@ -161,6 +167,10 @@ async function main(): Promise<void> {
       const d: number[] = [];
       let tRows: Row[] = [];
       let dRows: Row[] = [];
+      for (let r = 0; r < WARMUP; r++) {
+        await tally.db.query(q.tally);
+        await duck.conn.runAndReadAll(q.duck);
+      }
       for (let r = 0; r < RUNS; r++) {
         let s = performance.now();
         tRows = normal((await tally.db.query(q.tally)).rows);
@@ -175,6 +185,8 @@ async function main(): Promise<void> {
       const ratio = median(d) / median(t);
       console.log(`| ${q.name} | ${median(t).toFixed(2)} | ${median(d).toFixed(2)} | ${ratio.toFixed(1)} | ≥ ${q.target} |`);
     }
+    console.log('');
+    console.log(`peak RSS ${gib(process.resourceUsage().maxRSS * 1024)} GiB, RSS now ${gib(process.memoryUsage().rss)} GiB; tallydb kernels: ${nativeStatus.kind}`);
     await tally.db.close();
     duck.conn.closeSync();
   } finally {

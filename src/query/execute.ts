@@ -19,7 +19,8 @@
 import { TallyError, assert } from '../errors.js';
 import type { Limits } from '../limits.js';
 import { bucketStart, HOUR_MS } from '../time.js';
-import { cardinality, evalFilter, intersect, timeRangeRows, type RowSet } from './filter.js';
+import { kernels } from '../native/index.js';
+import { cardinality, evalFilter, selection, timeRangeRows, intersect, type RowSet } from './filter.js';
 import type { DictionaryView, SegmentReader } from './reader.js';
 import type { Plan, QueryResult, QueryStats, ResolvedExpr, ResolvedHaving } from './shape.js';
 
@@ -228,8 +229,8 @@ export async function execute(plan: Plan, readers: readonly SegmentReader[], lim
   const runReader = (reader: SegmentReader): void => {
     const n = reader.rowCount;
     if (n === 0) return;
-    let base = timeRangeRows(reader, plan.from, plan.to);
-    if (base !== 'none' && plan.filter !== null) base = intersect(base, evalFilter(plan.filter, reader));
+    // The filter first, then the time range over just the rows it kept (a reader straddling a range end).
+    const base = timeRangeRows(reader, plan.from, plan.to, plan.filter === null ? 'all' : evalFilter(plan.filter, reader));
     if (base === 'none') return;
 
     const firstBucket = bucketStart(Math.max(reader.minTs, plan.from), b);
@@ -292,13 +293,53 @@ export async function execute(plan: Plan, readers: readonly SegmentReader[], lim
 
     // ---- counts per fixed bucket: one counter increment per row ----------------------------------------------
     if (bucketCounter !== null && ru === null && !oneBucket) {
-      const rows = base === 'all' ? null : base.toUint32Array();
-      const count = rows === null ? n : rows.length;
-      stats.rowsScanned += count;
-      const ts = reader.timestamps();
+      const sel = selection(base, n);
+      stats.rowsScanned += sel.end - sel.start;
       const { size, first, counts } = bucketCounter;
-      for (let j = 0; j < count; j++) counts[Math.floor(ts[rows === null ? j : rows[j]!]! / size) - first]!++;
+      kernels.bucketCounts(reader.timestamps(), sel.rows, sel.start, sel.end, size, first, counts);
       return;
+    }
+
+    // ---- counts by one dimension (top images): a counter per dictionary id, folded into groups at the end ------
+    if (allCounts && oneBucket && groupDims.length === 1) {
+      const dim = groupDims[0]!;
+      const ids = reader.dimensionIds(dim);
+      const size = groupDicts[0]!.size;
+      const sets = plan.aggregations.map((a) => {
+        const f = aggFilterSet(a.filterKey, a.filter);
+        return f === 'all' ? base : intersect(base, f);
+      });
+      let rows = 0;
+      for (const set of sets) rows += cardinality(set, n);
+      // Worth it when the rows outnumber the counters the fold then reads; otherwise the scan below is cheaper.
+      if (rows >= size / 4) {
+        stats.rowsScanned += rows;
+        const local = plan.aggregations.map(() => new Float64Array(size));
+        sets.forEach((set, i) => {
+          if (set === 'none') return;
+          const sel = selection(set, n);
+          kernels.countByKey(ids, sel.rows, sel.start, sel.end, ru === null ? null : ru.counts, local[i]!);
+        });
+        // A group exists for every value of a base row, also when a filtered count of it is 0 (as in the scan).
+        let present: Float64Array[] = local;
+        if (sets.some((set) => set !== base)) {
+          const rowsOf = new Float64Array(size);
+          const sel = selection(base, n);
+          kernels.countByKey(ids, sel.rows, sel.start, sel.end, null, rowsOf);
+          present = [rowsOf];
+        }
+        const bIdx = bucketIdxOf(firstBucket);
+        const t = translations[0]!;
+        for (let id = 0; id < size; id++) {
+          let any = false;
+          for (const c of present) if (c[id] !== 0) any = true;
+          if (!any) continue;
+          gidScratch[0] = t === null ? id : t[id]! >= 0 ? t[id]! : groupQds[0]!.resolve(groupDicts[0]!, t, id);
+          const g = groups.find(bIdx, firstBucket, gidScratch);
+          for (let i = 0; i < local.length; i++) groups.acc[i]![g]! += local[i]![id]!;
+        }
+        return;
+      }
     }
 
     // ---- scan strategy ------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@
  * cases — no filter, a value absent from this reader — cost nothing.
  */
 import { RoaringBitmap32, type Bitmap } from '../bitmap.js';
+import { kernels } from '../native/index.js';
 import type { SegmentReader } from './reader.js';
 import type { ResolvedFilter } from './shape.js';
 
@@ -83,17 +84,37 @@ export function cardinality(s: RowSet, rowCount: number): number {
   return s === 'all' ? rowCount : s === 'none' ? 0 : s.size;
 }
 
-/** Rows of a reader whose timestamp lies in [from, to), when the reader straddles a range end. */
-export function timeRangeRows(reader: SegmentReader, from: number, to: number): RowSet {
-  if (reader.minTs >= from && reader.maxTs < to) return 'all';
+/** A row set as a kernel selection (src/native/kernels.ts): a contiguous run as a range, else its row ids. */
+export interface Selection {
+  rows: Uint32Array | null;
+  start: number;
+  end: number;
+}
+
+export function selection(s: Bitmap | 'all', rowCount: number): Selection {
+  if (s === 'all') return { rows: null, start: 0, end: rowCount };
+  const size = s.size;
+  if (size === 0) return { rows: null, start: 0, end: 0 };
+  const min = s.minimum();
+  // Rows sorted by a leading dimension make its value's rows one run: no row list is built for them.
+  if (s.maximum() - min + 1 === size) return { rows: null, start: min, end: min + size };
+  const rows = s.toUint32Array();
+  return { rows, start: 0, end: rows.length };
+}
+
+/**
+ * Rows of `within` (the rows a filter kept, or all rows) whose timestamp lies in [from, to). A reader inside the
+ * range keeps them all; one straddling a range end checks the timestamps of just those rows, so a selective filter
+ * spares the scan of the rest.
+ */
+export function timeRangeRows(reader: SegmentReader, from: number, to: number, within: RowSet = 'all'): RowSet {
+  if (within === 'none') return 'none';
+  if (reader.minTs >= from && reader.maxTs < to) return within;
   if (reader.maxTs < from || reader.minTs >= to) return 'none';
-  const ts = reader.timestamps();
   const n = reader.rowCount;
-  const rows: number[] = [];
-  for (let r = 0; r < n; r++) {
-    const t = ts[r]!;
-    if (t >= from && t < to) rows.push(r);
-  }
+  const sel = selection(within, n);
+  const rows = kernels.selectTimeRange(reader.timestamps(), sel.rows, sel.start, sel.end, from, to);
   if (rows.length === 0) return 'none';
-  return rows.length === n ? 'all' : new RoaringBitmap32(rows);
+  if (rows.length === n) return 'all';
+  return rows.length === sel.end - sel.start && within !== 'all' ? within : new RoaringBitmap32(rows);
 }

@@ -11,7 +11,7 @@ import type { FileSystem } from '../storage/fs.js';
 import type { DictionaryView, RollupColumns } from '../query/reader.js';
 import type { BlockCache } from './cache.js';
 import { decodeDictionary, readSection, u32ToF64, type SegmentFooter, type SegmentSource } from './format.js';
-import { unpack, unzigzag } from './bitpack.js';
+import { kernels } from '../native/index.js';
 
 function checkedLength(a: Uint32Array, rows: number): Uint32Array {
   if (a.length !== rows) throw new Error(`column holds ${a.length} values; the footer says ${rows} rows`);
@@ -22,7 +22,7 @@ function checkedLength(a: Uint32Array, rows: number): Uint32Array {
 export const decode = {
   ids(raw: Buffer, footer: SegmentFooter, dim: number): Uint32Array {
     const rows = footer.rows;
-    if (footer.columns === 'bp') return checkedLength(unpack(raw), rows);
+    if (footer.columns === 'bp') return checkedLength(kernels.unpack(raw), rows);
     const idBytes = footer.dims[dim]!.idBytes;
     const src = idBytes === 1 ? new Uint8Array(raw.buffer, raw.byteOffset, raw.length)
       : idBytes === 2 ? new Uint16Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.length))
@@ -39,16 +39,9 @@ export const decode = {
   },
   timestamps(raw: Buffer, footer: SegmentFooter): Float64Array {
     const rows = footer.rows;
+    if (footer.columns === 'bp') return kernels.decodeTimestamps(raw, footer.minTs, rows);
     const out = new Float64Array(rows);
     let t = footer.minTs;
-    if (footer.columns === 'bp') {
-      const z = checkedLength(unpack(raw), rows);
-      for (let i = 0; i < rows; i++) {
-        t += unzigzag(z[i]!);
-        out[i] = t;
-      }
-      return out;
-    }
     const deltas = new Int32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.length));
     for (let i = 0; i < rows; i++) {
       t += deltas[i]!;

@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { open, type DatasourceSpec, type Query, type Tally } from 'tallydb';
 import { MemFs } from '../support/memfs.js';
 import { Model } from '../support/model.js';
+import { setKernelsForTests } from '../../src/native/index.js';
 import { setSegmentIndexMaxForTests } from '../../src/segment/format.js';
 
 const T0 = Date.parse('2026-11-23T00:00:00Z');
@@ -177,6 +178,19 @@ describe('segments that store no bitmaps (every dimension above the index thresh
       }), { numRuns: Number(process.env.PROPERTY_RUNS ?? 15) });
     } finally {
       setSegmentIndexMaxForTests(previous);
+    }
+  }, 300_000);
+});
+
+describe('compacted segments read with the TypeScript kernels (the fallback of the native addon)', () => {
+  it('give the same answers', async () => {
+    const previous = setKernelsForTests('typescript');
+    try {
+      await fc.assert(fc.asyncProperty(historyArb, async (cmds) => {
+        await run('none', cmds);
+      }), { numRuns: Number(process.env.PROPERTY_RUNS ?? 10) });
+    } finally {
+      setKernelsForTests(previous);
     }
   }, 300_000);
 });

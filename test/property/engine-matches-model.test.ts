@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { open, type Aggregation, type DatasourceSpec, type Filter, type Having, type Query } from 'tallydb';
 import { Model } from '../support/model.js';
 import { setHighCardinalityForTests } from '../../src/head/bucket.js';
+import { setKernelsForTests } from '../../src/native/index.js';
 
 const BASE = Date.parse('2026-11-23T00:00:00Z');
 const NOW = BASE + 6 * 3_600_000;
@@ -196,6 +197,15 @@ describe('engine matches the reference model', () => {
       await fc.assert(fc.asyncProperty(scenarioArb, (sc) => agrees(sc, false)), { numRuns: Number(process.env.PROPERTY_RUNS ?? 300) });
     } finally {
       setHighCardinalityForTests(previous);
+    }
+  });
+
+  it('the same holds on the TypeScript kernels (the fallback of the native addon)', async () => {
+    const previous = setKernelsForTests('typescript');
+    try {
+      await fc.assert(fc.asyncProperty(scenarioArb, (sc) => agrees(sc, false)), { numRuns: Number(process.env.PROPERTY_RUNS ?? 150) });
+    } finally {
+      setKernelsForTests(previous);
     }
   });
 

@@ -1,0 +1,73 @@
+/**
+ * bench/kernels.ts — micro-benchmarks of single kernels (the `benchmark` package): the C++ addon (native/) against
+ * its TypeScript fallback (src/native/kernels.ts), on the shapes the query benchmark feeds them — a 10M-row
+ * segment, 500k selected rows (the clicks of a day), 1-minute buckets, a 100k-value dimension.
+ *
+ *   npm run bench:kernels [-- --rows 10000000]
+ */
+import Benchmark from 'benchmark';
+import { kernels, nativeStatus, typescriptKernels, type Kernels } from '../src/native/index.js';
+import { pack, zigzag } from '../src/segment/bitpack.js';
+import { arg } from './util.js';
+
+const N = arg('rows', 10_000_000);
+const SEL = Math.floor(N / 20);
+if (nativeStatus.kind !== 'native') throw new Error(`the native addon is not loaded (${nativeStatus.reason}); run npm install`);
+
+// Deterministic data: ids with zipf-like skew, timestamps 0–17 ms apart (a day of 10M events), a contiguous and a
+// scattered selection of 5% of the rows.
+let seed = 42;
+const rand = (): number => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+const ids = new Uint32Array(N);
+for (let i = 0; i < N; i++) ids[i] = Math.floor(100_000 * rand() ** 3);
+const ts = new Float64Array(N);
+const deltas = new Uint32Array(N);
+let t = Date.parse('2026-11-22T00:00:00Z');
+for (let i = 0; i < N; i++) {
+  const d = Math.floor(rand() * 17);
+  deltas[i] = zigzag(i === 0 ? 0 : d);
+  t += i === 0 ? 0 : d;
+  ts[i] = t;
+}
+const idsPacked = pack(ids, N);
+const tsPacked = pack(deltas, N);
+const scattered = new Uint32Array(SEL);
+for (let j = 0; j < SEL; j++) scattered[j] = j * 20 + (j % 20);
+const first = Math.floor(ts[0]! / 60_000);
+// A sorted segment's click rows: ~450 groups (location × gender × device), each in time order over the whole day.
+const grouped = new Float64Array(SEL);
+for (let j = 0; j < SEL; j++) grouped[j] = ts[Math.floor(((j % 450) * N) / 450 + j / 450) % N]!;
+grouped.sort();
+for (let g = 0; g < 450; g++) for (let j = g; j < SEL; j += 450) grouped[j] = ts[Math.min(N - 1, Math.floor((j / SEL) * N))]!;
+const buckets = new Float64Array(Math.floor(ts[N - 1]! / 60_000) - first + 1);
+const keyCounts = new Float64Array(100_000);
+
+const cases: [string, (k: Kernels) => unknown][] = [
+  [`unpack ${N.toLocaleString()} ids`, (k) => k.unpack(idsPacked)],
+  [`decodeTimestamps ${N.toLocaleString()}`, (k) => k.decodeTimestamps(tsPacked, ts[0]!, N)],
+  [`bucketCounts ${SEL.toLocaleString()} contiguous rows`, (k) => k.bucketCounts(ts, null, N / 2, N / 2 + SEL, 60_000, first, buckets)],
+  [`bucketCounts ${SEL.toLocaleString()} rows in 450 sorted groups`, (k) => k.bucketCounts(grouped, null, 0, SEL, 60_000, first, buckets)],
+  [`bucketCounts ${SEL.toLocaleString()} scattered rows`, (k) => k.bucketCounts(ts, scattered, 0, SEL, 60_000, first, buckets)],
+  [`selectTimeRange over ${N.toLocaleString()} rows`, (k) => k.selectTimeRange(ts, null, 0, N, ts[N / 2]!, ts[N / 2 + 30_000]!)],
+  [`countByKey ${SEL.toLocaleString()} scattered rows`, (k) => k.countByKey(ids, scattered, 0, SEL, null, keyCounts)],
+];
+
+console.log(`kernels: C++ addon vs TypeScript, ${N.toLocaleString()} rows (median-free: benchmark.js reports mean ± RME over its samples)`);
+console.log('');
+console.log('| kernel | C++ ms | TypeScript ms | TypeScript / C++ |');
+console.log('|---|---:|---:|---:|');
+for (const [name, run] of cases) {
+  const ms: Record<string, number> = {};
+  await new Promise<void>((resolve) => {
+    new Benchmark.Suite()
+      .add('native', () => run(kernels))
+      .add('typescript', () => run(typescriptKernels))
+      .on('cycle', (e: Benchmark.Event) => {
+        const b = e.target as unknown as Benchmark;
+        ms[b.name!] = b.stats.mean * 1000;
+      })
+      .on('complete', () => resolve())
+      .run({ async: false });
+  });
+  console.log(`| ${name} | ${ms['native']!.toFixed(3)} | ${ms['typescript']!.toFixed(3)} | ${(ms['typescript']! / ms['native']!).toFixed(1)} |`);
+}

@@ -1,0 +1,100 @@
+/**
+ * native/kernels.ts — the TypeScript versions of tallydb's hot loops, and the signatures both versions share.
+ *
+ * Invariant: each function here gives exactly the result of its C++ twin in native/src/kernels.cc for every input
+ * — the same output arrays, and an error of the same class with the same message for the same bad input (a
+ * RangeError for a selection or index out of bounds, an Error for a damaged column). Tests
+ * run both on random and damaged inputs and compare (test/native-kernels.test.ts). Nothing outside
+ * src/native/index.ts imports this module: callers use whichever version the loader picked.
+ *
+ * A *selection* is `rows, start, end`: the row ids rows[start..end), or the ids start..end−1 themselves when rows
+ * is null (a contiguous run, which is what a filter on a sorted segment's leading dimension mostly is).
+ */
+import { unpack as unpackBits, unzigzag } from '../segment/bitpack.js';
+
+export interface Kernels {
+  /** Decode a bit-packed u32 column (docs/format/segment.md#bit-packed-columns). */
+  unpack(buf: Uint8Array): Uint32Array;
+  /** Decode a bit-packed zigzag-delta timestamp column of `rows` values starting from `minTs`. */
+  decodeTimestamps(buf: Uint8Array, minTs: number, rows: number): Float64Array;
+  /** counts[floor(ts[r] / size) − first] += 1 for every selected row r. */
+  bucketCounts(ts: Float64Array, rows: Uint32Array | null, start: number, end: number, size: number, first: number, counts: Float64Array): void;
+  /** The selected rows r with from ≤ ts[r] < to, in selection order. */
+  selectTimeRange(ts: Float64Array, rows: Uint32Array | null, start: number, end: number, from: number, to: number): Uint32Array;
+  /** counts[keys[r]] += (weights ? weights[r] : 1) for every selected row r. */
+  countByKey(keys: Uint32Array, rows: Uint32Array | null, start: number, end: number, weights: Float64Array | null, counts: Float64Array): void;
+}
+
+function checkSelection(rows: Uint32Array | null, start: number, end: number, limit: number): void {
+  if (!(start >= 0) || !(end >= start) || !Number.isInteger(start) || !Number.isInteger(end)) {
+    throw new RangeError('selection bounds must be integers with 0 <= start <= end');
+  }
+  if (rows === null) {
+    if (end > limit) throw new RangeError('row range ends past the column');
+    return;
+  }
+  if (end > rows.length) throw new RangeError('selection ends past the row list');
+  for (let j = start; j < end; j++) if (rows[j]! >= limit) throw new RangeError('row id past the column');
+}
+
+/** floor(t / size) exactly: a multiply and one correction step, as the C++ version does. */
+function floorDiv(t: number, size: number, inv: number): number {
+  let q = Math.floor(t * inv);
+  if (q * size > t) q -= 1;
+  else if ((q + 1) * size <= t) q += 1;
+  return q;
+}
+
+export const typescriptKernels: Kernels = {
+  unpack(buf) {
+    return unpackBits(Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength));
+  },
+
+  decodeTimestamps(buf, minTs, rows) {
+    const z = unpackBits(Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength));
+    if (z.length !== rows) throw new Error(`column holds ${z.length} values; the footer says ${rows} rows`);
+    const out = new Float64Array(rows);
+    let t = minTs;
+    for (let i = 0; i < rows; i++) {
+      t += unzigzag(z[i]!);
+      out[i] = t;
+    }
+    return out;
+  },
+
+  bucketCounts(ts, rows, start, end, size, first, counts) {
+    checkSelection(rows, start, end, ts.length);
+    if (!(size > 0)) throw new RangeError('bucket size must be positive');
+    const inv = 1 / size;
+    const limit = counts.length;
+    for (let j = start; j < end; j++) {
+      const k = floorDiv(ts[rows === null ? j : rows[j]!]!, size, inv) - first;
+      if (!(k >= 0 && k < limit)) throw new RangeError('a timestamp falls outside the bucket counters');
+      counts[k]! += 1;
+    }
+  },
+
+  selectTimeRange(ts, rows, start, end, from, to) {
+    checkSelection(rows, start, end, ts.length);
+    const keep = new Uint32Array(end - start);
+    let n = 0;
+    for (let j = start; j < end; j++) {
+      const r = rows === null ? j : rows[j]!;
+      const t = ts[r]!;
+      if (t >= from && t < to) keep[n++] = r;
+    }
+    return keep.slice(0, n);
+  },
+
+  countByKey(keys, rows, start, end, weights, counts) {
+    checkSelection(rows, start, end, keys.length);
+    if (weights !== null && weights.length < keys.length) throw new RangeError('weights are shorter than keys');
+    const limit = counts.length;
+    for (let j = start; j < end; j++) {
+      const r = rows === null ? j : rows[j]!;
+      const k = keys[r]!;
+      if (k >= limit) throw new RangeError('a key falls outside the counters');
+      counts[k]! += weights === null ? 1 : weights[r]!;
+    }
+  },
+};

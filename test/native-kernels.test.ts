@@ -1,0 +1,203 @@
+/**
+ * The C++ kernels (native/) and their TypeScript fallback (src/native/kernels.ts) give identical results — equal to
+ * a plain reference model — for random inputs, and the same error for damaged or out-of-bounds inputs. A canary
+ * shows the comparison can fail. The engine-level properties run on both kernel sets too
+ * (test/property/engine-matches-model.test.ts, test/compaction/compaction-matches-model.test.ts).
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { kernels, nativeStatus, typescriptKernels, type Kernels } from '../src/native/index.js';
+import { pack, zigzag } from '../src/segment/bitpack.js';
+
+const native = kernels;
+const ts = typescriptKernels;
+
+/** The outcome of a kernel call in a comparable form: its result, or its error's class and message. */
+function outcome(run: () => unknown): unknown {
+  try {
+    const r = run();
+    return r instanceof Uint32Array || r instanceof Float64Array ? { ok: Array.from(r) } : { ok: r ?? null };
+  } catch (e) {
+    return { error: (e as Error).constructor.name, message: (e as Error).message };
+  }
+}
+
+/** Runs `call` on both kernel sets with fresh copies of the mutable arguments; returns both outcomes and states. */
+function both(call: (k: Kernels) => unknown): [unknown, unknown] {
+  return [outcome(() => call(native)), outcome(() => call(ts))];
+}
+
+const u32Column = fc.oneof(
+  fc.array(fc.nat({ max: 0xffffffff }), { maxLength: 600 }),
+  fc.array(fc.nat({ max: 7 }), { maxLength: 600 }),
+  fc.integer({ min: 0, max: 600 }).chain((n) => fc.constantFrom(0, 1, 0xffffffff).map((v) => Array.from({ length: n }, () => v))),
+);
+
+/** A selection over `n` rows: a range, or sorted/unsorted row ids, sometimes out of bounds. */
+function selectionArb(n: number): fc.Arbitrary<{ rows: Uint32Array | null; start: number; end: number }> {
+  const range = fc.tuple(fc.nat({ max: n }), fc.nat({ max: n })).map(([a, b]) => ({ rows: null, start: Math.min(a, b), end: Math.max(a, b) }));
+  const list = fc.array(fc.nat({ max: Math.max(0, n - 1) }), { maxLength: 80 }).chain((ids) =>
+    fc.tuple(fc.nat({ max: ids.length }), fc.nat({ max: ids.length })).map(([a, b]) => ({ rows: Uint32Array.from(ids), start: Math.min(a, b), end: Math.max(a, b) })));
+  return n === 0 ? range : fc.oneof(range, list);
+}
+
+describe('native kernels', () => {
+  it('the addon is built by npm install and loaded (unless TALLYDB_NATIVE=0 forces the TypeScript kernels)', () => {
+    if (process.env['TALLYDB_NATIVE'] === '0') {
+      expect(nativeStatus).toEqual({ kind: 'typescript', reason: 'TALLYDB_NATIVE=0' });
+      return;
+    }
+    expect(nativeStatus.reason).toBeUndefined();
+    expect(nativeStatus.kind).toBe('native');
+    expect(native).not.toBe(ts);
+  });
+
+  it('unpack equals the packed column in both versions, for random columns', () => {
+    fc.assert(fc.property(u32Column, (values) => {
+      const buf = pack(values, values.length);
+      expect(Array.from(native.unpack(buf))).toEqual(values);
+      expect(Array.from(ts.unpack(buf))).toEqual(values);
+    }), { numRuns: 300 });
+  });
+
+  it('decodeTimestamps equals the prefix sums of the deltas in both versions (integer and fractional origins)', () => {
+    const deltas = fc.array(fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }), { maxLength: 400 });
+    fc.assert(fc.property(deltas, fc.oneof(fc.integer({ min: -(2 ** 45), max: 2 ** 45 }), fc.double({ min: -1e12, max: 1e12, noNaN: true })), (ds, minTs) => {
+      const buf = pack(ds.map(zigzag), ds.length);
+      const expected: number[] = [];
+      let t = minTs;
+      for (const d of ds) expected.push((t += d));
+      expect(Array.from(native.decodeTimestamps(buf, minTs, ds.length))).toEqual(expected);
+      expect(Array.from(ts.decodeTimestamps(buf, minTs, ds.length))).toEqual(expected);
+    }), { numRuns: 300 });
+  });
+
+  it('a damaged bit-packed column gives the same error in both versions, never a result', () => {
+    fc.assert(fc.property(fc.array(fc.nat({ max: 1000 }), { minLength: 1, maxLength: 300 }), fc.nat(), fc.nat({ max: 255 }), fc.boolean(), (values, at, byte, cut) => {
+      const good = pack(values, values.length);
+      const bad = Buffer.from(good);
+      if (cut) {
+        const short = bad.subarray(0, at % bad.length);
+        const [n, t] = both((k) => k.unpack(short));
+        expect(n).toEqual(t);
+        expect(n).toHaveProperty('error');
+      } else {
+        bad[at % Math.min(bad.length, 8)] = byte; // the count or the widths
+        const [n, t] = both((k) => k.unpack(bad));
+        expect(n).toEqual(t);
+      }
+      const [n, t] = both((k) => k.decodeTimestamps(good, 0, values.length + 1));
+      expect(n).toEqual(t);
+      expect(n).toHaveProperty('error');
+    }), { numRuns: 300 });
+  });
+
+  it('bucketCounts counts each selected row in bucket floor(ts / size) − first, in both versions', () => {
+    const arb = fc.record({
+      size: fc.constantFrom(1, 7, 1000, 60_000, 3_600_000, 0.5),
+      // (ranges stay small so that size 0.5 keeps the counters few)
+      origin: fc.constantFrom(0, Date.parse('2026-11-23T00:00:00Z'), -86_400_000),
+      offsets: fc.array(fc.oneof(fc.nat({ max: 20_000 }), fc.double({ min: 0, max: 20_000, noNaN: true })), { maxLength: 200 }),
+    }).chain((r) => selectionArb(r.offsets.length).map((sel) => ({ ...r, sel })));
+    fc.assert(fc.property(arb, ({ size, origin, offsets, sel }) => {
+      const column = Float64Array.from(offsets, (o) => origin + o);
+      const first = Math.floor(origin / size) - 1;
+      const buckets = Math.floor((origin + 20_000) / size) - first + 2;
+      const expected = new Float64Array(buckets);
+      let expectedError = false;
+      for (let j = sel.start; j < sel.end; j++) {
+        const r = sel.rows === null ? j : sel.rows[j]!;
+        if (r >= column.length) expectedError = true;
+        else expected[Math.floor(column[r]! / size) - first]! += 1;
+      }
+      const counts = { n: new Float64Array(buckets), t: new Float64Array(buckets) };
+      const [n, t] = [
+        outcome(() => native.bucketCounts(column, sel.rows, sel.start, sel.end, size, first, counts.n)),
+        outcome(() => ts.bucketCounts(column, sel.rows, sel.start, sel.end, size, first, counts.t)),
+      ];
+      expect(n).toEqual(t);
+      if (expectedError) {
+        expect(n).toHaveProperty('error', 'RangeError');
+      } else {
+        // Compared as bytes: the counter arrays hold up to 40k buckets.
+        expect(Buffer.from(counts.n.buffer).equals(Buffer.from(expected.buffer))).toBe(true);
+        expect(Buffer.from(counts.t.buffer).equals(Buffer.from(expected.buffer))).toBe(true);
+      }
+    }), { numRuns: 400 });
+  });
+
+  it('bucketCounts refuses a timestamp outside its counters in both versions', () => {
+    const column = Float64Array.of(0, 60_000, 120_000, Number.NaN, 1e300, -60_000);
+    for (const r of [0, 1, 2, 3, 4, 5]) {
+      const [n, t] = both((k) => k.bucketCounts(column, Uint32Array.of(r), 0, 1, 60_000, 0, new Float64Array(2))); // buckets 0 and 1 only
+      expect(n).toEqual(t);
+      if (r <= 1) expect(n).toEqual({ ok: null });
+      else expect(n).toEqual({ error: 'RangeError', message: 'a timestamp falls outside the bucket counters' });
+    }
+  });
+
+  it('selectTimeRange keeps exactly the selected rows inside [from, to), in selection order, in both versions', () => {
+    const arb = fc.array(fc.integer({ min: 0, max: 100 }), { maxLength: 200 }).chain((col) =>
+      fc.tuple(fc.constant(col), selectionArb(col.length), fc.integer({ min: -5, max: 105 }), fc.integer({ min: -5, max: 105 })));
+    fc.assert(fc.property(arb, ([col, sel, a, b]) => {
+      const column = Float64Array.from(col);
+      const [from, to] = [Math.min(a, b), Math.max(a, b)];
+      const expected: number[] = [];
+      let bad = false;
+      for (let j = sel.start; j < sel.end; j++) {
+        const r = sel.rows === null ? j : sel.rows[j]!;
+        if (r >= column.length) bad = true;
+        else if (column[r]! >= from && column[r]! < to) expected.push(r);
+      }
+      const [n, t] = both((k) => k.selectTimeRange(column, sel.rows, sel.start, sel.end, from, to));
+      expect(n).toEqual(t);
+      expect(n).toEqual(bad ? { error: 'RangeError', message: 'row id past the column' } : { ok: expected });
+    }), { numRuns: 400 });
+  });
+
+  it('countByKey adds one (or the row weight) per selected row to its key, in both versions', () => {
+    const arb = fc.array(fc.nat({ max: 40 }), { maxLength: 200 }).chain((keys) =>
+      fc.tuple(fc.constant(keys), selectionArb(keys.length), fc.boolean(), fc.constantFrom(41, 20)));
+    fc.assert(fc.property(arb, ([keys, sel, weighted, counters]) => {
+      const k32 = Uint32Array.from(keys);
+      const weights = weighted ? Float64Array.from(keys, (k, i) => (k * 7 + i) % 5) : null;
+      const expected = new Float64Array(counters);
+      let bad: string | null = null;
+      for (let j = sel.start; j < sel.end && bad === null; j++) {
+        const r = sel.rows === null ? j : sel.rows[j]!;
+        if (r >= k32.length) bad = 'row id past the column';
+      }
+      for (let j = sel.start; j < sel.end && bad === null; j++) {
+        const r = sel.rows === null ? j : sel.rows[j]!;
+        if (k32[r]! >= counters) bad = 'a key falls outside the counters';
+        else expected[k32[r]!]! += weights === null ? 1 : weights[r]!;
+      }
+      const counts = { n: new Float64Array(counters), t: new Float64Array(counters) };
+      const n = outcome(() => native.countByKey(k32, sel.rows, sel.start, sel.end, weights, counts.n));
+      const t = outcome(() => ts.countByKey(k32, sel.rows, sel.start, sel.end, weights, counts.t));
+      expect(n).toEqual(t);
+      if (bad !== null) {
+        expect(n).toEqual({ error: 'RangeError', message: bad });
+      } else {
+        expect(Array.from(counts.n)).toEqual(Array.from(expected));
+        expect(Array.from(counts.t)).toEqual(Array.from(expected));
+      }
+    }), { numRuns: 400 });
+  });
+
+  it('arguments of the wrong type are refused, not read as memory', () => {
+    expect(() => native.unpack('abc' as unknown as Uint8Array)).toThrow(TypeError);
+    expect(() => native.countByKey(new Float64Array(4) as unknown as Uint32Array, null, 0, 4, null, new Float64Array(4))).toThrow(TypeError);
+    expect(() => native.bucketCounts(new Float64Array(4), null, 0, 5, 60_000, 0, new Float64Array(4))).toThrow(RangeError);
+    expect(() => native.selectTimeRange(new Float64Array(4), null, 2, 1, 0, 1)).toThrow(RangeError);
+  });
+
+  it('canary: the comparison finds a kernel that drops the last selected row', () => {
+    const broken: Kernels = { ...ts, selectTimeRange: (c, rows, start, end, from, to) => ts.selectTimeRange(c, rows, start, Math.max(start, end - 1), from, to) };
+    const outcomeOf = fc.check(fc.property(fc.array(fc.integer({ min: 0, max: 9 }), { minLength: 1, maxLength: 50 }), (col) => {
+      const column = Float64Array.from(col);
+      expect(outcome(() => broken.selectTimeRange(column, null, 0, column.length, 0, 10))).toEqual(outcome(() => native.selectTimeRange(column, null, 0, column.length, 0, 10)));
+    }));
+    expect(outcomeOf.failed).toBe(true);
+  });
+});
