@@ -87,6 +87,7 @@ class QueryDictionary {
 }
 
 const DENSE_GROUP_TABLE_MAX = 1 << 20;
+let groupScratch = new Int32Array(1024);
 const BITMAP_COMBINATIONS_MAX = 4096;
 /** A running query yields to the event loop at least this often. */
 const YIELD_EVERY_MS = 8;
@@ -346,7 +347,10 @@ export async function execute(plan: Plan, readers: readonly SegmentReader[], lim
     const baseRows = base === 'all' ? null : base.toUint32Array();
     const baseCount = baseRows === null ? n : baseRows.length;
     stats.rowsScanned += baseCount;
-    const groupOf = new Int32Array(n);
+    // The group of each base row; only base rows are written and read, so the scratch is reused across readers
+    // and queries (runReader is synchronous) without clearing it.
+    if (groupScratch.length < n) groupScratch = new Int32Array(Math.max(n, groupScratch.length * 2));
+    const groupOf = groupScratch;
     const dimIds = groupDims.map((d) => reader.dimensionIds(d));
     const ts = oneBucket ? null : reader.timestamps();
     const constIdx = oneBucket ? bucketIdxOf(firstBucket) : 0;
