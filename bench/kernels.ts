@@ -36,9 +36,9 @@ for (let j = 0; j < SEL; j++) scattered[j] = j * 20 + (j % 20);
 const first = Math.floor(ts[0]! / 60_000);
 // A sorted segment's click rows: ~450 groups (location × gender × device), each in time order over the whole day.
 const grouped = new Float64Array(SEL);
-for (let j = 0; j < SEL; j++) grouped[j] = ts[Math.floor(((j % 450) * N) / 450 + j / 450) % N]!;
-grouped.sort();
-for (let g = 0; g < 450; g++) for (let j = g; j < SEL; j += 450) grouped[j] = ts[Math.min(N - 1, Math.floor((j / SEL) * N))]!;
+const per = Math.floor(SEL / 450);
+for (let g = 0; g < 450; g++) for (let i = 0; i < per; i++) grouped[g * per + i] = ts[Math.min(N - 1, Math.floor(((i * 450 + g) * N) / SEL))]!;
+for (let j = 450 * per; j < SEL; j++) grouped[j] = ts[N - 1]!;
 const buckets = new Float64Array(Math.floor(ts[N - 1]! / 60_000) - first + 1);
 const keyCounts = new Float64Array(100_000);
 
