@@ -36,24 +36,24 @@ bool TypeFail(Napi::Env env, const std::string& msg) {
   return false;
 }
 
-bool GetU32(const Napi::Value& v, U32* out, const char* what) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
-    return TypeFail(v.Env(), std::string(what) + " must be a Uint32Array");
+// A typed array argument of element type T (napi type `kind`, JavaScript name `name`), or a TypeError.
+template <typename T, typename View>
+bool GetTyped(const Napi::Value& v, View* out, napi_typedarray_type kind, const char* name, const char* what) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != kind) {
+    return TypeFail(v.Env(), std::string(what) + " must be a " + name);
   }
-  auto a = v.As<Napi::Uint32Array>();
+  auto a = v.As<Napi::TypedArrayOf<T>>();
   out->p = a.Data();
   out->n = a.ElementLength();
   return true;
 }
 
+bool GetU32(const Napi::Value& v, U32* out, const char* what) {
+  return GetTyped<uint32_t>(v, out, napi_uint32_array, "Uint32Array", what);
+}
+
 bool GetF64(const Napi::Value& v, F64* out, const char* what) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
-    return TypeFail(v.Env(), std::string(what) + " must be a Float64Array");
-  }
-  auto a = v.As<Napi::Float64Array>();
-  out->p = a.Data();
-  out->n = a.ElementLength();
-  return true;
+  return GetTyped<double>(v, out, napi_float64_array, "Float64Array", what);
 }
 
 bool GetNumber(const Napi::Value& v, double* out, const char* what) {

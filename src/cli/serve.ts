@@ -5,6 +5,7 @@
  * Invariant: a first signal shuts down gracefully — stop accepting, finish in-flight requests, close the engine
  * (which syncs the WAL), exit 0; a second signal exits at once, and the data is still safe by the WAL.
  */
+import { nativeStatus } from '../native/index.js';
 import type { FastifyInstance } from 'fastify';
 import { open, type Tally } from '../db.js';
 import { build, metricsOf } from '../http/app.js';
@@ -27,7 +28,7 @@ export async function serve(cfg: ServeConfig, log: (line: string) => void = (l) 
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr !== null ? addr.port : cfg.port;
   const url = `http://${cfg.host.includes(':') ? `[${cfg.host}]` : cfg.host}:${port}`;
-  log(`tallydb listening on ${url} (data: ${cfg.dir}, fsync: ${cfg.fsync}${Object.keys(cfg.tokens).length ? ', auth: bearer tokens' : ''})`);
+  log(`tallydb listening on ${url} (data: ${cfg.dir}, fsync: ${cfg.fsync}${Object.keys(cfg.tokens).length ? ', auth: bearer tokens' : ''}, kernels: ${nativeStatus.kind}${nativeStatus.reason ? ` — ${nativeStatus.reason}` : ''})`);
   const ready = (async () => {
     const started = Date.now();
     db = await open({

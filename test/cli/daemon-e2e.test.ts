@@ -33,6 +33,8 @@ async function start(): Promise<{ proc: ChildProcess; url: string; output: () =>
     await new Promise((r) => setTimeout(r, 25));
   }
   const url = /listening on (http:\/\/[^ ]+)/.exec(out)![1]!;
+  // Started the way the README says, the daemon runs the C++ kernels that npm install built.
+  if (process.env['TALLYDB_NATIVE'] !== '0') expect(out).toMatch(/kernels: native\)/);
   return { proc, url, output: () => out, exited };
 }
 
