@@ -39,7 +39,7 @@ export interface OpenOptions {
   fsyncIntervalMs?: number;
   /** Durable mode: start a new WAL file past this size. Default 64 MiB. */
   walSegmentBytes?: number;
-  /** Durable mode: memory for decoded segment data (an LRU cache). Default 256 MiB. */
+  /** Durable mode: memory for decoded segment data (an LRU cache). Default 1 GiB. */
   cacheBytes?: number;
   /** Durable mode: head memory budget; past it the oldest minutes are sealed early. Default 512 MiB. */
   headBytes?: number;
@@ -301,7 +301,7 @@ export async function open(options: OpenOptions = {}): Promise<Tally> {
     fsync: options.fsync ?? 'always',
     fsyncIntervalMs: positive('fsyncIntervalMs', 100),
     walSegmentBytes: positive('walSegmentBytes', 64 * 1024 * 1024),
-    cacheBytes: positive('cacheBytes', 256 * 1024 * 1024),
+    cacheBytes: positive('cacheBytes', 1024 * 1024 * 1024),
     headBytes: positive('headBytes', 512 * 1024 * 1024),
     repair: options.repair === true,
     clock,

@@ -47,6 +47,11 @@ export interface Limits {
   maxBodyBytes: number;
   /** Bytes queued for the WAL before ingest is refused with INGEST_OVERLOADED. */
   maxWalBacklogBytes: number;
+  /**
+   * Rows of one day segment written by compaction. A day holding more stays as its hour segments (24 for a full
+   * day), so no merge — and no segment's decoded column — grows with the daily volume (docs/compaction.md).
+   */
+  maxSegmentRows: number;
 }
 
 export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
@@ -71,6 +76,7 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   maxConcurrentQueries: 16,
   maxBodyBytes: 64 * 1024 * 1024,
   maxWalBacklogBytes: 256 * 1024 * 1024,
+  maxSegmentRows: 16_000_000,
 });
 
 /** Merge user overrides over the defaults; every override must be a positive integer. */

@@ -92,6 +92,45 @@ describe('native kernels', () => {
     }), { numRuns: 300 });
   });
 
+  it('timestampsAt gives the fully decoded timestamps of the selected rows, from anchors, in both versions', () => {
+    const deltas = fc.array(fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }), { maxLength: 700 });
+    const origin = fc.oneof(fc.integer({ min: -(2 ** 45), max: 2 ** 45 }), fc.double({ min: -1e12, max: 1e12, noNaN: true }));
+    fc.assert(fc.property(deltas.chain((ds) => fc.tuple(fc.constant(ds), origin, selectionArb(ds.length))), ([ds, minTs, sel]) => {
+      const buf = pack(ds.map(zigzag), ds.length);
+      const full = ts.decodeTimestamps(buf, minTs, ds.length);
+      const anchors = native.timestampAnchors(buf, minTs);
+      expect(Array.from(anchors)).toEqual(Array.from(ts.timestampAnchors(buf, minTs)));
+      expect(anchors.length).toBe(Math.ceil(ds.length / 128));
+      const [n, t] = both((k) => k.timestampsAt(buf, anchors, sel.rows, sel.start, sel.end));
+      expect(n).toEqual(t);
+      const rows = sel.rows;
+      const inBounds = sel.end <= (rows === null ? ds.length : rows.length) && (rows === null || rows.subarray(sel.start, sel.end).every((r) => r < ds.length));
+      if (inBounds) {
+        const expected: number[] = [];
+        for (let j = sel.start; j < sel.end; j++) expected.push(full[rows === null ? j : rows[j]!]!);
+        expect(n).toEqual({ ok: expected });
+      } else {
+        expect(n).toMatchObject({ error: 'RangeError' });
+      }
+    }), { numRuns: 300 });
+  });
+
+  it('timestampsAt refuses anchors of another column and a damaged column with the same error in both versions', () => {
+    fc.assert(fc.property(fc.array(fc.nat({ max: 1000 }), { minLength: 1, maxLength: 400 }), fc.nat(), fc.nat({ max: 255 }), (values, at, byte) => {
+      const good = pack(values, values.length);
+      const anchors = ts.timestampAnchors(good, 0);
+      const [n1, t1] = both((k) => k.timestampsAt(good, new Float64Array(anchors.length + 1), null, 0, 0));
+      expect(n1).toEqual(t1);
+      expect(n1).toMatchObject({ error: 'RangeError' });
+      const bad = Buffer.from(good);
+      bad[at % Math.min(bad.length, 8)] = byte;
+      const [n2, t2] = both((k) => k.timestampsAt(bad, anchors, null, 0, Math.min(1, values.length)));
+      expect(n2).toEqual(t2);
+      const [n3, t3] = both((k) => k.timestampAnchors(bad, 0));
+      expect(n3).toEqual(t3);
+    }), { numRuns: 300 });
+  });
+
   it('bucketCounts counts each selected row in bucket floor(ts / size) − first, in both versions', () => {
     const arb = fc.record({
       size: fc.constantFrom(1, 7, 1000, 60_000, 3_600_000, 0.5),
@@ -190,6 +229,8 @@ describe('native kernels', () => {
     expect(() => native.countByKey(new Float64Array(4) as unknown as Uint32Array, null, 0, 4, null, new Float64Array(4))).toThrow(TypeError);
     expect(() => native.bucketCounts(new Float64Array(4), null, 0, 5, 60_000, 0, new Float64Array(4))).toThrow(RangeError);
     expect(() => native.selectTimeRange(new Float64Array(4), null, 2, 1, 0, 1)).toThrow(RangeError);
+    expect(() => native.timestampsAt(pack([1, 2], 2), new Uint32Array(1) as unknown as Float64Array, null, 0, 1)).toThrow(TypeError);
+    expect(() => ts.timestampsAt(pack([1, 2], 2), new Uint32Array(1) as unknown as Float64Array, null, 0, 1)).toThrow(TypeError);
   });
 
   it('canary: the comparison finds a kernel that drops the last selected row', () => {

@@ -230,6 +230,95 @@ Napi::Value DecodeTimestamps(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// timestampAnchors(buf: Uint8Array, minTs: number): Float64Array — per block of 128 rows, the timestamp before its
+// first row (the prefix sum so far), so that timestampsAt can decode any block on its own.
+Napi::Value TimestampAnchors(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const uint8_t* data;
+  size_t len;
+  double minTs;
+  Packed p;
+  if (!GetBytes(info[0], &data, &len) || !GetNumber(info[1], &minTs, "minTs") || !ParsePacked(env, data, len, &p)) {
+    return env.Undefined();
+  }
+  auto out = Napi::Float64Array::New(env, p.blocks);
+  double* o = out.Data();
+  double t = minTs;
+  bool ok = Unpack(env, p, [o, &t](uint32_t i, uint32_t z) {
+    if ((i & (kBlock - 1)) == 0) o[i / kBlock] = t;
+    t += (z & 1) == 0 ? static_cast<double>(z >> 1) : -(static_cast<double>(z) + 1) / 2;
+  });
+  if (!ok) return env.Undefined();
+  return out;
+}
+
+// timestampsAt(buf, anchors, rows | null, start, end): Float64Array — the timestamps of the selected rows, in
+// selection order, decoding only the blocks that hold them (a selective query on a large segment reads a few
+// blocks instead of decoding the whole column).
+Napi::Value TimestampsAt(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const uint8_t* data;
+  size_t len;
+  F64 anchors;
+  Packed p;
+  Selection sel;
+  if (!GetBytes(info[0], &data, &len) || !GetF64(info[1], &anchors, "anchors") || !ParsePacked(env, data, len, &p)) {
+    return env.Undefined();
+  }
+  std::vector<size_t> wordAt(p.blocks);
+  size_t at = 0;
+  for (uint32_t b = 0; b < p.blocks; b++) {
+    uint32_t width = p.buf[4 + b];
+    if (width > 32) {
+      DecodeFail(env, "bit-packed block " + std::to_string(b) + " has width " + std::to_string(width));
+      return env.Undefined();
+    }
+    wordAt[b] = at;
+    at += 4 * static_cast<size_t>(width);
+  }
+  if (anchors.n != p.blocks) {
+    Fail(env, "anchors do not match the column's blocks");
+    return env.Undefined();
+  }
+  if (!GetSelection(info, 2, p.n, &sel)) return env.Undefined();
+  auto out = Napi::Float64Array::New(env, sel.size());
+  double* o = out.Data();
+  double block[kBlock];
+  uint32_t current = UINT32_MAX;
+  size_t j = 0;
+  const uint8_t* words = p.buf + p.headerBytes;
+  ForEach(sel, [&](uint32_t r) {
+    uint32_t b = r / kBlock;
+    if (b != current) {
+      current = b;
+      uint32_t width = p.buf[4 + b];
+      uint32_t base;
+      std::memcpy(&base, p.buf + p.basesAt + 4 * static_cast<size_t>(b), 4);
+      uint32_t count = static_cast<uint32_t>(std::min<uint64_t>(p.n - static_cast<uint64_t>(b) * kBlock, kBlock));
+      const uint64_t mask = width == 32 ? 0xffffffffull : ((1ull << width) - 1);
+      const uint8_t* w = words + 4 * wordAt[b];
+      double t = anchors.p[b];
+      uint64_t bit = 0;
+      for (uint32_t i = 0; i < count; i++) {
+        uint32_t z = base;
+        if (width != 0) {
+          uint64_t v = 0;
+          const uint8_t* src = w + (bit >> 3);
+          if (src + 8 <= p.end) std::memcpy(&v, src, 8);
+          else std::memcpy(&v, src, static_cast<size_t>(p.end - src));
+          z = static_cast<uint32_t>(((v >> (bit & 7)) & mask) + base);
+          bit += width;
+        }
+        t += (z & 1) == 0 ? static_cast<double>(z >> 1) : -(static_cast<double>(z) + 1) / 2;
+        block[i] = t;
+      }
+    }
+    o[j++] = block[r % kBlock];
+    return true;
+  });
+  return out;
+}
+
 // ---- aggregation over a selection ---------------------------------------------------------------------------
 
 // floor(t / size) exactly, via a multiply and a correction step (a division per row costs ~4× more).
@@ -365,6 +454,8 @@ Napi::Value CountByKey(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("unpack", Napi::Function::New(env, UnpackU32, "unpack"));
   exports.Set("decodeTimestamps", Napi::Function::New(env, DecodeTimestamps, "decodeTimestamps"));
+  exports.Set("timestampAnchors", Napi::Function::New(env, TimestampAnchors, "timestampAnchors"));
+  exports.Set("timestampsAt", Napi::Function::New(env, TimestampsAt, "timestampsAt"));
   exports.Set("bucketCounts", Napi::Function::New(env, BucketCounts, "bucketCounts"));
   exports.Set("selectTimeRange", Napi::Function::New(env, SelectTimeRange, "selectTimeRange"));
   exports.Set("countByKey", Napi::Function::New(env, CountByKey, "countByKey"));

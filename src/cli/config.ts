@@ -26,7 +26,7 @@ export interface ServeConfig {
   compactionWorkers: number;
 }
 
-export const SERVE_DEFAULTS = { dir: './data', host: '127.0.0.1', port: 8080, fsync: 'always', headBytes: 512 * 1024 * 1024, cacheBytes: 256 * 1024 * 1024, logLevel: 'info', decodeWorkers: 1, compactionWorkers: 1 } as const;
+export const SERVE_DEFAULTS = { dir: './data', host: '127.0.0.1', port: 8080, fsync: 'always', headBytes: 512 * 1024 * 1024, cacheBytes: 1024 * 1024 * 1024, logLevel: 'info', decodeWorkers: 1, compactionWorkers: 1 } as const;
 
 const ENV: Record<string, string> = {
   dir: 'TALLYDB_DIR', host: 'TALLYDB_HOST', port: 'TALLYDB_PORT', fsync: 'TALLYDB_FSYNC', headBytes: 'TALLYDB_HEAD_BYTES',

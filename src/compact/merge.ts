@@ -214,6 +214,8 @@ function columnSource(
     dimensionIds: (d) => ids[d]!,
     metricValues: (m) => metrics[m]!,
     timestamps: () => ts,
+    timestampsFor: (sel) => ({ ts, sel }),
+    indexed: () => false,
     bitmap: () => null,
     keyHashes: () => keys,
     rollup: () => ru,

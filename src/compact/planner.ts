@@ -12,12 +12,15 @@
  *  2. settled hour: all its minute and hour segments → one hour segment (unless it is one already);
  *  3. unsettled hour with ≥ HOUR_FAN_IN minute segments: those → one (partial) hour segment;
  *  4. unsettled day with ≥ DAY_FAN_IN hour segments of settled hours: those → one (partial) day segment.
+ * Day merges (rules 1 and 4) are planned only when their inputs hold at most `maxSegmentRows` rows; a settled day
+ * too big for one segment is instead finished hour by hour by rule 2 (a *big* day: at most 24 hour segments and
+ * the partial days rule 4 made while they fitted).
  *
  * Bounds (each row, after its seal): rewritten at most 4 times — once each by rules 3, 2, 4, 1 — since a rule never
  * takes the output of a rule at its own or an earlier position of that chain as input again, and a settled bucket
  * never receives new segments. A settled day is one segment; an unsettled day holds at most ⌊23/DAY_FAN_IN⌋
  * partial-day segments, DAY_FAN_IN − 1 hour segments, and for each unsettled hour ⌊59/HOUR_FAN_IN⌋ partial hours and
- * HOUR_FAN_IN − 1 minute segments.
+ * HOUR_FAN_IN − 1 minute segments. A settled big day is at most 24 hour segments plus ⌊23/DAY_FAN_IN⌋ partial days.
  */
 import type { SegmentEntry } from '../storage/manifest.js';
 import { DAY_MS, HOUR_MS, MINUTE_MS } from '../time.js';
@@ -36,6 +39,8 @@ export interface PlanContext {
   pendingMinutes: ReadonlySet<number>;
   /** Segment ids not to plan now (a failed merge's inputs during its back-off). */
   skip?: ReadonlySet<number>;
+  /** Most rows a day merge may write (Limits.maxSegmentRows); unbounded when absent. */
+  maxSegmentRows?: number;
 }
 
 export interface MergePlan {
@@ -86,14 +91,22 @@ export function planMerge(segments: readonly PlanSegment[], ctx: PlanContext): M
 
   const days = group('day', RANK.day);
   const hours = group('hour', RANK.hour);
-  // 1. settled days
+  const maxRows = ctx.maxSegmentRows ?? Infinity;
+  const fits = (segs: PlanSegment[]): boolean => segs.reduce((a, s) => a + s.rows, 0) <= maxRows;
+  // 1. settled days that fit one segment
+  const bigDays = new Set<number>();
   for (const [day, segs] of days) {
     if (!settled(day, DAY_MS, ctx)) continue;
+    if (!fits(segs)) {
+      bigDays.add(day);
+      continue;
+    }
     if (segs.length > 1 || segs[0]!.level !== 'day') return plan('day', day, true, segs);
   }
-  // 2. settled hours (of unsettled days: a settled day is taken whole by rule 1)
+  // 2. settled hours (of unsettled or big days: a settled day that fits is taken whole by rule 1)
   for (const [hour, segs] of hours) {
-    if (!settled(hour, HOUR_MS, ctx) || settled(floorTo(hour, DAY_MS), DAY_MS, ctx)) continue;
+    const day = floorTo(hour, DAY_MS);
+    if (!settled(hour, HOUR_MS, ctx) || (settled(day, DAY_MS, ctx) && !bigDays.has(day))) continue;
     if (segs.length > 1 || segs[0]!.level !== 'hour') return plan('hour', hour, true, segs);
   }
   // 3. partial hours
@@ -106,7 +119,7 @@ export function planMerge(segments: readonly PlanSegment[], ctx: PlanContext): M
   for (const [day, segs] of days) {
     if (settled(day, DAY_MS, ctx)) continue;
     const done = segs.filter((s) => s.level === 'hour' && settled(bucketOf(s, 'hour'), HOUR_MS, ctx));
-    if (done.length >= DAY_FAN_IN) return plan('day', day, false, done);
+    if (done.length >= DAY_FAN_IN && fits(done)) return plan('day', day, false, done);
   }
   return null;
 }

@@ -15,7 +15,7 @@
  * result, extending it with the rows appended since — one typed-array pass per value asked for.
  */
 import { RoaringBitmap32, type Bitmap } from '../bitmap.js';
-import type { DictionaryView } from '../query/reader.js';
+import type { DictionaryView, Selection, TimestampView } from '../query/reader.js';
 import type { SegmentSource } from '../segment/format.js';
 import type { Dictionary } from './dictionary.js';
 import { MINUTE_MS } from '../time.js';
@@ -93,6 +93,14 @@ export class MinuteBucket implements SegmentSource {
       this.tsCache = ts;
     }
     return this.tsCache;
+  }
+
+  timestampsFor(sel: Selection): TimestampView {
+    return { ts: this.timestamps(), sel };
+  }
+
+  indexed(dim: number): boolean {
+    return this.indexedRows[dim] !== 0 || this.dicts[dim]!.size <= highCardinality;
   }
 
   keyHashes(): Uint32Array | null {

@@ -10,13 +10,17 @@
  * A *selection* is `rows, start, end`: the row ids rows[start..end), or the ids start..end−1 themselves when rows
  * is null (a contiguous run, which is what a filter on a sorted segment's leading dimension mostly is).
  */
-import { unpack as unpackBits, unzigzag } from '../segment/bitpack.js';
+import { BLOCK, unpack as unpackBits, unzigzag } from '../segment/bitpack.js';
 
 export interface Kernels {
   /** Decode a bit-packed u32 column (docs/format/segment.md#bit-packed-columns). */
   unpack(buf: Uint8Array): Uint32Array;
   /** Decode a bit-packed zigzag-delta timestamp column of `rows` values starting from `minTs`. */
   decodeTimestamps(buf: Uint8Array, minTs: number, rows: number): Float64Array;
+  /** Per block of 128 rows of a bit-packed timestamp column, the timestamp before the block's first row. */
+  timestampAnchors(buf: Uint8Array, minTs: number): Float64Array;
+  /** The timestamps of the selected rows, in selection order, decoding only the blocks that hold them. */
+  timestampsAt(buf: Uint8Array, anchors: Float64Array, rows: Uint32Array | null, start: number, end: number): Float64Array;
   /** counts[floor(ts[r] / size) − first] += 1 for every selected row r. */
   bucketCounts(ts: Float64Array, rows: Uint32Array | null, start: number, end: number, size: number, first: number, counts: Float64Array): void;
   /** The selected rows r with from ≤ ts[r] < to, in selection order. */
@@ -58,6 +62,33 @@ export const typescriptKernels: Kernels = {
     for (let i = 0; i < rows; i++) {
       t += unzigzag(z[i]!);
       out[i] = t;
+    }
+    return out;
+  },
+
+  timestampAnchors(buf, minTs) {
+    const z = unpackBits(Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength));
+    const out = new Float64Array(Math.ceil(z.length / BLOCK));
+    let t = minTs;
+    for (let i = 0; i < z.length; i++) {
+      if (i % BLOCK === 0) out[i / BLOCK] = t;
+      t += unzigzag(z[i]!);
+    }
+    return out;
+  },
+
+  timestampsAt(buf, anchors, rows, start, end) {
+    if (!(anchors instanceof Float64Array)) throw new TypeError('anchors must be a Float64Array');
+    const z = unpackBits(Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength));
+    if (anchors.length !== Math.ceil(z.length / BLOCK)) throw new RangeError("anchors do not match the column's blocks");
+    checkSelection(rows, start, end, z.length);
+    const out = new Float64Array(end - start);
+    for (let j = start; j < end; j++) {
+      const r = rows === null ? j : rows[j]!;
+      const b = Math.floor(r / BLOCK);
+      let t = anchors[b]!;
+      for (let i = b * BLOCK; i <= r; i++) t += unzigzag(z[i]!);
+      out[j - start] = t;
     }
     return out;
   },

@@ -297,7 +297,8 @@ export async function execute(plan: Plan, readers: readonly SegmentReader[], lim
       const sel = selection(base, n);
       stats.rowsScanned += sel.end - sel.start;
       const { size, first, counts } = bucketCounter;
-      kernels.bucketCounts(reader.timestamps(), sel.rows, sel.start, sel.end, size, first, counts);
+      const view = reader.timestampsFor(sel);
+      kernels.bucketCounts(view.ts, view.sel.rows, view.sel.start, view.sel.end, size, first, counts);
       return;
     }
 
@@ -352,7 +353,11 @@ export async function execute(plan: Plan, readers: readonly SegmentReader[], lim
     if (groupScratch.length < n) groupScratch = new Int32Array(Math.max(n, groupScratch.length * 2));
     const groupOf = groupScratch;
     const dimIds = groupDims.map((d) => reader.dimensionIds(d));
-    const ts = oneBucket ? null : reader.timestamps();
+    // The timestamps of base row i are ts[tsRows === null ? tsStart + i : tsRows[tsStart + i]].
+    const view = oneBucket ? null : reader.timestampsFor({ rows: baseRows, start: 0, end: baseCount });
+    const ts = view === null ? null : view.ts;
+    const tsRows = view === null ? null : view.sel.rows;
+    const tsStart = view === null ? 0 : view.sel.start;
     const constIdx = oneBucket ? bucketIdxOf(firstBucket) : 0;
     let lastStart = NaN;
     let lastIdx = 0;
@@ -361,7 +366,7 @@ export async function execute(plan: Plan, readers: readonly SegmentReader[], lim
       let bIdx = constIdx;
       let start = firstBucket;
       if (ts !== null) {
-        start = bucketStart(ts[r]!, b);
+        start = bucketStart(ts[tsRows === null ? tsStart + i : tsRows[tsStart + i]!]!, b);
         if (start !== lastStart) {
           lastStart = start;
           lastIdx = bucketIdxOf(start);

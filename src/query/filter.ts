@@ -8,7 +8,9 @@
  */
 import { RoaringBitmap32, type Bitmap } from '../bitmap.js';
 import { kernels } from '../native/index.js';
-import type { SegmentReader } from './reader.js';
+import type { SegmentReader, Selection } from './reader.js';
+
+export type { Selection } from './reader.js';
 import type { ResolvedFilter } from './shape.js';
 
 
@@ -34,13 +36,25 @@ export function evalFilter(f: ResolvedFilter, reader: SegmentReader): RowSet {
       return parts.length === 1 ? parts[0]! : RoaringBitmap32.orMany(parts);
     }
     case 'and': {
+      // Terms on an unindexed dimension (an image id) go last: once the indexed terms have narrowed the rows, the
+      // ids of just those rows are tested instead of deriving the value's rows from the whole id column.
       const parts: Bitmap[] = [];
+      const deferred: (ResolvedFilter & { kind: 'eq' | 'in' })[] = [];
       for (const c of f.children) {
+        if ((c.kind === 'eq' || c.kind === 'in') && !reader.indexed(c.dim)) {
+          deferred.push(c);
+          continue;
+        }
         const s = evalFilter(c, reader);
         if (s === 'none') return 'none';
         if (s !== 'all') parts.push(s);
       }
-      return intersectAll(parts);
+      let acc = intersectAll(parts);
+      for (const c of deferred) {
+        if (acc === 'none') return 'none';
+        acc = acc !== 'all' && acc.size * CANDIDATE_TEST_RATIO <= reader.rowCount ? testRows(c, reader, acc) : intersect(acc, evalFilter(c, reader));
+      }
+      return acc;
     }
     case 'or': {
       const parts: Bitmap[] = [];
@@ -61,6 +75,30 @@ export function evalFilter(f: ResolvedFilter, reader: SegmentReader): RowSet {
       return out.size === 0 ? 'none' : out;
     }
   }
+}
+
+/** Candidate rows are tested one by one when they are at most this fraction (1/n) of the reader's rows. */
+const CANDIDATE_TEST_RATIO = 8;
+
+/** The rows of `within` whose value of the term's dimension is one the term asks for. */
+function testRows(f: ResolvedFilter & { kind: 'eq' | 'in' }, reader: SegmentReader, within: Bitmap): RowSet {
+  const dict = reader.dictionary(f.dim);
+  const wanted = new Set<number>();
+  for (const v of f.kind === 'eq' ? [f.value] : f.values) {
+    const id = dict.idOf(v);
+    if (id !== undefined) wanted.add(id);
+  }
+  if (wanted.size === 0) return 'none';
+  const ids = reader.dimensionIds(f.dim);
+  const rows = within.toUint32Array();
+  let n = 0;
+  if (wanted.size === 1) {
+    const id = wanted.values().next().value!;
+    for (let j = 0; j < rows.length; j++) if (ids[rows[j]!] === id) rows[n++] = rows[j]!;
+  } else {
+    for (let j = 0; j < rows.length; j++) if (wanted.has(ids[rows[j]!]!)) rows[n++] = rows[j]!;
+  }
+  return n === 0 ? 'none' : new RoaringBitmap32(rows.subarray(0, n));
 }
 
 /** AND of sets, smallest first so intermediate results shrink fast. */
@@ -85,12 +123,6 @@ export function cardinality(s: RowSet, rowCount: number): number {
 }
 
 /** A row set as a kernel selection (src/native/kernels.ts): a contiguous run as a range, else its row ids. */
-export interface Selection {
-  rows: Uint32Array | null;
-  start: number;
-  end: number;
-}
-
 export function selection(s: Bitmap | 'all', rowCount: number): Selection {
   if (s === 'all') return { rows: null, start: 0, end: rowCount };
   const size = s.size;
@@ -113,7 +145,12 @@ export function timeRangeRows(reader: SegmentReader, from: number, to: number, w
   if (reader.maxTs < from || reader.minTs >= to) return 'none';
   const n = reader.rowCount;
   const sel = selection(within, n);
-  const rows = kernels.selectTimeRange(reader.timestamps(), sel.rows, sel.start, sel.end, from, to);
+  const view = reader.timestampsFor(sel);
+  const rows = kernels.selectTimeRange(view.ts, view.sel.rows, view.sel.start, view.sel.end, from, to);
+  // Timestamps gathered for the selection answer with positions in it: back to row ids.
+  if (view.sel !== sel) {
+    for (let i = 0; i < rows.length; i++) rows[i] = sel.rows === null ? sel.start + rows[i]! : sel.rows[sel.start + rows[i]!]!;
+  }
   if (rows.length === 0) return 'none';
   if (rows.length === n) return 'all';
   return rows.length === sel.end - sel.start && within !== 'all' ? within : new RoaringBitmap32(rows);

@@ -29,6 +29,22 @@ export interface RollupColumns {
   metrics: { count: Float64Array; min: Float64Array; max: Float64Array }[];
 }
 
+/**
+ * A set of rows as the kernels take it (src/native/kernels.ts): row ids rows[start..end), or the rows start..end−1
+ * themselves when rows is null (a contiguous run).
+ */
+export interface Selection {
+  rows: Uint32Array | null;
+  start: number;
+  end: number;
+}
+
+/** Timestamps of selected rows: `ts` indexed by the rows `sel` selects (no copy when the column is decoded). */
+export interface TimestampView {
+  ts: Float64Array;
+  sel: Selection;
+}
+
 export interface SegmentReader {
   /** Earliest and latest row timestamp that may occur (inclusive bounds, epoch ms). */
   readonly minTs: number;
@@ -42,6 +58,16 @@ export interface SegmentReader {
   metricValues(metric: number): Float64Array;
   /** Timestamps, one per row (epoch ms). */
   timestamps(): Float64Array;
+  /**
+   * The timestamps of the rows `sel` selects. A large segment may answer without decoding its whole column (only
+   * the blocks holding the rows), so queries ask through this rather than `timestamps()`.
+   */
+  timestampsFor(sel: Selection): TimestampView;
+  /**
+   * Whether `bitmap(dim, ·)` reads a stored index. False when it is derived from the id column (a high-cardinality
+   * dimension such as an image id): a filter that has already narrowed the rows then tests those rows' ids instead.
+   */
+  indexed(dim: number): boolean;
   /** Rows whose dimension `dim` has dictionary id `id`; null when there are none. Callers must not mutate it. */
   bitmap(dim: number, id: number): RoaringBitmap32 | null;
   /** The rollup columns when each row stands for several events; null when every row is one event. */

@@ -9,7 +9,7 @@
  *   packed = n u32 | widths u8 × blocks | pad to 4 | bases u32 × blocks | words u32 × (4 × Σ widths)
  */
 
-const BLOCK = 128;
+export const BLOCK = 128;
 
 export function pack(values: ArrayLike<number>, n: number): Buffer {
   const blocks = Math.ceil(n / BLOCK);

@@ -30,6 +30,11 @@ export class BlockCache {
     return loaded.value;
   }
 
+  /** Whether `key` is cached (without counting a hit or touching its recency). */
+  has(key: string): boolean {
+    return this.entries.has(key);
+  }
+
   /** Account for growth of an entry in place (lazily deserialized bitmaps). */
   grow(key: string, bytes: number): void {
     const e = this.entries.get(key);

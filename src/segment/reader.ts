@@ -8,7 +8,7 @@
 import { RoaringBitmap32, type Bitmap } from '../bitmap.js';
 import { TallyError } from '../errors.js';
 import type { FileSystem } from '../storage/fs.js';
-import type { DictionaryView, RollupColumns } from '../query/reader.js';
+import type { DictionaryView, RollupColumns, Selection, TimestampView } from '../query/reader.js';
 import type { BlockCache } from './cache.js';
 import { decodeDictionary, readSection, u32ToF64, type SegmentFooter, type SegmentSource } from './format.js';
 import { kernels } from '../native/index.js';
@@ -90,6 +90,12 @@ interface Postings {
   bitmaps: (Bitmap | null | undefined)[];
 }
 
+interface PackedTimestamps {
+  raw: Buffer;
+  /** Per block of 128 rows, the timestamp before its first row (kernels.timestampAnchors). */
+  anchors: Float64Array;
+}
+
 interface BitmapBlock {
   blob: Buffer;
   index: Uint32Array;
@@ -110,6 +116,8 @@ export class DiskSegment implements SegmentSource {
     private readonly fsys: FileSystem,
     private readonly cache: BlockCache,
     private readonly onCorrupt: (seg: DiskSegment, reason: string) => void,
+    /** True when queries should read this segment's timestamps packed (the owner's policy, see timestampsFor). */
+    private readonly packTimestamps: () => boolean = () => false,
   ) {
     this.minTs = footer.minTs;
     this.maxTs = footer.maxTs;
@@ -165,6 +173,23 @@ export class DiskSegment implements SegmentSource {
       const out = this.decoded(() => decode.timestamps(this.section(this.footer.ts), this.footer));
       return { value: out, bytes: out.byteLength };
     });
+  }
+
+  timestampsFor(sel: Selection): TimestampView {
+    // Decoded when it already is, or when the datasource's timestamps fit the cache comfortably; otherwise only
+    // the selected rows' blocks are decoded from the bit-packed column (held packed, ~2 bytes a row, in the cache).
+    if (this.footer.columns !== 'bp' || !this.packTimestamps() || this.cache.has(`${this.prefix}t`)) return { ts: this.timestamps(), sel };
+    const packed = this.cache.get<PackedTimestamps>(`${this.prefix}T`, () => {
+      const raw = this.section(this.footer.ts);
+      const anchors = this.decoded(() => kernels.timestampAnchors(raw, this.footer.minTs));
+      return { value: { raw, anchors }, bytes: raw.length + anchors.byteLength };
+    });
+    const ts = this.decoded(() => kernels.timestampsAt(packed.raw, packed.anchors, sel.rows, sel.start, sel.end));
+    return { ts, sel: { rows: null, start: 0, end: ts.length } };
+  }
+
+  indexed(dim: number): boolean {
+    return this.footer.dims[dim]!.bitmaps >= 0;
   }
 
   keyHashes(): Uint32Array | null {

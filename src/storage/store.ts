@@ -319,7 +319,19 @@ export class Store {
   }
 
   private segment(entry: SegmentEntry, footer: ReturnType<typeof readFooter>): DiskSegment {
-    return new DiskSegment(entry.id, this.p(entry.file), footer, entry.bytes, this.opts.fs, this.cache, (seg, reason) => this.quarantineLive(entry, seg, reason));
+    return new DiskSegment(entry.id, this.p(entry.file), footer, entry.bytes, this.opts.fs, this.cache, (seg, reason) => this.quarantineLive(entry, seg, reason), () => this.packTimestamps(entry.datasource));
+  }
+
+  /**
+   * Queries read a datasource's timestamps packed (decoding only the blocks they need) once its segments' decoded
+   * timestamps — 8 bytes a row — would take more than a quarter of the cache; below that they stay decoded.
+   */
+  private packTimestamps(datasource: string): boolean {
+    const st = this.state.get(datasource);
+    if (st === undefined) return false;
+    let rows = 0;
+    for (const s of st.segments) rows += s.rowCount;
+    return rows * 8 > this.cache.budgetBytes / 4;
   }
 
   /** Record (minute, LSN) pairs a segment seals (format.ts `sealedMinutes`). */
@@ -535,7 +547,7 @@ export class Store {
     const now = Date.now();
     const skip = new Set<number>();
     for (const [id, b] of this.mergeBackoff) if (b.until > now) skip.add(id);
-    return { watermark: st.pipeline.watermark, latenessMs: st.pipeline.ds.latenessMs, pendingMinutes, skip };
+    return { watermark: st.pipeline.watermark, latenessMs: st.pipeline.ds.latenessMs, pendingMinutes, skip, maxSegmentRows: this.limits.maxSegmentRows };
   }
 
   private entries(st: DsStorage): SegmentEntry[] {

@@ -64,6 +64,22 @@ describe('planner rules', () => {
     expect(planMerge([seg('day', DAY0, DAY0 + D - 1)], ctx(DAY0 + 3 * D))).toBeNull();
   });
 
+  it('never writes a day segment above maxSegmentRows: a big settled day is finished hour by hour instead', () => {
+    const cap = { maxSegmentRows: 100 };
+    // 24 hours of 10 rows fit 240 but not 100: no day merge; the hour with two segments is merged on its own.
+    const hours = Array.from({ length: 24 }, (_, i) => seg('hour', DAY0 + i * H, DAY0 + (i + 1) * H - 1));
+    const late = seg('minute', DAY0 + 3 * H + 5 * M);
+    const p = planMerge([...hours, late], { ...ctx(DAY0 + D + H), ...cap })!;
+    expect(p).toMatchObject({ level: 'hour', bucket: DAY0 + 3 * H, settled: true });
+    expect(p.inputs.map((s) => s.id).sort()).toEqual([hours[3]!.id, late.id].sort());
+    expect(planMerge(hours, { ...ctx(DAY0 + D + H), ...cap })).toBeNull();
+    // Without the cap the same day is one merge; a partial day is planned only while its hours fit.
+    expect(planMerge(hours, ctx(DAY0 + D + H))).toMatchObject({ level: 'day', settled: true });
+    const five = hours.slice(0, DAY_FAN_IN);
+    expect(planMerge(five, { ...ctx(DAY0 + 8 * H), maxSegmentRows: 10 * DAY_FAN_IN })).toMatchObject({ level: 'day', settled: false });
+    expect(planMerge(five, { ...ctx(DAY0 + 8 * H), maxSegmentRows: 10 * DAY_FAN_IN - 1 })).toBeNull();
+  });
+
   it('skips segments in back-off', () => {
     const segs = [seg('minute', DAY0), seg('minute', DAY0 + M)];
     expect(planMerge(segs, { ...ctx(DAY0 + 2 * H), skip: new Set([segs[0]!.id]) })!.inputs).toEqual([segs[1]]);
@@ -107,8 +123,11 @@ const stepArb: fc.Arbitrary<Step> = fc.record({
   pending: fc.integer({ min: 0, max: 3 }),
 });
 
-/** Run a history; returns the most rewrites of any segment and, at each fixpoint, the 24 h segment count. */
-function simulate(steps: Step[]): { maxRewrites: number; worst24h: number; worstSettled24h: number } {
+/**
+ * Run a history; returns the most rewrites of any segment and, at each fixpoint, the 24 h segment count. Each
+ * minute segment holds 1 row, so `maxSegmentRows` below 1440 makes busy days big (finished hour by hour).
+ */
+function simulate(steps: Step[], maxSegmentRows?: number): { maxRewrites: number; worst24h: number; worstSettled24h: number } {
   let segs: SimSegment[] = [];
   let nextId = 1;
   let wm = DAY0 + 3 * H;
@@ -125,7 +144,7 @@ function simulate(steps: Step[]): { maxRewrites: number; worst24h: number; worst
       if (m < wm - LATENESS - M || pending.includes(m)) continue;
       segs.push({ id: nextId++, level: 'minute', minTs: m, maxTs: m + M - 1, rows: 1, rewrites: 0 });
     }
-    const c = ctx(wm, pending, LATENESS);
+    const c = { ...ctx(wm, pending, LATENESS), maxSegmentRows };
     for (let n = 0; ; n++) {
       expect(n).toBeLessThan(10_000); // reaches a fixpoint
       const p = planMerge(segs, c);
@@ -142,6 +161,7 @@ function simulate(steps: Step[]): { maxRewrites: number; worst24h: number; worst
         rewrites: Math.max(...inputs.map((s) => s.rewrites)) + 1,
       };
       maxRewrites = Math.max(maxRewrites, out.rewrites);
+      if (p.level === 'day' && maxSegmentRows !== undefined) expect(out.rows).toBeLessThanOrEqual(maxSegmentRows);
       segs = [...segs.filter((s) => !inIds.has(s.id)), out];
     }
     const touched = segs.filter((s) => s.maxTs >= wm - D && s.minTs <= wm).length;
@@ -154,6 +174,8 @@ function simulate(steps: Step[]): { maxRewrites: number; worst24h: number; worst
 
 /** Segments of an unsettled day at a fixpoint (module header of planner.ts), for the last 24 hours. */
 const UNSETTLED_DAY = Math.floor(23 / DAY_FAN_IN) + (DAY_FAN_IN - 1) + Math.floor(59 / HOUR_FAN_IN) + (HOUR_FAN_IN - 1);
+/** Segments of a settled day too big for one segment: its hours, and the partial days made while they fitted. */
+const BIG_DAY = 24 + Math.floor(23 / DAY_FAN_IN);
 
 describe('planner bounds on random histories', () => {
   const stats = { maxRewrites: 0 };
@@ -167,6 +189,16 @@ describe('planner bounds on random histories', () => {
       expect(r.worst24h).toBeLessThanOrEqual(UNSETTLED_DAY + UNSETTLED_DAY + 1);
     }), { numRuns: Number(process.env.PROPERTY_RUNS ?? 300) });
     expect(1 + UNSETTLED_DAY).toBeLessThanOrEqual(30);
+  });
+
+  it('with maxSegmentRows, no day merge writes more rows, rewrites stay ≤ 4, and a big day stays within its bound', () => {
+    fc.assert(fc.property(fc.array(stepArb, { minLength: 1, maxLength: 120 }), fc.integer({ min: 1, max: 400 }), (steps, cap) => {
+      const r = simulate(steps, cap);
+      expect(r.maxRewrites).toBeLessThanOrEqual(4);
+      expect(r.worstSettled24h).toBeLessThanOrEqual(BIG_DAY + UNSETTLED_DAY);
+      expect(r.worst24h).toBeLessThanOrEqual(BIG_DAY + UNSETTLED_DAY + 1);
+    }), { numRuns: Number(process.env.PROPERTY_RUNS ?? 200) });
+    expect(BIG_DAY).toBeLessThanOrEqual(30);
   });
 
   it('canary: the rewrite bound is tight — a history reaches 4 rewrites, so a bound of 3 fails', () => {
