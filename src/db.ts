@@ -23,6 +23,7 @@ import type { HeadStats } from './head/head.js';
 import type { DedupStats } from './ingest/dedup.js';
 import { NODE_FS, type FileSystem } from './storage/fs.js';
 import type { SegmentReader } from './query/reader.js';
+import { GlobalIdSpace } from './query/global-ids.js';
 import { Store, type StoreStats } from './storage/store.js';
 import type { FsyncMode } from './wal/wal.js';
 import type { MergePlan } from './compact/planner.js';
@@ -80,6 +81,8 @@ export interface DatasourceStats {
 
 export class Tally {
   private readonly pipelines = new Map<string, IngestPipeline>();
+  /** Query-wide value ids per datasource (query/global-ids.ts), kept across queries; tied to the pipeline. */
+  private readonly globalIdSpaces = new WeakMap<IngestPipeline, GlobalIdSpace>();
   private closed = false;
 
   /** @internal use `open()` */
@@ -216,13 +219,19 @@ export class Tally {
     await this.store?.compact();
   }
 
+  private globalIds(p: IngestPipeline): GlobalIdSpace {
+    let g = this.globalIdSpaces.get(p);
+    if (g === undefined) this.globalIdSpaces.set(p, (g = new GlobalIdSpace()));
+    return g;
+  }
+
   /** Run a JSON query (docs/query.md). */
   async query(q: Query): Promise<QueryResult> {
     this.check();
     const startedAt = performance.now();
     const p = this.pipeline(queryDatasourceName(q));
     const plan = resolveQuery(q, p.ds, this.limits);
-    return await this.withReaders(p.ds.name, plan.from, plan.to, (readers) => execute(plan, readers, this.limits, startedAt));
+    return await this.withReaders(p.ds.name, plan.from, plan.to, (readers) => execute(plan, readers, this.limits, startedAt, this.globalIds(p)));
   }
 
   /** Run a SQL query (docs/query.md#sql); columns come in SELECT order under their SQL names. */
@@ -232,7 +241,7 @@ export class Tally {
     const compiled = compileSql(text, { now: this.clock(), limits: this.limits, datasource: (name) => this.pipeline(name).ds });
     const p = this.pipeline(compiled.query.datasource);
     const plan = resolveQuery(compiled.query, p.ds, this.limits);
-    const result = await this.withReaders(p.ds.name, plan.from, plan.to, (readers) => execute(plan, readers, this.limits, startedAt));
+    const result = await this.withReaders(p.ds.name, plan.from, plan.to, (readers) => execute(plan, readers, this.limits, startedAt, this.globalIds(p)));
     const picks = compiled.select.map((s) => result.columns.indexOf(s.source));
     return {
       columns: compiled.select.map((s) => s.name),

@@ -52,3 +52,72 @@ it('rowOrder sorts like a stable comparison sort, for keys of any size and times
     },
   ), { numRuns: 300 });
 });
+
+it('decimal metric columns give back every value bit for bit, or are left as f64', async () => {
+  const { decimalCodes, decodeDecimal } = await import('../src/segment/format.js');
+  const same = (a: Float64Array, b: Float64Array): boolean => a.length === b.length && a.every((v, i) => Object.is(v, b[i]) || (v !== v && b[i] !== b[i]));
+  const decimal = fc.tuple(fc.integer({ min: -1e9, max: 1e9 }), fc.integer({ min: 0, max: 8 })).map(([q, k]) => q / 10 ** k);
+  const value = fc.oneof(decimal, fc.double({ noNaN: true, noDefaultInfinity: true }), fc.constant(NaN), fc.constant(-0), fc.constantFrom(0.1 + 0.2, 2 ** 53, -(2 ** 53), 1e-7));
+  let encoded = 0;
+  fc.assert(fc.property(fc.array(fc.oneof({ weight: 6, arbitrary: decimal }, { weight: 1, arbitrary: value }), { maxLength: 300 }), (vs) => {
+    const col = Float64Array.from(vs);
+    const d = decimalCodes(col);
+    if (d === null) return;
+    encoded++;
+    expect(d.decimals).toBeLessThanOrEqual(6);
+    expect(same(decodeDecimal(d.codes, d.decimals, d.offset), col)).toBe(true);
+  }), { numRuns: 500 });
+  expect(encoded).toBeGreaterThan(50);
+  // Cents: two decimals; 0.1 + 0.2 is not a short decimal, -0 has no integer code: both stay f64.
+  expect(decimalCodes(Float64Array.from([0.37, NaN, 1.5, 0]))).toMatchObject({ decimals: 2, offset: 0 });
+  expect(decimalCodes(Float64Array.from([0.1 + 0.2]))).toBeNull();
+  expect(decimalCodes(Float64Array.from([-0]))).toBeNull();
+  // canary: a decoder that forgets the offset is caught by the same comparison.
+  const d = decimalCodes(Float64Array.from([5.25, 7.5]))!;
+  expect(same(decodeDecimal(d.codes, d.decimals, 0), Float64Array.from([5.25, 7.5]))).toBe(false);
+});
+
+it('ranked id columns decode to exactly the encoded ids; damaged bytes are an error, never other ids', async () => {
+  const { encodeRanked, decodeRanked } = await import('../src/segment/ranked.js');
+  const size = 400;
+  // Skewed columns (most rows on a few ids, as image ids are) and uniform ones, including ids past one varint byte.
+  const id = fc.oneof({ weight: 3, arbitrary: fc.nat(5) }, { weight: 1, arbitrary: fc.nat(size - 1) });
+  fc.assert(fc.property(fc.array(id, { maxLength: 600 }), fc.nat(), fc.nat(255), (vs, at, byte) => {
+    const col = Uint32Array.from(vs);
+    const raw = encodeRanked(col, col.length, size);
+    expect(decodeRanked(raw, col.length)).toEqual(col);
+    expect(() => decodeRanked(raw, col.length + 1)).toThrow(/ends after/);
+    if (col.length > 0) expect(() => decodeRanked(raw, col.length - 1)).toThrow(/bytes after/);
+    // A flipped byte either still decodes to a column of the right length with ids from the table, or fails.
+    const bad = Buffer.from(raw);
+    bad[at % bad.length] = byte;
+    try {
+      const got = decodeRanked(bad, col.length);
+      expect(got.length).toBe(col.length);
+    } catch (e) {
+      expect(e).toBeInstanceOf(Error);
+    }
+  }), { numRuns: 400 });
+  // The most frequent id gets rank 0: a one-byte varint per row.
+  const skewed = Uint32Array.from({ length: 1000 }, (_, i) => (i % 10 === 0 ? 300 + (i % 7) : 299));
+  const raw = encodeRanked(skewed, skewed.length, size);
+  expect(raw.length - 4 - raw.readUInt32LE(0)).toBe(1000);
+});
+
+it('front-coded dictionaries decode to exactly the values, surrogate pairs and all; damage is an error', async () => {
+  const { encodeDictionary, decodeDictionary } = await import('../src/segment/format.js');
+  const v3 = { version: 3 };
+  // Well-formed strings only, as ingest admits (a lone surrogate is DIMENSION_MALFORMED); pairs sharing a high half.
+  const str = fc.oneof(fc.string({ maxLength: 12 }), fc.string({ unit: 'binary', maxLength: 6 }), fc.constantFrom('img1', 'img10', 'img100', '😀a', '😁a', '😀', 'é', 'e\u0301'))
+    .filter((v) => v.isWellFormed());
+  fc.assert(fc.property(fc.uniqueArray(str, { maxLength: 80 }), (vs) => {
+    const values = [null, ...[...vs].sort()];
+    expect(decodeDictionary(encodeDictionary(values), v3)).toEqual(values);
+  }), { numRuns: 500 });
+  // Shared prefixes are stored once: a thousand ids cost little more than their distinct digits.
+  const ids = [null, ...Array.from({ length: 1000 }, (_, i) => `image-number-${100000 + i}`).sort()];
+  expect(encodeDictionary(ids).length).toBeLessThan(ids.length * 6);
+  const { pack } = await import('msgpackr');
+  expect(() => decodeDictionary(pack([[0, 9], ['a', 'b']]), v3)).toThrow(/entry 2/);
+  expect(() => decodeDictionary(pack({ not: 'a dictionary' }), v3)).toThrow(/does not decode/);
+});

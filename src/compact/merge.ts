@@ -48,9 +48,9 @@ function decodeInput(buf: Uint8Array, index: number): Decoded {
     return {
       footer,
       ts: decode.timestamps(section(footer.ts), footer),
-      dicts: footer.dims.map((d) => decodeDictionary(section(d.dict))),
+      dicts: footer.dims.map((d) => decodeDictionary(section(d.dict), footer)),
       ids: footer.dims.map((d, i) => decode.ids(section(d.ids), footer, i)),
-      metrics: footer.metrics.map((m) => decode.f64(section(m.values))),
+      metrics: footer.metrics.map((m, i) => decode.metric(section(m.values), footer, i)),
       keys: footer.keys < 0 ? null : decode.u32(section(footer.keys)),
       rollup: decode.rollup(footer, section),
     };

@@ -13,8 +13,8 @@
  *  3. Otherwise rows of the base set are visited once to find their group, and once per aggregation over that
  *     aggregation's row set (the *scan* strategy).
  * Groups are global across readers: a group id comes from (time bucket, value of each group-by dimension), with
- * reader-local dictionary ids translated to query-wide ids (identity for readers that share the head's
- * dictionaries), so no per-reader partial results are merged by string keys.
+ * reader-local dictionary ids translated to query ids through the datasource's GlobalIds (global-ids.ts, memoized
+ * across queries), so no per-reader partial results are merged by string keys.
  */
 import { TallyError, assert } from '../errors.js';
 import type { Limits } from '../limits.js';
@@ -22,67 +22,59 @@ import { bucketStart, HOUR_MS } from '../time.js';
 import { kernels } from '../native/index.js';
 import { cardinality, evalFilter, selection, timeRangeRows, intersect, type RowSet } from './filter.js';
 import type { DictionaryView, SegmentReader } from './reader.js';
+import type { GlobalIds, GlobalIdSpace } from './global-ids.js';
 import type { Plan, QueryResult, QueryStats, ResolvedExpr, ResolvedHaving } from './shape.js';
 
 type Cell = string | number | null;
 
-/** Query-wide ids for one dimension: the first reader's dictionary as the base, other values appended. */
+/**
+ * Query ids for one dimension: dense from 0 in the order the query meets values, so group keys keep one radix
+ * (the sum of the readers' dictionary sizes bounds them). Reader-local ids go through the datasource's GlobalIds,
+ * whose memoized translations make a repeated query's lookups array reads instead of string hashing.
+ */
 class QueryDictionary {
-  private base: DictionaryView | null = null;
-  private baseSize = 0;
-  private readonly extra: (string | null)[] = [];
-  private readonly extraIds = new Map<string | null, number>();
-  private readonly translations = new Map<DictionaryView, Int32Array>();
-  /** Upper bound of query-wide ids, fixed before execution so composite group keys keep one radix. */
+  /** Upper bound of query ids, fixed before execution so composite group keys keep one radix. */
   radix = 0;
+  /** Global id → query id + 1 (0: not met yet). */
+  private local = new Int32Array(64);
+  private readonly globalOf: number[] = [];
+
+  constructor(readonly globals: GlobalIds) {}
 
   plan(dicts: Iterable<DictionaryView>): void {
-    for (const d of dicts) {
-      if (this.base === null) {
-        this.base = d;
-        this.baseSize = d.size;
-      }
-      this.radix += d.size;
-    }
+    for (const d of dicts) this.radix += d.size;
     if (this.radix === 0) this.radix = 1;
   }
 
-  /**
-   * Local id → query-wide id for readers using `dict`; null means identity (the base dictionary). Entries are
-   * −1 until first needed (`resolve`): a query that reads a few rows of a segment with a large dictionary (an
-   * image id) translates only the ids it meets.
-   */
-  translation(dict: DictionaryView): Int32Array | null {
-    if (dict === this.base) return null;
-    let t = this.translations.get(dict);
-    if (t === undefined) {
-      t = new Int32Array(dict.size).fill(-1);
-      this.translations.set(dict, t);
+  /** Local id → global id for readers using `dict` (−1 until first looked up). */
+  translation(dict: DictionaryView): Int32Array {
+    return this.globals.translation(dict);
+  }
+
+  /** The global id of local `id` of `dict`, under its translation `t`. */
+  global(dict: DictionaryView, t: Int32Array, id: number): number {
+    const g = t[id]!;
+    return g >= 0 ? g : this.globals.resolve(dict, t, id);
+  }
+
+  /** The query id of local `id` of `dict`, under its translation `t`. */
+  id(dict: DictionaryView, t: Int32Array, id: number): number {
+    let g = t[id]!;
+    if (g < 0) g = this.globals.resolve(dict, t, id);
+    if (g >= this.local.length) {
+      const grown = new Int32Array(Math.max(g + 1, this.local.length * 2));
+      grown.set(this.local);
+      this.local = grown;
     }
-    return t;
+    const q = this.local[g]!;
+    if (q !== 0) return q - 1;
+    this.globalOf.push(g);
+    this.local[g] = this.globalOf.length;
+    return this.globalOf.length - 1;
   }
 
-  /** The query-wide id of local `id` under translation `t` of `dict`, filling it in on first use. */
-  resolve(dict: DictionaryView, t: Int32Array, id: number): number {
-    const g = this.idOf(dict.value(id));
-    t[id] = g;
-    return g;
-  }
-
-  private idOf(value: string | null): number {
-    const inBase = this.base!.idOf(value);
-    if (inBase !== undefined && inBase < this.baseSize) return inBase;
-    let id = this.extraIds.get(value);
-    if (id === undefined) {
-      id = this.baseSize + this.extra.length;
-      this.extra.push(value);
-      this.extraIds.set(value, id);
-    }
-    return id;
-  }
-
-  value(id: number): string | null {
-    return id < this.baseSize ? this.base!.value(id) : this.extra[id - this.baseSize]!;
+  value(q: number): string | null {
+    return this.globals.value(this.globalOf[q]!);
   }
 }
 
@@ -184,7 +176,7 @@ class Groups {
   }
 }
 
-export async function execute(plan: Plan, readers: readonly SegmentReader[], limits: Limits, startedAt: number): Promise<QueryResult> {
+export async function execute(plan: Plan, readers: readonly SegmentReader[], limits: Limits, startedAt: number, globals: GlobalIdSpace): Promise<QueryResult> {
   const stats: QueryStats = { elapsedMs: 0, readers: readers.length, rowsScanned: 0, bitmapReaders: 0, groups: 0 };
   const b = plan.bucketing;
   const groupDims = plan.groupDims;
@@ -194,7 +186,7 @@ export async function execute(plan: Plan, readers: readonly SegmentReader[], lim
   const dimsNeedingIds = new Set<number>(groupDims);
   for (const a of plan.aggregations) if (a.dim >= 0) dimsNeedingIds.add(a.dim);
   for (const dim of dimsNeedingIds) {
-    const qd = new QueryDictionary();
+    const qd = new QueryDictionary(globals.of(dim));
     qd.plan(new Set(readers.map((r) => r.dictionary(dim))));
     qdicts.set(dim, qd);
   }
@@ -283,7 +275,7 @@ export async function execute(plan: Plan, readers: readonly SegmentReader[], lim
             if (bm === null) continue;
             const sub = intersect(set, bm);
             if (sub === 'none' || (sub !== 'all' && sub.size === 0)) continue;
-            gidScratch[depth] = t === null ? id : t[id]! >= 0 ? t[id]! : groupQds[depth]!.resolve(groupDicts[depth]!, t, id);
+            gidScratch[depth] = groupQds[depth]!.id(groupDicts[depth]!, t, id);
             level(depth + 1, sub);
           }
         };
@@ -332,11 +324,13 @@ export async function execute(plan: Plan, readers: readonly SegmentReader[], lim
         }
         const bIdx = bucketIdxOf(firstBucket);
         const t = translations[0]!;
+        const qd0 = groupQds[0]!;
+        const dict0 = groupDicts[0]!;
         for (let id = 0; id < size; id++) {
           let any = false;
           for (const c of present) if (c[id] !== 0) any = true;
           if (!any) continue;
-          gidScratch[0] = t === null ? id : t[id]! >= 0 ? t[id]! : groupQds[0]!.resolve(groupDicts[0]!, t, id);
+          gidScratch[0] = qd0.id(dict0, t, id);
           const g = groups.find(bIdx, firstBucket, gidScratch);
           for (let i = 0; i < local.length; i++) groups.acc[i]![g]! += local[i]![id]!;
         }
@@ -373,16 +367,7 @@ export async function execute(plan: Plan, readers: readonly SegmentReader[], lim
         }
         bIdx = lastIdx;
       }
-      for (let k = 0; k < groupDims.length; k++) {
-        const id = dimIds[k]![r]!;
-        const t = translations[k];
-        if (t === null) {
-          gidScratch[k] = id;
-        } else {
-          const g = t[id]!;
-          gidScratch[k] = g >= 0 ? g : groupQds[k]!.resolve(groupDicts[k]!, t, id);
-        }
-      }
+      for (let k = 0; k < groupDims.length; k++) gidScratch[k] = groupQds[k]!.id(groupDicts[k]!, translations[k]!, dimIds[k]![r]!);
       groupOf[r] = groups.find(bIdx, start, gidScratch);
     }
 
@@ -416,7 +401,7 @@ export async function execute(plan: Plan, readers: readonly SegmentReader[], lim
         for (let j = 0; j < count; j++) {
           const r = rows === null ? j : rows[j]!;
           const id = ids[r]!;
-          if (id !== 0) sets[groupOf[r]!]!.add(t === null ? id : t[id]! >= 0 ? t[id]! : qd.resolve(dict, t, id));
+          if (id !== 0) sets[groupOf[r]!]!.add(qd.global(dict, t, id));
         }
         return;
       }

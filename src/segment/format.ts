@@ -16,7 +16,8 @@
  * filters and a far smaller index than arrival order). Dictionaries are local to the segment, sorted, id 0 = null.
  */
 import { crc32c } from '@node-rs/crc32';
-import { compress, decompress } from '../storage/compress.js';
+import { compress, decompress, deflate, inflate } from '../storage/compress.js';
+import { encodeRanked } from './ranked.js';
 import { pack, unpack } from 'msgpackr';
 import { RoaringBitmap32 } from '../bitmap.js';
 import type { SegmentReader } from '../query/reader.js';
@@ -42,14 +43,16 @@ export function setSegmentIndexMaxForTests(n: number): number {
 
 
 export const SEGMENT_MAGIC = 'TLYS';
-/** Version written; version 1 files (no rollup, no per-minute LSNs) are still read. */
-export const SEGMENT_VERSION = 2;
-const READABLE_VERSIONS = [1, 2];
+/** Version written; version 1 files (no rollup, no per-minute LSNs) and 2 (no decimal metrics) are still read. */
+export const SEGMENT_VERSION = 3;
+const READABLE_VERSIONS = [1, 2, 3];
 export const SEGMENT_HEADER_BYTES = 16;
 export const SEGMENT_TRAILER_BYTES = 16;
 
-/** Where a section lives: byte offset, stored length, CRC32C of the stored bytes, decoded length; lz4 or raw. */
-export type SectionRef = [offset: number, length: number, crc: number, rawLength: number, lz4: 0 | 1];
+/** Where a section lives: byte offset, stored length, CRC32C of the stored bytes, decoded length; how it is stored. */
+export type SectionRef = [offset: number, length: number, crc: number, rawLength: number, codec: SectionCodec];
+/** 0 raw, 1 lz4 block, 2 (v3) raw deflate. */
+export type SectionCodec = 0 | 1 | 2;
 
 export interface SegmentFooter {
   version: number;
@@ -63,8 +66,13 @@ export interface SegmentFooter {
   sortOrder: number[];
   /** Section of Int32 deltas: ts[r] − ts[r−1], with ts[−1] = minTs. */
   ts: number;
-  dims: { name: string; cardinality: number; dict: number; ids: number; idBytes: 1 | 2 | 4; bitmaps: number; bitmapIndex: number }[];
-  metrics: { name: string; values: number }[];
+  /** `idCodec: 'ranked'` (v3): the ids section holds ranked ids (ranked.ts), deflated; absent: as `columns` says. */
+  dims: { name: string; cardinality: number; dict: number; ids: number; idBytes: 1 | 2 | 4; bitmaps: number; bitmapIndex: number; idCodec?: 'ranked' }[];
+  /**
+   * Per metric, its values section: n × f64 (NaN null), or — v3, `decimals` set — a bit-packed u32 column of codes,
+   * 0 for null and round(v · 10^decimals) − offset + 1 for a value v (docs/format/segment.md#decimal-metrics).
+   */
+  metrics: { name: string; values: number; decimals?: number; offset?: number }[];
   /** Section of (hi, lo) Uint32 pairs: the 64-bit dedup key hash of each row; -1 when the datasource has no key. */
   keys: number;
   sections: SectionRef[];
@@ -102,9 +110,23 @@ class SectionWriter {
   readonly refs: SectionRef[] = [];
   offset = SEGMENT_HEADER_BYTES;
 
-  add(raw: Buffer, lz4: boolean): number {
-    const stored = lz4 ? compress(raw) : raw;
-    this.refs.push([this.offset, stored.length, crc32c(stored), raw.length, lz4 ? 1 : 0]);
+  /** lz4 'auto': compressed only when that saves at least a tenth (runs in a sorted column; not random bits). */
+  add(raw: Buffer, lz4: boolean | 'auto'): number {
+    let stored = raw;
+    if (lz4 === true) stored = compress(raw);
+    if (lz4 === 'auto') {
+      const c = compress(raw);
+      if (c.length <= raw.length * 0.9) stored = c;
+    }
+    return this.addStored(raw, stored, stored === raw ? 0 : 1);
+  }
+
+  addDeflated(raw: Buffer): number {
+    return this.addStored(raw, deflate(raw), 2);
+  }
+
+  addStored(raw: Buffer, stored: Buffer, codec: SectionCodec): number {
+    this.refs.push([this.offset, stored.length, crc32c(stored), raw.length, codec]);
     this.parts.push(stored);
     this.offset += stored.length;
     return this.refs.length - 1;
@@ -113,6 +135,52 @@ class SectionWriter {
 
 function bytesOf(a: ArrayBufferView): Buffer {
   return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+}
+
+/** Most decimal places a metric column is stored with as scaled integers. */
+const MAX_DECIMALS = 6;
+
+/**
+ * A metric column as scaled integers when every value has at most MAX_DECIMALS decimal places — exactly: each
+ * value must come back bit-for-bit from `decodeDecimal` — and the codes fit a u32; else null (stored as f64).
+ * Prices, costs and counts stored as floats mostly are such numbers: a cost in cents takes ~7 bits instead of 64.
+ */
+export function decimalCodes(col: Float64Array): { codes: Uint32Array; decimals: number; offset: number } | null {
+  for (let k = 0; k <= MAX_DECIMALS; k++) {
+    const scale = 10 ** k;
+    let lo = Infinity;
+    let hi = -Infinity;
+    let ok = true;
+    for (let i = 0; i < col.length && ok; i++) {
+      const v = col[i]!;
+      if (v !== v) continue;
+      const q = Math.round(v * scale);
+      if (q / scale !== v || Object.is(v, -0) || !Number.isSafeInteger(q)) ok = false;
+      if (q < lo) lo = q;
+      if (q > hi) hi = q;
+    }
+    if (!ok) continue;
+    if (lo === Infinity) lo = hi = 0;
+    if (hi - lo + 1 > 0xfffffffe) return null;
+    const codes = new Uint32Array(col.length);
+    for (let i = 0; i < col.length; i++) {
+      const v = col[i]!;
+      codes[i] = v !== v ? 0 : Math.round(v * scale) - lo + 1;
+    }
+    return { codes, decimals: k, offset: lo };
+  }
+  return null;
+}
+
+/** The values of a decimal metric column from its codes (the inverse of decimalCodes). */
+export function decodeDecimal(codes: Uint32Array, decimals: number, offset: number): Float64Array {
+  const scale = 10 ** decimals;
+  const out = new Float64Array(codes.length);
+  for (let i = 0; i < codes.length; i++) {
+    const c = codes[i]!;
+    out[i] = c === 0 ? NaN : (c - 1 + offset) / scale;
+  }
+  return out;
 }
 
 /** Build a segment file's bytes from `src` (rows 0..rowCount-1). */
@@ -177,7 +245,15 @@ export function buildSegment(src: SegmentSource, ds: Datasource, lsn: number, ex
     if (!indexed[d]) {
       const col = new Uint32Array(n);
       for (let i = 0; i < n; i++) col[i] = ids[order[i]!]!;
-      return { name, cardinality: dict.length - 1, dict: w.add(pack(dict), true), ids: w.add(bitpack(col, n), false), idBytes, bitmaps: -1, bitmapIndex: -1 };
+      // Ranked ids when they beat bit packing by a tenth (skewed values); else bit-packed.
+      const bp = bitpack(col, n);
+      const rankedRaw = encodeRanked(col, n, dict.length);
+      const ranked = deflate(rankedRaw);
+      const idSection = ranked.length <= bp.length * 0.9 ? w.addStored(rankedRaw, ranked, 2) : w.add(bp, 'auto');
+      return {
+        name, cardinality: dict.length - 1, dict: w.addDeflated(encodeDictionary(dict)), ids: idSection, idBytes, bitmaps: -1, bitmapIndex: -1,
+        ...(ranked.length <= bp.length * 0.9 ? { idCodec: 'ranked' as const } : {}),
+      };
     }
     const col = new Uint32Array(n);
     const rowsOf: number[][] = dict.map(() => []);
@@ -201,8 +277,8 @@ export function buildSegment(src: SegmentSource, ds: Datasource, lsn: number, ex
     index[dict.length] = off;
     return {
       name, cardinality: dict.length - 1,
-      dict: w.add(pack(dict), true),
-      ids: w.add(bitpack(col, n), false),
+      dict: w.addDeflated(encodeDictionary(dict)),
+      ids: w.add(bitpack(col, n), 'auto'),
       idBytes,
       bitmaps: w.add(Buffer.concat(blobs, off), false),
       bitmapIndex: w.add(bytesOf(index), true),
@@ -213,6 +289,8 @@ export function buildSegment(src: SegmentSource, ds: Datasource, lsn: number, ex
     const values = src.metricValues(mi);
     const col = new Float64Array(n);
     for (let i = 0; i < n; i++) col[i] = values[order[i]!]!;
+    const dec = decimalCodes(col);
+    if (dec !== null) return { name: m.name, values: w.add(bitpack(dec.codes, n), 'auto'), decimals: dec.decimals, offset: dec.offset };
     return { name: m.name, values: w.add(bytesOf(col), true) };
   });
 
@@ -299,11 +377,46 @@ export function readSection(ref: SectionRef, read: (position: number, length: nu
   const [offset, length, crc, rawLength, compressed] = ref;
   const stored = read(offset, length);
   if (stored.length !== length || crc32c(stored) !== crc) throw new Error(`section at offset ${offset} failed its checksum`);
-  const raw = compressed ? decompress(stored, rawLength) : stored;
+  const raw = compressed === 2 ? inflate(stored, rawLength) : compressed ? decompress(stored, rawLength) : stored;
   if (raw.length !== rawLength) throw new Error(`section at offset ${offset} decoded to ${raw.length} bytes; want ${rawLength}`);
   return raw;
 }
 
-export function decodeDictionary(raw: Buffer): (string | null)[] {
-  return unpack(raw) as (string | null)[];
+/**
+ * A dictionary section's raw bytes. v3: front-coded — msgpack [prefixes, suffixes] of values 1.. (sorted, so each
+ * shares a prefix with the one before: `img10023` after `img10022` stores (6, "3")), stored deflated; a prefix never
+ * ends between the halves of a surrogate pair. v1/v2: msgpack array of all values, index 0 null, lz4.
+ */
+export function encodeDictionary(values: readonly (string | null)[]): Buffer {
+  const prefixes: number[] = [];
+  const suffixes: string[] = [];
+  let prev = '';
+  for (let i = 1; i < values.length; i++) {
+    const v = values[i]!;
+    let p = 0;
+    const max = Math.min(prev.length, v.length);
+    while (p < max && prev.charCodeAt(p) === v.charCodeAt(p)) p++;
+    if (p > 0 && p < v.length && (v.charCodeAt(p - 1) & 0xfc00) === 0xd800) p--;
+    prefixes.push(p);
+    suffixes.push(v.slice(p));
+    prev = v;
+  }
+  return pack([prefixes, suffixes]);
+}
+
+export function decodeDictionary(raw: Buffer, footer: Pick<SegmentFooter, 'version'>): (string | null)[] {
+  if (footer.version < 3) return unpack(raw) as (string | null)[];
+  const fc = unpack(raw) as [number[], string[]];
+  if (!Array.isArray(fc) || !Array.isArray(fc[0]) || !Array.isArray(fc[1]) || fc[0].length !== fc[1].length) throw new Error('dictionary section does not decode');
+  const [prefixes, suffixes] = fc;
+  const out: (string | null)[] = [null];
+  let prev = '';
+  for (let i = 0; i < prefixes.length; i++) {
+    const p = prefixes[i]!;
+    const suffix = suffixes[i]!;
+    if (!Number.isInteger(p) || p < 0 || p > prev.length || typeof suffix !== 'string') throw new Error(`dictionary entry ${i + 1} does not decode`);
+    prev = prev.slice(0, p) + suffix;
+    out.push(prev);
+  }
+  return out;
 }

@@ -10,8 +10,9 @@ import { TallyError } from '../errors.js';
 import type { FileSystem } from '../storage/fs.js';
 import type { DictionaryView, RollupColumns, Selection, TimestampView } from '../query/reader.js';
 import type { BlockCache } from './cache.js';
-import { decodeDictionary, readSection, u32ToF64, type SegmentFooter, type SegmentSource } from './format.js';
+import { decodeDecimal, decodeDictionary, readSection, u32ToF64, type SegmentFooter, type SegmentSource } from './format.js';
 import { kernels } from '../native/index.js';
+import { decodeRanked } from './ranked.js';
 
 function checkedLength(a: Uint32Array, rows: number): Uint32Array {
   if (a.length !== rows) throw new Error(`column holds ${a.length} values; the footer says ${rows} rows`);
@@ -22,6 +23,7 @@ function checkedLength(a: Uint32Array, rows: number): Uint32Array {
 export const decode = {
   ids(raw: Buffer, footer: SegmentFooter, dim: number): Uint32Array {
     const rows = footer.rows;
+    if (footer.dims[dim]!.idCodec === 'ranked') return decodeRanked(raw, rows);
     if (footer.columns === 'bp') return checkedLength(kernels.unpack(raw), rows);
     const idBytes = footer.dims[dim]!.idBytes;
     const src = idBytes === 1 ? new Uint8Array(raw.buffer, raw.byteOffset, raw.length)
@@ -33,6 +35,11 @@ export const decode = {
   },
   f64(raw: Buffer): Float64Array {
     return new Float64Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.length));
+  },
+  metric(raw: Buffer, footer: SegmentFooter, metric: number): Float64Array {
+    const m = footer.metrics[metric]!;
+    if (m.decimals === undefined) return decode.f64(raw);
+    return decodeDecimal(checkedLength(kernels.unpack(raw), footer.rows), m.decimals, m.offset ?? 0);
   },
   u32(raw: Buffer): Uint32Array {
     return new Uint32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.length));
@@ -150,7 +157,10 @@ export class DiskSegment implements SegmentSource {
   dictionary(dim: number): DictionaryView {
     return this.cache.get(`${this.prefix}d${dim}`, () => {
       const raw = this.section(this.footer.dims[dim]!.dict);
-      return { value: new SegmentDictionary(decodeDictionary(raw)), bytes: raw.length * 3 };
+      const values = this.decoded(() => decodeDictionary(raw, this.footer));
+      let chars = 0;
+      for (let i = 1; i < values.length; i++) chars += values[i]!.length;
+      return { value: new SegmentDictionary(values), bytes: 2 * chars + 56 * values.length };
     });
   }
 
@@ -163,7 +173,7 @@ export class DiskSegment implements SegmentSource {
 
   metricValues(metric: number): Float64Array {
     return this.cache.get(`${this.prefix}m${metric}`, () => {
-      const out = decode.f64(this.section(this.footer.metrics[metric]!.values));
+      const out = this.decoded(() => decode.metric(this.section(this.footer.metrics[metric]!.values), this.footer, metric));
       return { value: out, bytes: out.byteLength };
     });
   }
