@@ -206,3 +206,25 @@ describe('query errors', () => {
     await expect(x.query({ datasource: 'd', groupBy: ['a'], aggregations: [{ name: 'n', type: 'count', metric: undefined }] } as never)).rejects.toMatchObject({ code: 'QUERY_TOO_MANY_GROUPS' });
   });
 });
+
+describe('top-N over many groups (candidates preselected by the order column before rows are built)', () => {
+  it('equals the full sort for every limit and offset, ties at the cut included, ascending and descending', async () => {
+    const t = await open({ memory: true, clock: () => T0 + 3_600_000 });
+    await t.createDatasource({ name: 'ev', dimensions: ['img'], metrics: [{ name: 'v', type: 'int' }] });
+    // 300 images whose counts repeat (many ties), and a sum that is null for some groups.
+    const events = [];
+    for (let i = 0; i < 300; i++) for (let c = 0; c < 1 + (i * 7) % 5; c++) events.push({ ts: T0 + c, img: `i${i}`, ...(i % 3 === 0 ? {} : { v: (i * 13) % 11 }) });
+    await t.ingest('ev', events);
+    for (const agg of ['n', 's']) {
+      for (const direction of ['desc', 'asc'] as const) {
+        const base = { datasource: 'ev', groupBy: ['img'], aggregations: [{ name: 'n', type: 'count' as const }, { name: 's', type: 'sum' as const, metric: 'v' }], orderBy: [{ column: agg, direction }] };
+        const all = (await t.query(base)).rows;
+        expect(all).toHaveLength(300);
+        for (const [limit, offset] of [[1, 0], [5, 0], [10, 3], [7, 30], [0, 0], [36, 1]]) {
+          expect((await t.query({ ...base, limit, offset })).rows).toEqual(all.slice(offset, offset + limit));
+        }
+      }
+    }
+    await t.close();
+  });
+});

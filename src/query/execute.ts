@@ -499,8 +499,15 @@ function finish(plan: Plan, groups: Groups, qdicts: Map<number, QueryDictionary>
     return out;
   };
 
-  let rows: Cell[][] = new Array(G);
-  for (let g = 0; g < G; g++) rows[g] = row(g);
+  let rows: Cell[][];
+  const pre = preselect(plan, G, timeCols + dimCols, aggValue);
+  if (pre !== null) {
+    rows = new Array(pre.length);
+    for (let i = 0; i < pre.length; i++) rows[i] = row(pre[i]!);
+  } else {
+    rows = new Array(G);
+    for (let g = 0; g < G; g++) rows[g] = row(g);
+  }
   if (plan.having !== null) {
     const h = plan.having;
     rows = rows.filter((r) => evalHaving(h, r));
@@ -519,6 +526,32 @@ function finish(plan: Plan, groups: Groups, qdicts: Map<number, QueryDictionary>
   };
   const end = plan.limit === null ? rows.length : Math.min(rows.length, plan.offset + plan.limit);
   return topK(rows, end, cmp).slice(plan.offset, end);
+}
+
+/**
+ * Groups that can be in the first offset + limit rows, when the first ORDER BY column is an aggregation with no
+ * nulls and no HAVING applies: those whose value is at least as good as the k-th best (ties kept, so the full
+ * comparison decides among them). A top-10 of thousands of groups then builds a few rows instead of all. Null when
+ * it does not apply (every group is a candidate).
+ */
+function preselect(plan: Plan, G: number, firstAggCol: number, aggValue: (g: number, i: number) => number | null): number[] | null {
+  if (plan.having !== null || plan.limit === null || plan.orderBy.length === 0) return null;
+  const k = plan.offset + plan.limit;
+  const agg = plan.orderBy[0]!.column - firstAggCol;
+  if (k * 8 >= G || agg < 0 || agg >= plan.aggregations.length) return null;
+  if (k === 0) return [];
+  const values = new Float64Array(G);
+  for (let g = 0; g < G; g++) {
+    const v = aggValue(g, agg);
+    if (v === null || v !== v) return null;
+    values[g] = v;
+  }
+  const sorted = values.slice().sort();
+  const desc = plan.orderBy[0]!.desc;
+  const threshold = desc ? sorted[G - k]! : sorted[k - 1]!;
+  const out: number[] = [];
+  for (let g = 0; g < G; g++) if (desc ? values[g]! >= threshold : values[g]! <= threshold) out.push(g);
+  return out;
 }
 
 /** The first `k` rows in `cmp` order: a bounded heap when k is small against the input, a sort otherwise. */
