@@ -140,7 +140,7 @@ export function mergeSegments(inputs: readonly Uint8Array[], ds: Datasource, opt
   const src = opts.rollupMs === null
     ? columnSource(n, dicts, ids, metrics, ts, keys, ru)
     : rollUp(n, dicts, ids, ts, metrics, ru!, opts.rollupMs, dimCount, metricCount);
-  const { bytes } = buildSegment(src, ds, lsn, { minuteLsns, eventMaxTs, keys: keys !== null });
+  const { bytes } = buildSegment(src, ds, lsn, { minuteLsns, eventMaxTs, keys: keys !== null, entropy: true });
   return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 

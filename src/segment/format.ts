@@ -98,6 +98,12 @@ export interface SegmentExtras {
   eventMaxTs?: number;
   /** Write the dedup key hashes (default true when the source has them). */
   keys?: boolean;
+  /**
+   * Spend CPU for bytes: ranked ids for unindexed dimensions and deflated dictionaries. Compaction (in a worker)
+   * sets it; sealing (on the ingest thread, for minute segments that compaction rewrites anyway) leaves it off and
+   * stores dictionaries with lz4 and ids bit-packed.
+   */
+  entropy?: boolean;
 }
 
 /** What a segment is built from: any reader, plus the dedup key hashes of its rows. */
@@ -229,6 +235,8 @@ export function buildSegment(src: SegmentSource, ds: Datasource, lsn: number, ex
   const order = rowOrder(n, [...sortOrder.map((d) => ({ values: localIds[d]!, size: dicts[d]!.length })), ...digitKeys(ts, n, minTs, maxTs)]);
 
   const w = new SectionWriter();
+  const entropy = extras.entropy === true;
+  const addDictionary = (dict: (string | null)[]): number => (entropy ? w.addDeflated(encodeDictionary(dict)) : w.add(encodeDictionary(dict), true));
   const deltas = new Uint32Array(n);
   let prev = minTs;
   for (let i = 0; i < n; i++) {
@@ -247,12 +255,12 @@ export function buildSegment(src: SegmentSource, ds: Datasource, lsn: number, ex
       for (let i = 0; i < n; i++) col[i] = ids[order[i]!]!;
       // Ranked ids when they beat bit packing by a tenth (skewed values); else bit-packed.
       const bp = bitpack(col, n);
-      const rankedRaw = encodeRanked(col, n, dict.length);
-      const ranked = deflate(rankedRaw);
-      const idSection = ranked.length <= bp.length * 0.9 ? w.addStored(rankedRaw, ranked, 2) : w.add(bp, 'auto');
+      const rankedRaw = entropy ? encodeRanked(col, n, dict.length) : null;
+      const ranked = rankedRaw === null ? null : deflate(rankedRaw);
+      const useRanked = ranked !== null && ranked.length <= bp.length * 0.9;
       return {
-        name, cardinality: dict.length - 1, dict: w.addDeflated(encodeDictionary(dict)), ids: idSection, idBytes, bitmaps: -1, bitmapIndex: -1,
-        ...(ranked.length <= bp.length * 0.9 ? { idCodec: 'ranked' as const } : {}),
+        name, cardinality: dict.length - 1, dict: addDictionary(dict), ids: useRanked ? w.addStored(rankedRaw!, ranked, 2) : w.add(bp, 'auto'),
+        idBytes, bitmaps: -1, bitmapIndex: -1, ...(useRanked ? { idCodec: 'ranked' as const } : {}),
       };
     }
     const col = new Uint32Array(n);
@@ -277,7 +285,7 @@ export function buildSegment(src: SegmentSource, ds: Datasource, lsn: number, ex
     index[dict.length] = off;
     return {
       name, cardinality: dict.length - 1,
-      dict: w.addDeflated(encodeDictionary(dict)),
+      dict: addDictionary(dict),
       ids: w.add(bitpack(col, n), 'auto'),
       idBytes,
       bitmaps: w.add(Buffer.concat(blobs, off), false),
