@@ -135,6 +135,21 @@ bool ParsePacked(Napi::Env env, const uint8_t* buf, size_t len, Packed* p) {
   return true;
 }
 
+// The value at bit `bit` of a block's words starting at `w`: 8 bytes read little-endian (a value spans at most 5
+// bytes past its first), or only what is left near the end of the buffer.
+inline uint32_t PackedAt(const uint8_t* w, uint64_t bit, uint64_t mask, const uint8_t* end) {
+  uint64_t v = 0;
+  const uint8_t* src = w + (bit >> 3);
+  if (src + 8 <= end) std::memcpy(&v, src, 8);
+  else std::memcpy(&v, src, static_cast<size_t>(end - src));
+  return static_cast<uint32_t>((v >> (bit & 7)) & mask);
+}
+
+// A zigzag-coded delta as a double (2d for d ≥ 0, −2d − 1 below).
+inline double UnzigzagF64(uint32_t z) {
+  return (z & 1) == 0 ? static_cast<double>(z >> 1) : -(static_cast<double>(z) + 1) / 2;
+}
+
 // Unpacks into out[0..n); calls emit(i, value) in order when given. Returns false (with an exception) on damage.
 template <typename Emit>
 bool Unpack(Napi::Env env, const Packed& p, Emit emit) {
@@ -155,14 +170,7 @@ bool Unpack(Napi::Env env, const Packed& p, Emit emit) {
     const uint8_t* w = words + 4 * at;
     uint64_t bit = 0;
     for (uint32_t i = begin; i < end; i++) {
-      size_t byte = bit >> 3;
-      // Read 8 bytes little-endian (a value spans at most 5 bytes past `byte`); near the end of the buffer, only
-      // what is left.
-      uint64_t v = 0;
-      const uint8_t* src = w + byte;
-      if (src + 8 <= p.end) std::memcpy(&v, src, 8);
-      else std::memcpy(&v, src, static_cast<size_t>(p.end - src));
-      emit(i, static_cast<uint32_t>(((v >> (bit & 7)) & mask) + base));
+      emit(i, PackedAt(w, bit, mask, p.end) + base);
       bit += width;
     }
     at += 4 * static_cast<size_t>(width);
@@ -222,7 +230,7 @@ Napi::Value DecodeTimestamps(const Napi::CallbackInfo& info) {
   } else {
     double t = minTs;
     ok = Unpack(env, p, [o, &t](uint32_t i, uint32_t z) {
-      t += (z & 1) == 0 ? static_cast<double>(z >> 1) : -(static_cast<double>(z) + 1) / 2;
+      t += UnzigzagF64(z);
       o[i] = t;
     });
   }
@@ -246,7 +254,7 @@ Napi::Value TimestampAnchors(const Napi::CallbackInfo& info) {
   double t = minTs;
   bool ok = Unpack(env, p, [o, &t](uint32_t i, uint32_t z) {
     if ((i & (kBlock - 1)) == 0) o[i / kBlock] = t;
-    t += (z & 1) == 0 ? static_cast<double>(z >> 1) : -(static_cast<double>(z) + 1) / 2;
+    t += UnzigzagF64(z);
   });
   if (!ok) return env.Undefined();
   return out;
@@ -302,14 +310,10 @@ Napi::Value TimestampsAt(const Napi::CallbackInfo& info) {
       for (uint32_t i = 0; i < count; i++) {
         uint32_t z = base;
         if (width != 0) {
-          uint64_t v = 0;
-          const uint8_t* src = w + (bit >> 3);
-          if (src + 8 <= p.end) std::memcpy(&v, src, 8);
-          else std::memcpy(&v, src, static_cast<size_t>(p.end - src));
-          z = static_cast<uint32_t>(((v >> (bit & 7)) & mask) + base);
+          z = PackedAt(w, bit, mask, p.end) + base;
           bit += width;
         }
-        t += (z & 1) == 0 ? static_cast<double>(z >> 1) : -(static_cast<double>(z) + 1) / 2;
+        t += UnzigzagF64(z);
         block[i] = t;
       }
     }
