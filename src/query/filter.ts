@@ -9,9 +9,9 @@
 import { RoaringBitmap32, type Bitmap } from '../bitmap.js';
 import { kernels } from '../native/index.js';
 import type { SegmentReader, Selection } from './reader.js';
+import type { ResolvedFilter } from './shape.js';
 
 export type { Selection } from './reader.js';
-import type { ResolvedFilter } from './shape.js';
 
 
 export type RowSet = Bitmap | 'all' | 'none';
