@@ -188,13 +188,18 @@ bool GetBytes(const Napi::Value& v, const uint8_t** data, size_t* len) {
   return true;
 }
 
+// A bit-packed column argument: a Uint8Array (TypeError otherwise) whose header and block table are whole (Error).
+bool GetPacked(const Napi::Value& v, Packed* p) {
+  const uint8_t* data = nullptr;
+  size_t len = 0;
+  return GetBytes(v, &data, &len) && ParsePacked(v.Env(), data, len, p);
+}
+
 // unpack(buf: Uint8Array): Uint32Array
 Napi::Value UnpackU32(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const uint8_t* data;
-  size_t len;
   Packed p;
-  if (!GetBytes(info[0], &data, &len) || !ParsePacked(env, data, len, &p)) return env.Undefined();
+  if (!GetPacked(info[0], &p)) return env.Undefined();
   auto out = Napi::Uint32Array::New(env, p.n);
   uint32_t* o = out.Data();
   if (!Unpack(env, p, [o](uint32_t i, uint32_t v) { o[i] = v; })) return env.Undefined();
@@ -204,14 +209,11 @@ Napi::Value UnpackU32(const Napi::CallbackInfo& info) {
 // decodeTimestamps(buf: Uint8Array, minTs: number, rows: number): Float64Array — zigzag deltas, prefix-summed.
 Napi::Value DecodeTimestamps(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const uint8_t* data;
-  size_t len;
   double minTs, rows;
   Packed p;
-  if (!GetBytes(info[0], &data, &len) || !GetNumber(info[1], &minTs, "minTs") || !GetNumber(info[2], &rows, "rows")) {
+  if (!GetPacked(info[0], &p) || !GetNumber(info[1], &minTs, "minTs") || !GetNumber(info[2], &rows, "rows")) {
     return env.Undefined();
   }
-  if (!ParsePacked(env, data, len, &p)) return env.Undefined();
   if (static_cast<double>(p.n) != rows) {
     DecodeFail(env, "column holds " + std::to_string(p.n) + " values; the footer says " + std::to_string(static_cast<uint64_t>(rows)) + " rows");
     return env.Undefined();
@@ -242,13 +244,9 @@ Napi::Value DecodeTimestamps(const Napi::CallbackInfo& info) {
 // first row (the prefix sum so far), so that timestampsAt can decode any block on its own.
 Napi::Value TimestampAnchors(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const uint8_t* data;
-  size_t len;
   double minTs;
   Packed p;
-  if (!GetBytes(info[0], &data, &len) || !GetNumber(info[1], &minTs, "minTs") || !ParsePacked(env, data, len, &p)) {
-    return env.Undefined();
-  }
+  if (!GetPacked(info[0], &p) || !GetNumber(info[1], &minTs, "minTs")) return env.Undefined();
   auto out = Napi::Float64Array::New(env, p.blocks);
   double* o = out.Data();
   double t = minTs;
@@ -265,14 +263,11 @@ Napi::Value TimestampAnchors(const Napi::CallbackInfo& info) {
 // blocks instead of decoding the whole column).
 Napi::Value TimestampsAt(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const uint8_t* data;
-  size_t len;
   F64 anchors;
   Packed p;
   Selection sel;
-  if (!GetBytes(info[0], &data, &len) || !GetF64(info[1], &anchors, "anchors") || !ParsePacked(env, data, len, &p)) {
-    return env.Undefined();
-  }
+  // anchors' type first, as the TypeScript version checks it before it decodes the column.
+  if (!GetF64(info[1], &anchors, "anchors") || !GetPacked(info[0], &p)) return env.Undefined();
   std::vector<size_t> wordAt(p.blocks);
   size_t at = 0;
   for (uint32_t b = 0; b < p.blocks; b++) {
