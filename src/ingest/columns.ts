@@ -49,6 +49,11 @@ export function columnize(ds: Datasource, limits: Limits, events: unknown, valid
   const index = new Uint32Array(total);
   const keyHashes = ds.dedupKey === null ? null : new Uint32Array(2 * total);
   const rejected: RejectedEvent[] = [];
+  // Each dimension's batch-local dictionary is built as rows are accepted: distinct values in order of first use.
+  const dimCount = ds.dimensions.length;
+  const locals = Array.from({ length: dimCount }, () => new Map<string | null, number>());
+  const dims: LoggedDimension[] = Array.from({ length: dimCount }, () => ({ values: [], ids: new Uint32Array(total) }));
+  const rowValues = validator.dims;
   let k = 0;
   for (let i = 0; i < total; i++) {
     const bad = validator.validate(list[i], rows, k);
@@ -57,24 +62,21 @@ export function columnize(ds: Datasource, limits: Limits, events: unknown, valid
       continue;
     }
     if (keyHashes !== null) hashKeyInto(validator.key!, keyHashes, k);
-    index[k++] = i;
-  }
-  const dims = rows.dims.map((col) => {
-    const local = new Map<string | null, number>();
-    const values: (string | null)[] = [];
-    const ids = new Uint32Array(k);
-    for (let r = 0; r < k; r++) {
-      const v = col[r]!;
+    for (let d = 0; d < dimCount; d++) {
+      const v = rowValues[d]!;
+      const local = locals[d]!;
       let id = local.get(v);
       if (id === undefined) {
+        const values = dims[d]!.values;
         id = values.length;
         values.push(v);
         local.set(v, id);
       }
-      ids[r] = id;
+      dims[d]!.ids[k] = id;
     }
-    return { values, ids };
-  });
+    index[k++] = i;
+  }
+  if (k < total) for (const dim of dims) dim.ids = dim.ids.subarray(0, k);
   return {
     total, n: k, index: index.subarray(0, k), ts: rows.ts.subarray(0, k), dims,
     metrics: rows.metrics.map((m) => m.subarray(0, k)), keyHashes: keyHashes === null ? null : keyHashes.subarray(0, 2 * k), rejected,

@@ -8,7 +8,7 @@
  */
 import { describeValue, type ErrorCode } from '../errors.js';
 import type { Limits } from '../limits.js';
-import { parseTimestamp } from '../time.js';
+import { MAX_TIMESTAMP_MS, parseTimestamp } from '../time.js';
 import type { Datasource } from './datasource.js';
 
 /**
@@ -24,11 +24,12 @@ export interface RowBatch {
   metrics: Float64Array[];
 }
 
+/** A batch for `EventValidator.validate` to fill: times and metrics (dimension values go to `validator.dims`). */
 export function allocRowBatch(ds: Datasource, capacity: number): RowBatch {
   return {
     length: 0,
     ts: new Float64Array(capacity),
-    dims: ds.dimensions.map(() => new Array<string | null>(capacity)),
+    dims: [],
     metrics: ds.metrics.map(() => new Float64Array(capacity)),
   };
 }
@@ -46,8 +47,15 @@ export class EventValidator {
   private readonly intMetric: boolean[];
   private readonly dimCount: number;
   private readonly metricCount: number;
-  /** Filled by `validate` for the event just validated. */
+  /**
+   * The field names of the last event, in order, and their roles: events of one producer share a key order, so
+   * the i-th key is usually `shapeKeys[i]` (an identity comparison of interned property names), not a Map lookup.
+   */
+  private readonly shapeKeys: string[] = [];
+  private readonly shapeFields: ({ kind: FieldKind; index: number } | undefined)[] = [];
+  /** Filled by `validate` for the event just validated: its time, dimension values (null when absent) and key. */
   ts = 0;
+  readonly dims: (string | null)[];
   key: string | null = null;
 
   constructor(private readonly ds: Datasource, private readonly limits: Limits) {
@@ -57,26 +65,37 @@ export class EventValidator {
     if (ds.dedupKey !== null && !this.fields.has(ds.dedupKey)) this.fields.set(ds.dedupKey, { kind: FieldKind.DedupKey, index: 0 });
     this.intMetric = ds.metrics.map((m) => m.type === 'int');
     this.dimCount = ds.dimensions.length;
+    this.dims = ds.dimensions.map(() => null);
     this.metricCount = ds.metrics.length;
   }
 
   /**
-   * Validate `event` and write it at row `row` of `out` (without changing `out.length`). Returns null when valid,
-   * with `this.ts` and `this.key` set; otherwise the rejection. A rejected event may leave partial values at
-   * `row`, which the caller overwrites.
+   * Validate `event` and write its time and metrics at row `row` of `out` (without changing `out.length`), its
+   * dimension values to `this.dims`. Returns null when valid, with `this.ts`, `this.dims` and `this.key` set;
+   * otherwise the rejection. A rejected event may leave partial values at `row`, which the caller overwrites.
    */
   validate(event: unknown, out: RowBatch, row: number): Rejection | null {
     if (typeof event !== 'object' || event === null || Array.isArray(event)) {
       return { code: 'EVENT_NOT_OBJECT', message: `event: got ${describeValue(event)}; want an object` };
     }
-    for (let d = 0; d < this.dimCount; d++) out.dims[d]![row] = null;
+    for (let d = 0; d < this.dimCount; d++) this.dims[d] = null;
     for (let m = 0; m < this.metricCount; m++) out.metrics[m]![row] = NaN;
     let sawTime = false;
     this.key = null;
     const e = event as Record<string, unknown>;
+    const shapeKeys = this.shapeKeys;
+    let i = 0;
     for (const name in e) {
       if (!Object.prototype.hasOwnProperty.call(e, name)) continue;
-      const field = this.fields.get(name);
+      let field;
+      if (shapeKeys[i] === name) {
+        field = this.shapeFields[i];
+      } else {
+        field = this.fields.get(name);
+        shapeKeys[i] = name;
+        this.shapeFields[i] = field;
+      }
+      i++;
       const value = e[name];
       if (field === undefined) {
         return { code: 'FIELD_UNKNOWN', message: `event field '${name}': not in datasource '${this.ds.name}'; want one of ${[...this.fields.keys()].join(', ')}` };
@@ -84,6 +103,11 @@ export class EventValidator {
       switch (field.kind) {
         case FieldKind.Time: {
           if (value === null || value === undefined) break;
+          if (typeof value === 'number' && value >= 0 && value <= MAX_TIMESTAMP_MS && Number.isInteger(value)) {
+            this.ts = value;
+            sawTime = true;
+            break;
+          }
           const t = parseTimestamp(value);
           if (!t.ok) {
             return { code: t.reason === 'range' ? 'TIMESTAMP_OUT_OF_RANGE' : 'TIMESTAMP_INVALID', message: `event field '${name}': ${t.message}` };
@@ -100,7 +124,7 @@ export class EventValidator {
           }
           const bad = this.checkString(name, value);
           if (bad !== null) return bad;
-          out.dims[field.index]![row] = value;
+          this.dims[field.index] = value;
           if (field.kind === FieldKind.DimensionAndKey) this.key = value;
           break;
         }

@@ -9,6 +9,7 @@ import { open, type Aggregation, type DatasourceSpec, type Filter, type Having, 
 import { Model } from '../support/model.js';
 import { setHighCardinalityForTests } from '../../src/head/bucket.js';
 import { setKernelsForTests } from '../../src/native/index.js';
+import { decidePaths, setColumnwiseMaxRowsForTests } from '../../src/ingest/pipeline.js';
 
 const BASE = Date.parse('2026-11-23T00:00:00Z');
 const NOW = BASE + 6 * 3_600_000;
@@ -186,9 +187,23 @@ async function agrees(sc: Scenario, broken: boolean): Promise<void> {
 describe('engine matches the reference model', () => {
   it('ingest outcomes and every query answer equal the model, for random histories and queries', async () => {
     await fc.assert(fc.asyncProperty(scenarioArb, (sc) => agrees(sc, false)), { numRuns: Number(process.env.PROPERTY_RUNS ?? 400) });
-    // Both execution strategies were exercised, so the property speaks for both.
+    // Both execution strategies were exercised, so the property speaks for both; so were both ways of deciding a
+    // batch (column-wise, and row by row when a dimension's cardinality limit may be reached).
     expect(coverage.bitmapReaders).toBeGreaterThan(0);
     expect(coverage.rowsScanned).toBeGreaterThan(0);
+    expect(decidePaths.columnwise).toBeGreaterThan(0);
+    expect(decidePaths.rowwise).toBeGreaterThan(0);
+  });
+
+  it('the same holds when every batch is decided row by row (the path of large batches)', async () => {
+    const previous = setColumnwiseMaxRowsForTests(-1);
+    const columnwise = decidePaths.columnwise;
+    try {
+      await fc.assert(fc.asyncProperty(scenarioArb, (sc) => agrees(sc, false)), { numRuns: Number(process.env.PROPERTY_RUNS ?? 150) });
+      expect(decidePaths.columnwise).toBe(columnwise);
+    } finally {
+      setColumnwiseMaxRowsForTests(previous);
+    }
   });
 
   it('the same holds when dimensions are answered by per-value scans instead of a full index (high cardinality)', async () => {
