@@ -59,18 +59,24 @@ export class MinuteBucket implements SegmentSource {
     this.scanned = dicts.map(() => new Map());
   }
 
-  /** Append one row; `dimIds[d]` are ids in the head dictionaries, `metricValues[m]` NaN for null. */
-  append(ts: number, dimIds: ArrayLike<number>, metricValues: ArrayLike<number>, keyHi: number, keyLo: number): void {
-    if (this.rowCount === this.capacity) this.grow();
-    const r = this.rowCount;
-    this.offsets[r] = ts - this.minTs;
-    for (let d = 0; d < this.ids.length; d++) this.ids[d]![r] = dimIds[d]!;
-    for (let m = 0; m < this.values.length; m++) this.values[m]![r] = metricValues[m]!;
+  /**
+   * Append rows from..to-1 of a batch's columns, all in this bucket's minute: `ids[d]` are ids in the head
+   * dictionaries, `metrics[m]` NaN for null, `keyHashes` the (hi, lo) dedup key hashes. One copy per column.
+   */
+  appendRows(ts: Float64Array, ids: readonly Uint32Array[], metrics: readonly Float64Array[], keyHashes: Uint32Array | null, from: number, to: number): void {
+    const count = to - from;
+    while (this.rowCount + count > this.capacity) this.grow();
+    const r0 = this.rowCount;
+    const offsets = this.offsets;
+    const minTs = this.minTs;
+    for (let i = 0; i < count; i++) offsets[r0 + i] = ts[from + i]! - minTs;
+    for (let d = 0; d < this.ids.length; d++) this.ids[d]!.set(ids[d]!.subarray(from, to), r0);
+    for (let m = 0; m < this.values.length; m++) this.values[m]!.set(metrics[m]!.subarray(from, to), r0);
     if (this.keys !== null) {
-      this.keys[2 * r] = keyHi;
-      this.keys[2 * r + 1] = keyLo;
+      if (keyHashes === null) this.keys.fill(0, 2 * r0, 2 * (r0 + count));
+      else this.keys.set(keyHashes.subarray(2 * from, 2 * to), 2 * r0);
     }
-    this.rowCount = r + 1;
+    this.rowCount = r0 + count;
     this.tsCache = null;
   }
 

@@ -1,14 +1,77 @@
 /**
  * head/dictionary.ts — string ↔ id dictionary of one dimension in the head.
  *
- * Invariant: ids are dense and stable for the head's lifetime; id 0 is null and is never given to a string.
+ * Invariant: ids are dense and stable for the head's lifetime; id 0 is null and is never given to a string; two
+ * different strings never share an id (a hash match is always confirmed, see below).
  * Growth is bounded by limits.maxDimensionCardinality, checked by the ingest pipeline before `intern`.
+ *
+ * Lookup is the hot step of ingest and WAL replay (once per distinct value of each batch) and, in a dictionary of
+ * 100k values, a cache miss per memory access. So the table is one Int32Array of 4-word slots (id, k0, k1, k2):
+ *  - a value of at most 11 characters, each below 256 (ids, cities, enum-like values), is stored in the slot itself
+ *    — its length and characters packed into k0..k2 — so a lookup reads one cache line and no string;
+ *  - a longer value's slot holds a marker (k0 = 0xff, never a short value's length byte) and its 64-bit hash
+ *    (k1, k2); a hash match is confirmed by comparing with the stored string, and a mismatch keeps probing.
+ * Open addressing with linear probing, load factor at most 1/2; id 0 marks an empty slot.
  */
 import type { DictionaryView } from '../query/reader.js';
+import { hashKeyInto } from '../ingest/dedup.js';
+
+const SLOT = 4;
+const LONG = 0xff;
+const INITIAL_SLOTS = 64;
+
+/** The key of the value last passed to `keyOf`, as three int32 words. */
+let K0 = 0;
+let K1 = 0;
+let K2 = 0;
+const hashOut = new Uint32Array(2);
+let longHash: (value: string, out: Uint32Array, i: number) => void = hashKeyInto;
+
+/** Tests swap the 64-bit hash of long values (e.g. for a constant, to make every pair collide); returns the previous. */
+export function setLongHashForTests(fn: typeof longHash): typeof longHash {
+  const previous = longHash;
+  longHash = fn;
+  return previous;
+}
+
+/** Set K0..K2 to the key of `value`: packed characters when short and one-byte, else a marker and a hash. */
+function keyOf(value: string): void {
+  const n = value.length;
+  if (n <= 11) {
+    let w0 = n;
+    let w1 = 0;
+    let w2 = 0;
+    let i = 0;
+    for (; i < n; i++) {
+      const c = value.charCodeAt(i);
+      if (c > 255) break;
+      if (i < 3) w0 |= c << (8 * (i + 1));
+      else if (i < 7) w1 |= c << (8 * (i - 3));
+      else w2 |= c << (8 * (i - 7));
+    }
+    if (i === n) {
+      K0 = w0;
+      K1 = w1;
+      K2 = w2;
+      return;
+    }
+  }
+  longHash(value, hashOut, 0);
+  K0 = LONG;
+  K1 = hashOut[0]! | 0;
+  K2 = hashOut[1]! | 0;
+}
+
+function slotHash(k0: number, k1: number, k2: number): number {
+  let h = Math.imul(k0 ^ Math.imul(k1, 0x9e3779b1) ^ Math.imul(k2, 0x85ebca77), 0xc2b2ae3d);
+  h ^= h >>> 15;
+  return Math.imul(h, 0x27d4eb2f) ^ (h >>> 13);
+}
 
 export class Dictionary implements DictionaryView {
   private readonly values: (string | null)[] = [null];
-  private readonly ids = new Map<string, number>();
+  private table = new Int32Array(INITIAL_SLOTS * SLOT);
+  private mask = INITIAL_SLOTS - 1;
 
   get size(): number {
     return this.values.length;
@@ -19,25 +82,71 @@ export class Dictionary implements DictionaryView {
   }
 
   idOf(value: string | null): number | undefined {
-    return value === null ? 0 : this.ids.get(value);
+    if (value === null) return 0;
+    keyOf(value);
+    const j = this.probe(value);
+    const id = this.table[j]!;
+    return id === 0 ? undefined : id;
   }
 
   /** The id of `value`, adding it when new. */
   intern(value: string | null): number {
     if (value === null) return 0;
-    let id = this.ids.get(value);
-    if (id === undefined) {
-      id = this.values.length;
-      this.values.push(value);
-      this.ids.set(value, id);
+    keyOf(value);
+    let j = this.probe(value);
+    const found = this.table[j]!;
+    if (found !== 0) return found;
+    const id = this.values.length;
+    this.values.push(value);
+    if (2 * (id + 1) > this.mask + 1) {
+      this.grow();
+      keyOf(value);
+      j = this.probe(value);
     }
+    const t = this.table;
+    t[j] = id;
+    t[j + 1] = K0;
+    t[j + 2] = K1;
+    t[j + 3] = K2;
     return id;
   }
 
-  /** Approximate heap bytes: the strings, the array and the map entries. */
+  /** The word offset of the slot holding the value whose key is in K0..K2, or of the empty slot ending its probe. */
+  private probe(value: string): number {
+    const t = this.table;
+    const mask = this.mask;
+    const k0 = K0;
+    const k1 = K1;
+    const k2 = K2;
+    for (let i = slotHash(k0, k1, k2) & mask; ; i = (i + 1) & mask) {
+      const j = i * SLOT;
+      const id = t[j]!;
+      if (id === 0) return j;
+      if (t[j + 1] === k0 && t[j + 2] === k1 && t[j + 3] === k2 && (k0 !== LONG || this.values[id] === value)) return j;
+    }
+  }
+
+  /** Double the table and re-insert every value (keys are recomputed from the strings). */
+  private grow(): void {
+    const slots = (this.mask + 1) * 2;
+    this.table = new Int32Array(slots * SLOT);
+    this.mask = slots - 1;
+    const t = this.table;
+    for (let id = 1; id < this.values.length - 1; id++) {
+      const v = this.values[id]!;
+      keyOf(v);
+      const j = this.probe(v);
+      t[j] = id;
+      t[j + 1] = K0;
+      t[j + 2] = K1;
+      t[j + 3] = K2;
+    }
+  }
+
+  /** Approximate heap bytes: the strings, the value array and the table. */
   estimateBytes(): number {
     let chars = 0;
     for (let i = 1; i < this.values.length; i++) chars += this.values[i]!.length;
-    return chars * 2 + this.values.length * 8 + this.ids.size * 48;
+    return chars * 2 + this.values.length * 8 + this.table.byteLength;
   }
 }

@@ -27,14 +27,10 @@ export class Head {
   private readonly frozen = new Set<MinuteBucket>();
   private readonly hasKeys: boolean;
   private readonly metricCount: number;
-  private readonly rowIds: Uint32Array;
-  private readonly rowMetrics: Float64Array;
 
   constructor(ds: Datasource) {
     this.dictionaries = ds.dimensions.map(() => new Dictionary());
     this.metricCount = ds.metrics.length;
-    this.rowIds = new Uint32Array(ds.dimensions.length);
-    this.rowMetrics = new Float64Array(ds.metrics.length);
     this.hasKeys = ds.dedupKey !== null;
   }
 
@@ -43,22 +39,24 @@ export class Head {
    * `keyHashes` the (hi, lo) dedup key hashes of the rows, kept so that segments can persist them.
    */
   append(batch: RowBatch, ids: readonly Uint32Array[], keyHashes: Uint32Array | null): void {
-    const rowIds = this.rowIds;
-    const rowMetrics = this.rowMetrics;
-    let bucket: MinuteBucket | undefined;
-    for (let r = 0; r < batch.length; r++) {
-      const ts = batch.ts[r]!;
-      const minute = ts - (ts % MINUTE_MS);
-      if (bucket === undefined || bucket.minTs !== minute) {
-        bucket = this.buckets.get(minute);
-        if (bucket === undefined) {
-          bucket = new MinuteBucket(minute, this.dictionaries, this.metricCount, this.hasKeys);
-          this.buckets.set(minute, bucket);
-        }
+    // Rows of a batch come in runs of one minute (producers send in time order): each run is copied column by
+    // column into its bucket.
+    const ts = batch.ts;
+    const n = batch.length;
+    let r = 0;
+    while (r < n) {
+      const t = ts[r]!;
+      const minute = t - (t % MINUTE_MS);
+      const end = minute + MINUTE_MS;
+      let to = r + 1;
+      while (to < n && ts[to]! >= minute && ts[to]! < end) to++;
+      let bucket = this.buckets.get(minute);
+      if (bucket === undefined) {
+        bucket = new MinuteBucket(minute, this.dictionaries, this.metricCount, this.hasKeys);
+        this.buckets.set(minute, bucket);
       }
-      for (let d = 0; d < rowIds.length; d++) rowIds[d] = ids[d]![r]!;
-      for (let m = 0; m < this.metricCount; m++) rowMetrics[m] = batch.metrics[m]![r]!;
-      bucket.append(ts, rowIds, rowMetrics, keyHashes === null ? 0 : keyHashes[2 * r]!, keyHashes === null ? 0 : keyHashes[2 * r + 1]!);
+      bucket.appendRows(ts, ids, batch.metrics, keyHashes, r, to);
+      r = to;
     }
   }
 

@@ -1,0 +1,70 @@
+/**
+ * The head dictionary gives each distinct string one dense id and never gives two strings the same id — for short
+ * values packed into the table and for long ones found by hash, also when long values' hashes collide.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { Dictionary, setLongHashForTests } from '../src/head/dictionary.js';
+
+/** Strings of every kind the table distinguishes: short one-byte, long, non-Latin-1, empty, NUL, near the 11-char edge. */
+const valueArb = fc.oneof(
+  fc.string({ maxLength: 12 }),
+  fc.string({ minLength: 10, maxLength: 40 }),
+  fc.string({ unit: 'binary', maxLength: 14 }),
+  fc.constantFrom('', '\0', 'a\0', 'abcdefghijk', 'abcdefghijkl', 'ÿÿÿÿÿÿÿÿÿÿÿ', 'Ā', 'bangalore'),
+);
+
+function agreesWithMap(ops: (string | null)[], dict = new Dictionary()): void {
+  const model = new Map<string, number>();
+  for (const v of ops) {
+    const before = dict.idOf(v);
+    const id = dict.intern(v);
+    if (v === null) {
+      expect([before, id]).toEqual([0, 0]);
+      continue;
+    }
+    const known = model.get(v);
+    expect(before).toBe(known);
+    const want = known ?? model.size + 1;
+    model.set(v, want);
+    expect(id).toBe(want);
+    expect(dict.value(id)).toBe(v);
+  }
+  expect(dict.size).toBe(model.size + 1);
+  for (const [v, id] of model) expect(dict.idOf(v)).toBe(id);
+}
+
+/** A dictionary that takes a value and its upper-case form for one (a stand-in for a table that confuses keys). */
+class CaseBlindDictionary extends Dictionary {
+  override idOf(value: string | null): number | undefined {
+    return super.idOf(value === null ? null : value.toUpperCase());
+  }
+  override intern(value: string | null): number {
+    return super.intern(value === null ? null : value.toUpperCase());
+  }
+}
+
+describe('head dictionary', () => {
+  it('ids equal a Map model: dense, stable, one per distinct string, across table growth', () => {
+    fc.assert(fc.property(fc.array(fc.option(valueArb, { nil: null, freq: 10 }), { maxLength: 400 }), (ops) => agreesWithMap(ops)), { numRuns: 300 });
+  });
+
+  it('long values whose 64-bit hashes collide still get distinct ids (a hash match is confirmed by the string)', () => {
+    const previous = setLongHashForTests((_v, out, i) => {
+      out[2 * i] = 7;
+      out[2 * i + 1] = 7;
+    });
+    try {
+      fc.assert(fc.property(fc.array(fc.string({ minLength: 12, maxLength: 20 }), { maxLength: 150 }), (ops) => agreesWithMap(ops)), { numRuns: 50 });
+      const dict = new Dictionary();
+      expect([dict.intern('long-value-number-1'), dict.intern('long-value-number-2'), dict.idOf('long-value-number-1')]).toEqual([1, 2, 1]);
+    } finally {
+      setLongHashForTests(previous);
+    }
+  });
+
+  it('canary: the same property finds a dictionary that confuses two values', () => {
+    const outcome = fc.check(fc.property(fc.array(fc.option(valueArb, { nil: null, freq: 10 }), { maxLength: 400 }), (ops) => agreesWithMap(ops, new CaseBlindDictionary())), { numRuns: 300 });
+    expect(outcome.failed).toBe(true);
+  });
+});
