@@ -15,6 +15,11 @@ export function compress(raw: Buffer): Buffer {
   return lz4.compressSync(raw);
 }
 
+/** `compress` on libuv's thread pool; the same bytes. `raw` must not change until the promise settles. */
+export function compressAsync(raw: Buffer): Promise<Buffer> {
+  return lz4.compress(raw);
+}
+
 /** Decompress `stored`; `expected` is the exact decompressed size when known (segment sections). */
 export function decompress(stored: Buffer, expected?: number): Buffer {
   if (stored.length < 4) throw new Error(`lz4 block of ${stored.length} bytes is too short`);

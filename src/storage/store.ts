@@ -30,7 +30,7 @@ import { MergePool } from '../compact/pool.js';
 import { compactionBacklog, expiredSegments, planMerge, type MergePlan, type PlanContext } from '../compact/planner.js';
 import { DiskSegment } from '../segment/reader.js';
 import { MINUTE_MS } from '../time.js';
-import { encodeBatch, frameRecord } from '../wal/record.js';
+import { encodeBatchAsync, frameRecord } from '../wal/record.js';
 import { replayWal } from '../wal/replay.js';
 import { WalWriter, walFileName, walFileSeq, type FsyncMode } from '../wal/wal.js';
 import { publishFile, type FileSystem } from './fs.js';
@@ -391,10 +391,11 @@ export class Store {
     if (this.closed) throw new TallyError('ENGINE_CLOSED', 'the engine is closed');
     const lsn = ++this.lastLsn;
     const rows = p.rows;
-    const framed = frameRecord(encodeBatch({
+    const raw = rows.length * (8 + 4 * p.logged.length + 8 * rows.metrics.length + (p.keyHashes === null ? 0 : 8));
+    const framed = encodeBatchAsync({
       lsn, ds: ds.name, n: rows.length, ts: rows.ts, dims: p.logged, metrics: rows.metrics, keyHashes: p.keyHashes,
-    }));
-    return { lsn, done: this.wal.append(framed, lsn) };
+    }).then(frameRecord);
+    return { lsn, done: this.wal.append(framed, lsn, raw) };
   }
 
   committed(pipeline: IngestPipeline, p: PreparedBatch, lsn: number, seq: number): void {

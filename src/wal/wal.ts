@@ -41,7 +41,10 @@ export function walFileSeq(name: string): number | null {
 }
 
 interface Pending {
-  buf: Buffer;
+  /** The framed record, or its encoding still under way (compression runs on the thread pool). */
+  buf: Buffer | Promise<Buffer>;
+  /** Bytes counted in the backlog for it until it is written. */
+  bytes: number;
   lsn: number;
   resolve: (seq: number) => void;
   reject: (e: unknown) => void;
@@ -99,13 +102,17 @@ export class WalWriter {
     return this.failure;
   }
 
-  /** Append one framed record; resolves with the file sequence number it landed in, once durable per the mode. */
-  append(framed: Buffer, lsn: number): Promise<number> {
+  /**
+   * Append one framed record (or a promise of it: records are written in the order of `append` calls, whenever
+   * their encodings finish); resolves with the file sequence number it landed in, once durable per the mode.
+   * `bytes` is what the backlog counts for it while queued (its size, or an estimate while it is encoded).
+   */
+  append(framed: Buffer | Promise<Buffer>, lsn: number, bytes = Buffer.isBuffer(framed) ? framed.length : 0): Promise<number> {
     if (this.failure !== null) return Promise.reject(this.failure);
     if (this.closed) return Promise.reject(new TallyError('ENGINE_CLOSED', 'the WAL is closed'));
     return new Promise<number>((resolve, reject) => {
-      this.queue.push({ buf: framed, lsn, resolve, reject });
-      this.queuedBytes += framed.length;
+      this.queue.push({ buf: framed, bytes, lsn, resolve, reject });
+      this.queuedBytes += bytes;
       if (this.flushing === null) this.flushing = this.flushLoop();
     });
   }
@@ -113,17 +120,31 @@ export class WalWriter {
   private async flushLoop(): Promise<void> {
     try {
       while (this.queue.length > 0) {
-        const group = this.queue;
+        let group = this.queue;
         this.queue = [];
-        const bytes = group.reduce((n, p) => n + p.buf.length, 0);
-        this.queuedBytes -= bytes;
+        this.queuedBytes -= group.reduce((n, p) => n + p.bytes, 0);
+        // Encodings still under way finish first; one that failed fails its own append only.
+        const settled = await Promise.allSettled(group.map((p) => p.buf));
+        const bufs: Buffer[] = [];
+        const ready: Pending[] = [];
+        settled.forEach((s, i) => {
+          if (s.status === 'fulfilled') {
+            bufs.push(s.value);
+            ready.push(group[i]!);
+          } else {
+            group[i]!.reject(s.reason);
+          }
+        });
+        group = ready;
+        if (group.length === 0) continue;
         if (this.failure !== null) {
           for (const p of group) p.reject(this.failure);
           continue;
         }
+        const bytes = bufs.reduce((n, b) => n + b.length, 0);
         try {
           if (this.sizeBytes > WAL_HEADER_BYTES && this.sizeBytes + bytes > this.opts.segmentBytes) await this.rotate(group[0]!.lsn);
-          await this.writeGroup(group.length === 1 ? group[0]!.buf : Buffer.concat(group.map((p) => p.buf), bytes));
+          await this.writeGroup(bufs.length === 1 ? bufs[0]! : Buffer.concat(bufs, bytes));
           const seq = this.seqNo;
           for (const p of group) p.resolve(seq);
         } catch (e) {
