@@ -18,6 +18,7 @@ import { RoaringBitmap32, type Bitmap } from '../bitmap.js';
 import type { DictionaryView, Selection, TimestampView } from '../query/reader.js';
 import type { SegmentSource } from '../segment/format.js';
 import type { Dictionary } from './dictionary.js';
+import type { LoggedDimension } from '../wal/record.js';
 import { MINUTE_MS } from '../time.js';
 
 const INITIAL_CAPACITY = 256;
@@ -60,17 +61,23 @@ export class MinuteBucket implements SegmentSource {
   }
 
   /**
-   * Append rows from..to-1 of a batch's columns, all in this bucket's minute: `ids[d]` are ids in the head
-   * dictionaries, `metrics[m]` NaN for null, `keyHashes` the (hi, lo) dedup key hashes. One copy per column.
+   * Append rows from..to-1 of a batch's columns, all in this bucket's minute: `dims[d].ids` are batch-local ids
+   * and `toHead[d]` maps them to head dictionary ids, `metrics[m]` NaN for null, `keyHashes` the (hi, lo) dedup
+   * key hashes. One pass per column.
    */
-  appendRows(ts: Float64Array, ids: readonly Uint32Array[], metrics: readonly Float64Array[], keyHashes: Uint32Array | null, from: number, to: number): void {
+  appendRows(ts: Float64Array, dims: readonly LoggedDimension[], toHead: readonly Int32Array[], metrics: readonly Float64Array[], keyHashes: Uint32Array | null, from: number, to: number): void {
     const count = to - from;
     while (this.rowCount + count > this.capacity) this.grow();
     const r0 = this.rowCount;
     const offsets = this.offsets;
     const minTs = this.minTs;
     for (let i = 0; i < count; i++) offsets[r0 + i] = ts[from + i]! - minTs;
-    for (let d = 0; d < this.ids.length; d++) this.ids[d]!.set(ids[d]!.subarray(from, to), r0);
+    for (let d = 0; d < this.ids.length; d++) {
+      const out = this.ids[d]!;
+      const local = dims[d]!.ids;
+      const th = toHead[d]!;
+      for (let i = 0; i < count; i++) out[r0 + i] = th[local[from + i]!]!;
+    }
     for (let m = 0; m < this.values.length; m++) this.values[m]!.set(metrics[m]!.subarray(from, to), r0);
     if (this.keys !== null) {
       if (keyHashes === null) this.keys.fill(0, 2 * r0, 2 * (r0 + count));

@@ -7,6 +7,7 @@
  * storage layer; the head never drops a row on its own.
  */
 import type { RowBatch } from '../schema/event.js';
+import type { LoggedDimension } from '../wal/record.js';
 import type { Datasource } from '../schema/datasource.js';
 import { MINUTE_MS } from '../time.js';
 import { MinuteBucket } from './bucket.js';
@@ -35,10 +36,11 @@ export class Head {
   }
 
   /**
-   * Append rows 0..batch.length-1 of `batch`; `ids[d][r]` is the interned id of `batch.dims[d][r]`, and
-   * `keyHashes` the (hi, lo) dedup key hashes of the rows, kept so that segments can persist them.
+   * Append rows 0..batch.length-1 of `batch` (its times and metrics); row r's value of dimension d is
+   * `dims[d].values[dims[d].ids[r]]`, whose head dictionary id is `toHead[d][dims[d].ids[r]]` (interned by the
+   * caller). `keyHashes` are the (hi, lo) dedup key hashes of the rows, kept so that segments can persist them.
    */
-  append(batch: RowBatch, ids: readonly Uint32Array[], keyHashes: Uint32Array | null): void {
+  append(batch: RowBatch, dims: readonly LoggedDimension[], toHead: readonly Int32Array[], keyHashes: Uint32Array | null): void {
     // Rows of a batch come in runs of one minute (producers send in time order): each run is copied column by
     // column into its bucket.
     const ts = batch.ts;
@@ -55,7 +57,7 @@ export class Head {
         bucket = new MinuteBucket(minute, this.dictionaries, this.metricCount, this.hasKeys);
         this.buckets.set(minute, bucket);
       }
-      bucket.appendRows(ts, ids, batch.metrics, keyHashes, r, to);
+      bucket.appendRows(ts, dims, toHead, batch.metrics, keyHashes, r, to);
       r = to;
     }
   }

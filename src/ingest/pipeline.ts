@@ -60,10 +60,10 @@ export interface PreparedBatch {
   result: IngestResult;
   /** The accepted rows' times and metrics, compacted to 0..rows.length-1 (dimensions are in `ids` and `logged`). */
   rows: RowBatch;
-  /** Head dictionary ids of the accepted rows, per dimension. */
-  ids: Uint32Array[];
   /** The accepted rows' dimensions as the WAL logs them: the batch-local dictionary and each row's index into it. */
   logged: LoggedDimension[];
+  /** Per dimension, batch-local id → head dictionary id; resolved (≥ 0) for every local id an accepted row uses. */
+  toHead: Int32Array[];
   /** 64-bit hashes (hi, lo) of the accepted rows' dedup keys, one pair per row; null without a dedup key. */
   keyHashes: Uint32Array | null;
   maxTs: number;
@@ -100,6 +100,7 @@ export class IngestPipeline {
    * intern each distinct new value once. A large batch yields to the event loop every PREPARE_SLICE_MS, so queries
    * are served meanwhile; that changes no decision: the watermark and the clock are read once at the start, and a
    * key enters the dedup index the moment its event is accepted, so batches that interleave still see it.
+   * `cols` belongs to the call from then on: its columns may be compacted in place and become the batch's.
    */
   async decide(cols: EventColumns): Promise<PreparedBatch> {
     const ds = this.ds;
@@ -116,7 +117,6 @@ export class IngestPipeline {
     let duplicates = 0;
     const ts = new Float64Array(n);
     const metrics = Array.from({ length: metricCount }, () => new Float64Array(n));
-    const ids = Array.from({ length: dimCount }, () => new Uint32Array(n));
     const loggedIds = Array.from({ length: dimCount }, () => new Uint32Array(n));
     const keyHashes = cols.keyHashes === null || dedup === null ? null : new Uint32Array(2 * n);
     /**
@@ -203,7 +203,6 @@ export class IngestPipeline {
           fresh[d] = dicts[d]!.intern(cols.dims[d]!.values[local]!);
           toHead[d]![local] = fresh[d]!;
         }
-        ids[d]![k] = fresh[d]!;
         loggedIds[d]![k] = local;
       }
       if (keyHashes !== null) {
@@ -220,8 +219,8 @@ export class IngestPipeline {
     return {
       result: { accepted: k, duplicates, rejected },
       rows: { length: k, ts: ts.subarray(0, k), dims: [], metrics: metrics.map((m) => m.subarray(0, k)) },
-      ids: ids.map((a) => a.subarray(0, k)),
       logged: cols.dims.map((d, i) => ({ values: d.values, ids: loggedIds[i]!.subarray(0, k) })),
+      toHead,
       keyHashes: keyHashes === null ? null : keyHashes.subarray(0, 2 * k),
       maxTs,
     };
@@ -248,90 +247,77 @@ export class IngestPipeline {
   private decideColumnwise(cols: EventColumns, toHead: Int32Array[], lim: { futureLimit: number; lateLimit: number; retentionLimit: number }, rejected: RejectedEvent[]): PreparedBatch {
     const n = cols.n;
     const dedup = this.dedup;
-    const srcHashes = dedup === null ? null : cols.keyHashes;
-    const keyHashes = srcHashes === null ? null : new Uint32Array(2 * n);
-    const accepted = new Uint32Array(n);
+    const keyHashes = dedup === null ? null : cols.keyHashes;
+    const ts = cols.ts;
     const { futureLimit, lateLimit, retentionLimit } = lim;
+    /** Rows kept so far, by batch row; null while every row is kept (then nothing is moved). */
+    let kept: Uint32Array | null = null;
     let unremembered: Set<string> | null = null;
     let duplicates = 0;
     let maxTs = -Infinity;
     let k = 0;
+    // Accepted rows are compacted in place (row r moves to k <= r): `cols` belongs to this call.
     for (let r = 0; r < n; r++) {
-      const t = cols.ts[r]!;
+      const t = ts[r]!;
+      let ok = false;
       if (t > futureLimit) {
         rejected.push(this.inFuture(cols.index[r]!, t, futureLimit));
-        continue;
-      }
-      if (srcHashes !== null) {
-        const hi = srcHashes[2 * r]!;
-        const lo = srcHashes[2 * r + 1]!;
+      } else if (keyHashes !== null) {
+        const hi = keyHashes[2 * r]!;
+        const lo = keyHashes[2 * r + 1]!;
         if (dedup!.has(hi, lo) || unremembered?.has(`${hi}:${lo}`)) {
           duplicates++;
-          continue;
-        }
-        if (t < lateLimit) {
+        } else if (t < lateLimit) {
           rejected.push(this.tooLate(cols.index[r]!, t, lateLimit));
-          continue;
-        }
-        if (t < retentionLimit) {
+        } else if (t < retentionLimit) {
           rejected.push(this.beyondRetention(cols.index[r]!, t, retentionLimit));
-          continue;
+        } else {
+          keyHashes[2 * k] = hi;
+          keyHashes[2 * k + 1] = lo;
+          if (!dedup!.add(hi, lo, t)) (unremembered ??= new Set()).add(`${hi}:${lo}`);
+          ok = true;
         }
-        keyHashes![2 * k] = hi;
-        keyHashes![2 * k + 1] = lo;
-        if (!dedup!.add(hi, lo, t)) (unremembered ??= new Set()).add(`${hi}:${lo}`);
       } else if (t < lateLimit) {
         rejected.push(this.tooLate(cols.index[r]!, t, lateLimit));
-        continue;
       } else if (t < retentionLimit) {
         rejected.push(this.beyondRetention(cols.index[r]!, t, retentionLimit));
+      } else {
+        ok = true;
+      }
+      if (!ok) {
+        if (kept === null) {
+          kept = new Uint32Array(n);
+          for (let i = 0; i < k; i++) kept[i] = i;
+        }
         continue;
       }
       if (t > maxTs) maxTs = t;
-      accepted[k++] = r;
+      ts[k] = t;
+      if (kept !== null) kept[k] = r;
+      k++;
     }
+    const compact = <T extends Float64Array | Uint32Array>(col: T): T => {
+      if (kept !== null) for (let i = 0; i < k; i++) col[i] = col[kept[i]!]!;
+      return col.subarray(0, k) as T;
+    };
+    const logged = cols.dims.map((d) => ({ values: d.values, ids: compact(d.ids) }));
     const dicts = this.head.dictionaries;
-    const ids = cols.dims.map((dim, d) => {
-      const local = dim.ids;
-      const values = dim.values;
+    for (let d = 0; d < logged.length; d++) {
+      const local = logged[d]!.ids;
+      const values = logged[d]!.values;
       const th = toHead[d]!;
       const dict = dicts[d]!;
-      const out = new Uint32Array(k);
       for (let i = 0; i < k; i++) {
-        const l = local[accepted[i]!]!;
-        let h = th[l]!;
-        if (h < 0) {
-          h = dict.intern(values[l]!);
-          th[l] = h;
-        }
-        out[i] = h;
+        const l = local[i]!;
+        if (th[l]! < 0) th[l] = dict.intern(values[l]!);
       }
-      return out;
-    });
-    const all = k === n;
-    const pick = (col: Float64Array | Uint32Array, out: Float64Array | Uint32Array): void => {
-      for (let i = 0; i < k; i++) out[i] = col[accepted[i]!]!;
-    };
-    const ts = all ? cols.ts : new Float64Array(k);
-    if (!all) pick(cols.ts, ts);
-    const metrics = cols.metrics.map((m) => {
-      if (all) return m;
-      const out = new Float64Array(k);
-      pick(m, out);
-      return out;
-    });
-    const logged = cols.dims.map((d) => {
-      if (all) return d;
-      const out = new Uint32Array(k);
-      pick(d.ids, out);
-      return { values: d.values, ids: out };
-    });
+    }
     rejected.sort((a, b) => a.index - b.index);
     return {
       result: { accepted: k, duplicates, rejected },
-      rows: { length: k, ts, dims: [], metrics },
-      ids,
+      rows: { length: k, ts: ts.subarray(0, k), dims: [], metrics: cols.metrics.map(compact) },
       logged,
+      toHead,
       keyHashes: keyHashes === null ? null : keyHashes.subarray(0, 2 * k),
       maxTs,
     };
@@ -360,7 +346,7 @@ export class IngestPipeline {
 
   /** Make a prepared batch visible: append its rows to the head and move the watermark. */
   commit(p: PreparedBatch): void {
-    this.head.append(p.rows, p.ids, p.keyHashes);
+    this.head.append(p.rows, p.logged, p.toHead, p.keyHashes);
     this.advanceWatermark(p.maxTs);
   }
 
@@ -417,21 +403,20 @@ export class IngestPipeline {
       return out;
     };
     // Each distinct value of the record is interned once; rows map through the record's local ids.
-    const ids = rec.dims.map((dim, d) => {
+    const toHead = rec.dims.map((dim, d) => {
       const dict = this.head.dictionaries[d]!;
       const values = dim.values;
-      const toHead = new Uint32Array(values.length);
-      for (let i = 0; i < values.length; i++) toHead[i] = dict.intern(values[i]!);
-      const out = new Uint32Array(kept);
-      for (let i = 0; i < kept; i++) out[i] = toHead[dim.ids[all ? i : keep![i]!]!]!;
+      const out = new Int32Array(values.length);
+      for (let i = 0; i < values.length; i++) out[i] = dict.intern(values[i]!);
       return out;
     });
     const rows: RowBatch = {
       length: kept,
       ts: pick(rec.ts, (l) => new Float64Array(l)),
-      dims: [], // not read by the head, which takes the interned ids
+      dims: [], // not read by the head, which takes the local ids and their head ids
       metrics: rec.metrics.map((m) => pick(m, (l) => new Float64Array(l))),
     };
+    const local = rec.dims.map((dim) => ({ values: dim.values, ids: pick(dim.ids, (l) => new Uint32Array(l)) }));
     let keptHashes: Uint32Array | null = null;
     if (hashes !== null) {
       keptHashes = all ? hashes : new Uint32Array(2 * kept);
@@ -442,7 +427,7 @@ export class IngestPipeline {
         }
       }
     }
-    this.head.append(rows, ids, keptHashes);
+    this.head.append(rows, local, toHead, keptHashes);
     return kept;
   }
 
