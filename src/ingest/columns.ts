@@ -41,6 +41,9 @@ export function checkBatch(events: unknown, limits: Limits): unknown[] {
   return events;
 }
 
+/** Up to this many distinct values, a batch-local dictionary is searched by comparison instead of its Map. */
+const SCAN_VALUES = 8;
+
 /** Validate `events` (an array, checked) into columns. */
 export function columnize(ds: Datasource, limits: Limits, events: unknown, validator = new EventValidator(ds, limits)): EventColumns {
   const list = checkBatch(events, limits);
@@ -64,13 +67,23 @@ export function columnize(ds: Datasource, limits: Limits, events: unknown, valid
     if (keyHashes !== null) hashKeyInto(validator.key!, keyHashes, k);
     for (let d = 0; d < dimCount; d++) {
       const v = rowValues[d]!;
-      const local = locals[d]!;
-      let id = local.get(v);
+      const values = dims[d]!.values;
+      let id: number | undefined;
+      if (values.length <= SCAN_VALUES) {
+        // A handful of values so far (gender, device, event type): comparing is cheaper than hashing.
+        for (let j = 0; j < values.length; j++) {
+          if (values[j] === v) {
+            id = j;
+            break;
+          }
+        }
+      } else {
+        id = locals[d]!.get(v);
+      }
       if (id === undefined) {
-        const values = dims[d]!.values;
         id = values.length;
         values.push(v);
-        local.set(v, id);
+        locals[d]!.set(v, id);
       }
       dims[d]!.ids[k] = id;
     }

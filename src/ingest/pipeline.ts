@@ -371,16 +371,17 @@ export class IngestPipeline {
     // some row is skipped.
     let keep: Uint32Array | null = null;
     let kept = 0;
-    let lastMinute = NaN;
+    let minuteLo = Infinity;
+    let minuteHi = -Infinity;
     let lastSealed = false;
     let maxTs = this.watermarkMs;
     for (let r = 0; r < n; r++) {
       const t = ts[r]!;
       if (dedup !== null) dedup.add(hashes![2 * r]!, hashes![2 * r + 1]!, t);
-      const minute = t - (t % MINUTE_MS);
-      if (minute !== lastMinute) {
-        lastMinute = minute;
-        lastSealed = sealedMinute(minute);
+      if (!(t >= minuteLo && t < minuteHi)) {
+        minuteLo = t - (t % MINUTE_MS);
+        minuteHi = minuteLo + MINUTE_MS;
+        lastSealed = sealedMinute(minuteLo);
       }
       if (lastSealed || t < dropBefore) {
         if (keep === null) {

@@ -361,12 +361,15 @@ export class Store {
   private track(seq: number, ds: string, ts: Float64Array, n: number, lsn: number): void {
     let t = this.walFiles.get(seq);
     if (t === undefined) this.walFiles.set(seq, (t = new Map()));
-    let last = NaN;
+    // Rows come in runs of one minute: a range check per row, the minute's key once per run.
+    let lo = Infinity;
+    let hi = -Infinity;
     for (let r = 0; r < n; r++) {
-      const m = ts[r]! - (ts[r]! % MINUTE_MS);
-      if (m === last) continue;
-      last = m;
-      const key = `${ds}\0${m}`;
+      const x = ts[r]!;
+      if (x >= lo && x < hi) continue;
+      lo = x - (x % MINUTE_MS);
+      hi = lo + MINUTE_MS;
+      const key = `${ds}\0${lo}`;
       if ((t.get(key) ?? -1) < lsn) t.set(key, lsn);
     }
   }
