@@ -58,8 +58,9 @@ export function columnize(ds: Datasource, limits: Limits, events: unknown, valid
   const dims: LoggedDimension[] = Array.from({ length: dimCount }, () => ({ values: [], ids: new Uint32Array(total) }));
   const rowValues = validator.dims;
   let k = 0;
+  const fast = EventValidator.fastPathSound();
   for (let i = 0; i < total; i++) {
-    const bad = validator.validate(list[i], rows, k);
+    const bad = fast && validator.accept(list[i], rows, k) ? null : validator.validate(list[i], rows, k);
     if (bad !== null) {
       rejected.push({ index: i, code: bad.code, message: bad.message });
       continue;

@@ -67,6 +67,90 @@ export class EventValidator {
     this.dimCount = ds.dimensions.length;
     this.dims = ds.dimensions.map(() => null);
     this.metricCount = ds.metrics.length;
+    this.accept = this.compileAccept();
+  }
+
+  /**
+   * The fast path of `validate`, generated for this datasource: reads each known field by name (monomorphic property
+   * loads, where `validate` walks the keys and looks each up), and returns true only for an event that `validate`
+   * accepts, with the same outputs written. Anything unusual — a missing or unknown field, a field explicitly
+   * undefined, an ISO-8601 time, a wrong type, a long or non-well-formed string, a prototype other than
+   * Object.prototype or null — returns false, and the caller runs `validate`, which decides exactly.
+   */
+  readonly accept: (event: unknown, out: RowBatch, row: number) => boolean;
+
+  /**
+   * True while Object.prototype has no enumerable properties (it never has, unless a library added some): then a
+   * for-in over an event counts exactly its own keys, which `accept` relies on. Checked per batch by the caller.
+   */
+  static fastPathSound(): boolean {
+    for (const _ in Object.prototype) return false;
+    return true;
+  }
+
+  private compileAccept(): (event: unknown, out: RowBatch, row: number) => boolean {
+    const names = [...this.fields.keys()];
+    const L = this.limits;
+    const src: string[] = [
+      'if (typeof e !== "object" || e === null) return false;',
+      'const proto = Object.getPrototypeOf(e);',
+      'if (proto !== ObjectProto && proto !== null) return false;',
+      'let keys = 0;',
+      'for (const _ in e) keys++;',
+    ];
+    names.forEach((name, i) => src.push(`const v${i} = e[${JSON.stringify(name)}];`));
+    src.push('let present = 0;');
+    names.forEach((_n, i) => src.push(`if (v${i} !== undefined) present++;`));
+    src.push('if (keys !== present) return false;', 'let key = null;');
+    const writes: string[] = [];
+    names.forEach((name, i) => {
+      const f = this.fields.get(name)!;
+      const v = `v${i}`;
+      switch (f.kind) {
+        case FieldKind.Time:
+          src.push(`if (typeof ${v} !== "number" || !(${v} >= 0 && ${v} <= ${MAX_TIMESTAMP_MS}) || !Number.isInteger(${v})) return false;`);
+          writes.push(`out.ts[row] = ${v};`, `self.ts = ${v};`);
+          break;
+        case FieldKind.Dimension:
+        case FieldKind.DimensionAndKey:
+          src.push(
+            `let x${i} = null;`,
+            `if (${v} !== undefined && ${v} !== null) {`,
+            `  if (typeof ${v} !== "string" || ${v}.length * 3 > ${L.maxDimensionValueBytes} || !${v}.isWellFormed()) return false;`,
+            `  x${i} = ${v};`,
+            '}',
+          );
+          if (f.kind === FieldKind.DimensionAndKey) src.push(`key = x${i};`);
+          writes.push(`self.dims[${f.index}] = x${i};`);
+          break;
+        case FieldKind.Metric:
+          src.push(
+            `let x${i} = NaN;`,
+            `if (${v} !== undefined && ${v} !== null) {`,
+            `  if (typeof ${v} !== "number" || !Number.isFinite(${v})${this.intMetric[f.index] ? ` || !Number.isSafeInteger(${v})` : ''}) return false;`,
+            `  x${i} = ${v};`,
+            '}',
+          );
+          writes.push(`out.metrics[${f.index}][row] = x${i};`);
+          break;
+        case FieldKind.DedupKey:
+          src.push(
+            `if (${v} !== undefined && ${v} !== null) {`,
+            `  if (typeof ${v} === "string") {`,
+            `    if (${v}.length === 0 || ${v}.length > ${L.maxDedupKeyLength} || !${v}.isWellFormed()) return false;`,
+            `    key = ${v};`,
+            `  } else if (typeof ${v} === "number" && Number.isSafeInteger(${v})) key = String(${v});`,
+            '  else return false;',
+            '}',
+          );
+          break;
+      }
+    });
+    if (!names.some((n) => this.fields.get(n)!.kind === FieldKind.Time)) throw new Error('a datasource always has a time field');
+    if (this.ds.dedupKey !== null) src.push(`if (key === null || key.length === 0 || key.length > ${L.maxDedupKeyLength}) return false;`);
+    src.push(...writes, 'self.key = key;', 'return true;');
+    const make = new Function('ObjectProto', 'self', `return function accept(e, out, row) {\n${src.join('\n')}\n};`) as (proto: object, self: EventValidator) => (event: unknown, out: RowBatch, row: number) => boolean;
+    return make(Object.prototype, this);
   }
 
   /**

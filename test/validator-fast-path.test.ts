@@ -1,0 +1,97 @@
+/**
+ * The validator's generated fast path (`accept`) never decides differently from `validate`: whenever it accepts an
+ * event, `validate` accepts it too, with the same time, dimensions, metrics and dedup key. Everything it declines
+ * goes to `validate`, so declining is always safe; the property checks it accepts the common shapes.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { EventValidator, allocRowBatch } from '../src/schema/event.js';
+import { resolveDatasource } from '../src/schema/datasource.js';
+import { DEFAULT_LIMITS, type Limits } from '../src/limits.js';
+
+const LIMITS: Limits = { ...DEFAULT_LIMITS, maxDimensionValueBytes: 30, maxDedupKeyLength: 12 };
+const SPECS = [
+  { name: 'a', dimensions: ['d0', 'd1'], metrics: [{ name: 'm0', type: 'int' }, { name: 'm1', type: 'float' }], dedupKey: 'id' },
+  { name: 'b', dimensions: ['d0', 'd1'], metrics: [{ name: 'm0', type: 'int' }], dedupKey: 'd1' },
+  { name: 'c', dimensions: ['d0'], metrics: [] },
+].map((s) => resolveDatasource(s, LIMITS));
+
+const stringArb = fc.oneof(
+  fc.constantFrom('bangalore', 'male', '', 'x'.repeat(10), 'x'.repeat(11), 'é'.repeat(10), '\ud800', 'a\udc00b'),
+  fc.string({ maxLength: 40 }),
+);
+const valueArb: fc.Arbitrary<unknown> = fc.oneof(
+  { weight: 6, arbitrary: stringArb },
+  { weight: 4, arbitrary: fc.oneof(fc.integer(), fc.double(), fc.constantFrom(0, -1, 2 ** 53, NaN, Infinity, 1.5)) },
+  { weight: 1, arbitrary: fc.constantFrom(null, undefined, true, [], {}) },
+);
+const tsArb = fc.oneof(
+  { weight: 8, arbitrary: fc.integer({ min: 0, max: 2 ** 45 }) },
+  { weight: 2, arbitrary: fc.constantFrom(-1, 1.5, 253_402_300_799_999, 253_402_300_800_000, '2026-11-23T00:00:00Z', null, undefined, NaN) },
+);
+/** Mostly values a producer sends (so the fast path is exercised), sometimes anything. */
+const goodOrAny = (good: fc.Arbitrary<unknown>): fc.Arbitrary<unknown> => fc.oneof({ weight: 8, arbitrary: good }, { weight: 2, arbitrary: valueArb });
+const dimArb = goodOrAny(fc.oneof(fc.constantFrom('bangalore', 'male', 'x'.repeat(10), 'y'.repeat(31), 'é'.repeat(16), null), fc.string({ maxLength: 12 })));
+const metricArb = goodOrAny(fc.oneof(fc.integer({ min: -99, max: 99 }), fc.constant(null)));
+const keyArb = goodOrAny(fc.oneof(fc.string({ minLength: 1, maxLength: 14 }), fc.integer({ min: 0, max: 10 ** 13 })));
+
+/** Events of a datasource's fields, with some fields missing, extra or of the wrong kind, in several object forms. */
+function eventArb(fields: string[]): fc.Arbitrary<unknown> {
+  const entries = fc.tuple(
+    tsArb,
+    fc.tuple(...fields.map((f) => fc.option(f.startsWith('m') ? metricArb : f === 'id' ? keyArb : dimArb, { nil: undefined, freq: 8 }).map((v) => [f, v] as const))),
+    fc.option(fc.constantFrom('extra', '__proto__', 'toString'), { nil: undefined, freq: 6 }),
+    fc.oneof({ weight: 8, arbitrary: fc.constant('plain') }, { weight: 1, arbitrary: fc.constantFrom('null-proto', 'class', 'explicit-undefined', 'getter') }),
+  );
+  return entries.map(([ts, vals, extra, form]) => {
+    const e: Record<string, unknown> = form === 'null-proto' ? Object.create(null) : form === 'class' ? new (class Ev {})() : {};
+    if (ts !== undefined || form === 'explicit-undefined') e.ts = ts;
+    for (const [k, v] of vals) if (v !== undefined || form === 'explicit-undefined') e[k] = v;
+    if (extra !== undefined) Object.defineProperty(e, extra, { value: 1, enumerable: true, configurable: true, writable: true });
+    if (form === 'getter') Object.defineProperty(e, 'd0', { get: () => 'from-getter', enumerable: true, configurable: true });
+    return e;
+  });
+}
+
+function check(ds: (typeof SPECS)[number], e: unknown, fast: EventValidator, slow: EventValidator, counts: { fast: number; slow: number }): void {
+  const a = allocRowBatch(ds, 1);
+  const b = allocRowBatch(ds, 1);
+  if (!fast.accept(e, a, 0)) {
+    counts.slow++;
+    return;
+  }
+  counts.fast++;
+  expect(slow.validate(e, b, 0)).toBeNull();
+  expect([a.ts[0], fast.dims, fast.key, a.metrics.map((m) => m[0])]).toEqual([b.ts[0], slow.dims, slow.key, b.metrics.map((m) => m[0])]);
+}
+
+describe('validator fast path', () => {
+  it('accepts only what validate accepts, with identical outputs; declines the rest to validate', () => {
+    for (const ds of SPECS) {
+      const fields = [...ds.dimensions, ...ds.metrics.map((m) => m.name), ...(ds.dedupKey !== null && !ds.dimensions.includes(ds.dedupKey) ? [ds.dedupKey] : [])];
+      const fast = new EventValidator(ds, LIMITS);
+      const slow = new EventValidator(ds, LIMITS);
+      const counts = { fast: 0, slow: 0 };
+      fc.assert(fc.property(eventArb(fields), (e) => check(ds, e, fast, slow, counts)), { numRuns: 1500 });
+      // Both outcomes happened, so the property speaks for the fast path, not only for declining.
+      expect(counts.fast).toBeGreaterThan(20);
+      expect(counts.slow).toBeGreaterThan(20);
+    }
+  });
+
+  it('a typical event takes the fast path', () => {
+    const ds = SPECS[0]!;
+    const v = new EventValidator(ds, LIMITS);
+    expect(v.accept({ ts: 1_700_000_000_000, id: 'ev-1', d0: 'bangalore', d1: 'male', m0: 3, m1: 0.25 }, allocRowBatch(ds, 1), 0)).toBe(true);
+    expect([v.ts, v.dims, v.key]).toEqual([1_700_000_000_000, ['bangalore', 'male'], 'ev-1']);
+  });
+
+  it('canary: the property finds a fast path compiled with a looser string limit than validate uses', () => {
+    const ds = SPECS[0]!;
+    const fields = ['d0', 'd1', 'm0', 'm1', 'id'];
+    const loose = new EventValidator(ds, { ...LIMITS, maxDimensionValueBytes: 10_000 });
+    const slow = new EventValidator(ds, LIMITS);
+    const outcome = fc.check(fc.property(eventArb(fields), (e) => check(ds, e, loose, slow, { fast: 0, slow: 0 })), { numRuns: 1500 });
+    expect(outcome.failed).toBe(true);
+  });
+});
