@@ -4,7 +4,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { Dictionary, setLongHashForTests } from '../src/head/dictionary.js';
+import { Dictionary, StringTable, setLongHashForTests } from '../src/head/dictionary.js';
 
 /** Strings of every kind the table distinguishes: short one-byte, long, non-Latin-1, empty, NUL, near the 11-char edge. */
 const valueArb = fc.oneof(
@@ -60,6 +60,45 @@ describe('head dictionary', () => {
       expect([dict.intern('long-value-number-1'), dict.intern('long-value-number-2'), dict.idOf('long-value-number-1')]).toEqual([1, 2, 1]);
     } finally {
       setLongHashForTests(previous);
+    }
+  });
+
+  it('a string table reset between batches answers each batch like a fresh Map (batch-local dictionaries)', () => {
+    const table = new StringTable([], 1);
+    fc.assert(fc.property(fc.array(fc.array(valueArb, { maxLength: 300 }), { maxLength: 6 }), (batches) => {
+      for (const batch of batches) {
+        const values: string[] = [];
+        const model = new Map<string, number>();
+        table.reset(values);
+        for (const v of batch) {
+          const tag = table.get(v);
+          expect(tag === 0 ? undefined : tag - 1).toBe(model.get(v));
+          if (tag === 0) {
+            model.set(v, values.length);
+            values.push(v);
+            table.set(v, values.length);
+          }
+        }
+      }
+    }), { numRuns: 200 });
+  });
+
+  it('a string table shrinks after a large batch and still answers exactly', () => {
+    const table = new StringTable([], 1);
+    for (const size of [5000, 3, 5000, 10]) {
+      const values: string[] = [];
+      table.reset(values);
+      for (let i = 0; i < size; i++) {
+        const v = `v${i % (size - 1 || 1)}`;
+        const tag = table.get(v);
+        if (i < (size - 1 || 1)) expect(tag).toBe(0);
+        else expect(tag).toBe(1);
+        if (tag === 0) {
+          values.push(v);
+          table.set(v, values.length);
+        }
+      }
+      expect(table.get('absent-value')).toBe(0);
     }
   });
 

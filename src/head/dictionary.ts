@@ -68,47 +68,54 @@ function slotHash(k0: number, k1: number, k2: number): number {
   return Math.imul(h, 0x27d4eb2f) ^ (h >>> 13);
 }
 
-export class Dictionary implements DictionaryView {
-  private readonly values: (string | null)[] = [null];
+/**
+ * string → tag (a positive int32) in one flat table, as described above; the string of tag t is
+ * `values[t - base]`, used to confirm a long value's hash match. The head dictionary and the batch-local
+ * dictionaries of ingest (ingest/columns.ts, which reuses one table per dimension across batches) are built on it.
+ */
+export class StringTable {
   private table = new Int32Array(INITIAL_SLOTS * SLOT);
   private mask = INITIAL_SLOTS - 1;
+  private entries = 0;
 
-  get size(): number {
-    return this.values.length;
+  constructor(private values: readonly (string | null)[], private readonly base: number) {}
+
+  /** The tag stored for `value`, or 0. */
+  get(value: string): number {
+    keyOf(value);
+    return this.table[this.probe(value)]!;
   }
 
-  value(id: number): string | null {
-    return this.values[id] ?? null;
-  }
-
-  idOf(value: string | null): number | undefined {
-    if (value === null) return 0;
+  /** Store `tag` (> 0) for `value`, which must be absent. */
+  set(value: string, tag: number): void {
+    if (2 * (this.entries + 1) > this.mask + 1) this.grow();
     keyOf(value);
     const j = this.probe(value);
-    const id = this.table[j]!;
-    return id === 0 ? undefined : id;
-  }
-
-  /** The id of `value`, adding it when new. */
-  intern(value: string | null): number {
-    if (value === null) return 0;
-    keyOf(value);
-    let j = this.probe(value);
-    const found = this.table[j]!;
-    if (found !== 0) return found;
-    const id = this.values.length;
-    this.values.push(value);
-    if (2 * (id + 1) > this.mask + 1) {
-      this.grow();
-      keyOf(value);
-      j = this.probe(value);
-    }
     const t = this.table;
-    t[j] = id;
+    t[j] = tag;
     t[j + 1] = K0;
     t[j + 2] = K1;
     t[j + 3] = K2;
-    return id;
+    this.entries++;
+  }
+
+  /** Forget every entry (keeping the table's size); tags now name strings of `values`. */
+  reset(values: readonly (string | null)[]): void {
+    this.values = values;
+    const slots = this.mask + 1;
+    if (slots > 4096 && this.entries * 8 < slots) {
+      // The last use filled an eighth or less of a large table: shrink it rather than clear it every time.
+      const smaller = Math.max(INITIAL_SLOTS, 2 ** Math.ceil(Math.log2(Math.max(1, this.entries) * 4)));
+      this.table = new Int32Array(smaller * SLOT);
+      this.mask = smaller - 1;
+    } else if (this.entries > 0) {
+      this.table.fill(0);
+    }
+    this.entries = 0;
+  }
+
+  get byteLength(): number {
+    return this.table.byteLength;
   }
 
   /** The word offset of the slot holding the value whose key is in K0..K2, or of the empty slot ending its probe. */
@@ -120,27 +127,65 @@ export class Dictionary implements DictionaryView {
     const k2 = K2;
     for (let i = slotHash(k0, k1, k2) & mask; ; i = (i + 1) & mask) {
       const j = i * SLOT;
-      const id = t[j]!;
-      if (id === 0) return j;
-      if (t[j + 1] === k0 && t[j + 2] === k1 && t[j + 3] === k2 && (k0 !== LONG || this.values[id] === value)) return j;
+      const tag = t[j]!;
+      if (tag === 0) return j;
+      if (t[j + 1] === k0 && t[j + 2] === k1 && t[j + 3] === k2 && (k0 !== LONG || this.values[tag - this.base] === value)) return j;
     }
   }
 
-  /** Double the table and re-insert every value (keys are recomputed from the strings). */
+  /** Double the table and move every entry over (slots carry their keys, so no string is read). */
   private grow(): void {
+    const old = this.table;
     const slots = (this.mask + 1) * 2;
-    this.table = new Int32Array(slots * SLOT);
-    this.mask = slots - 1;
-    const t = this.table;
-    for (let id = 1; id < this.values.length - 1; id++) {
-      const v = this.values[id]!;
-      keyOf(v);
-      const j = this.probe(v);
-      t[j] = id;
-      t[j + 1] = K0;
-      t[j + 2] = K1;
-      t[j + 3] = K2;
+    const t = new Int32Array(slots * SLOT);
+    const mask = slots - 1;
+    for (let j = 0; j < old.length; j += SLOT) {
+      const tag = old[j]!;
+      if (tag === 0) continue;
+      const k0 = old[j + 1]!;
+      const k1 = old[j + 2]!;
+      const k2 = old[j + 3]!;
+      let i = slotHash(k0, k1, k2) & mask;
+      while (t[i * SLOT] !== 0) i = (i + 1) & mask;
+      const n = i * SLOT;
+      t[n] = tag;
+      t[n + 1] = k0;
+      t[n + 2] = k1;
+      t[n + 3] = k2;
     }
+    this.table = t;
+    this.mask = mask;
+  }
+}
+
+export class Dictionary implements DictionaryView {
+  private readonly values: (string | null)[] = [null];
+  /** Tags are ids: id 0 (null) is never stored. */
+  private readonly table = new StringTable(this.values, 0);
+
+  get size(): number {
+    return this.values.length;
+  }
+
+  value(id: number): string | null {
+    return this.values[id] ?? null;
+  }
+
+  idOf(value: string | null): number | undefined {
+    if (value === null) return 0;
+    const id = this.table.get(value);
+    return id === 0 ? undefined : id;
+  }
+
+  /** The id of `value`, adding it when new. */
+  intern(value: string | null): number {
+    if (value === null) return 0;
+    const found = this.table.get(value);
+    if (found !== 0) return found;
+    const id = this.values.length;
+    this.values.push(value);
+    this.table.set(value, id);
+    return id;
   }
 
   /** Approximate heap bytes: the strings, the value array and the table. */

@@ -13,6 +13,7 @@ import type { Datasource } from '../schema/datasource.js';
 import { allocRowBatch, EventValidator } from '../schema/event.js';
 import type { LoggedDimension } from '../wal/record.js';
 import { hashKeyInto } from './dedup.js';
+import { StringTable } from '../head/dictionary.js';
 import type { RejectedEvent } from './pipeline.js';
 
 export interface EventColumns {
@@ -44,6 +45,21 @@ export function checkBatch(events: unknown, limits: Limits): unknown[] {
 /** Up to this many distinct values, a batch-local dictionary is searched by comparison instead of its Map. */
 const SCAN_VALUES = 8;
 
+/**
+ * One string table per dimension for the batch-local dictionaries, reused from batch to batch of a validator
+ * (columnize is synchronous, and each call resets them): tags are local id + 1.
+ */
+const tables = new WeakMap<EventValidator, StringTable[]>();
+
+function localTables(validator: EventValidator, dimCount: number): StringTable[] {
+  let t = tables.get(validator);
+  if (t === undefined) {
+    t = Array.from({ length: dimCount }, () => new StringTable([], 1));
+    tables.set(validator, t);
+  }
+  return t;
+}
+
 /** Validate `events` (an array, checked) into columns. */
 export function columnize(ds: Datasource, limits: Limits, events: unknown, validator = new EventValidator(ds, limits)): EventColumns {
   const list = checkBatch(events, limits);
@@ -54,8 +70,11 @@ export function columnize(ds: Datasource, limits: Limits, events: unknown, valid
   const rejected: RejectedEvent[] = [];
   // Each dimension's batch-local dictionary is built as rows are accepted: distinct values in order of first use.
   const dimCount = ds.dimensions.length;
-  const locals = Array.from({ length: dimCount }, () => new Map<string | null, number>());
   const dims: LoggedDimension[] = Array.from({ length: dimCount }, () => ({ values: [], ids: new Uint32Array(total) }));
+  const locals = localTables(validator, dimCount);
+  /** Local id of null per dimension, or -1 before a row has it. */
+  const nullIds = new Int32Array(dimCount).fill(-1);
+  for (let d = 0; d < dimCount; d++) locals[d]!.reset(dims[d]!.values);
   const rowValues = validator.dims;
   let k = 0;
   const fast = EventValidator.fastPathSound();
@@ -69,22 +88,30 @@ export function columnize(ds: Datasource, limits: Limits, events: unknown, valid
     for (let d = 0; d < dimCount; d++) {
       const v = rowValues[d]!;
       const values = dims[d]!.values;
-      let id: number | undefined;
-      if (values.length <= SCAN_VALUES) {
-        // A handful of values so far (gender, device, event type): comparing is cheaper than hashing.
-        for (let j = 0; j < values.length; j++) {
-          if (values[j] === v) {
-            id = j;
-            break;
-          }
+      let id = -1;
+      if (v === null) {
+        id = nullIds[d]!;
+        if (id < 0) {
+          id = nullIds[d] = values.length;
+          values.push(null);
         }
       } else {
-        id = locals[d]!.get(v);
-      }
-      if (id === undefined) {
-        id = values.length;
-        values.push(v);
-        locals[d]!.set(v, id);
+        if (values.length <= SCAN_VALUES) {
+          // A handful of values so far (gender, device, event type): comparing is cheaper than hashing.
+          for (let j = 0; j < values.length; j++) {
+            if (values[j] === v) {
+              id = j;
+              break;
+            }
+          }
+        } else {
+          id = locals[d]!.get(v) - 1;
+        }
+        if (id < 0) {
+          id = values.length;
+          values.push(v);
+          locals[d]!.set(v, id + 1);
+        }
       }
       dims[d]!.ids[k] = id;
     }
