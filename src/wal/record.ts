@@ -8,10 +8,13 @@
  *   file   = header(16) record*
  *   header = magic "TLYW" | version u16 | reserved u16 | firstLsn u64          (little-endian)
  *   record = len u32 | crc u32 = crc32c(payload) | hcrc u32 = crc32c(len ‖ crc) | payload[len]
- *   payload = lz4 block of msgpack { v: 1, lsn, ds, n, ts, dims, metrics, keys }
- *     ts      = n × f64 LE (bytes)          metrics = [n × f64 LE (bytes), …]   (NaN = null)
- *     dims    = [{ values: [string | null, …], ids: n × u32 LE (bytes) }, …]      (a record-local dictionary)
+ *   payload = lz4 block of msgpack { v: 2, lsn, ds, n, t0, ts, dims, metrics, keys }
+ *     ts      = n × u32 LE offsets from t0 (bytes), or n × f64 LE when t0 is nil
+ *     metrics = [n × f64 LE (bytes), …]   (NaN = null)
+ *     dims    = [{ values: [string | null, …], w, ids: n × u{8w} LE (bytes) }, …]  (a record-local dictionary;
+ *               w = 1, 2 or 4 bytes an id: the narrowest that holds values.length - 1)
  *     keys    = n × (hi u32, lo u32) LE (bytes) — 64-bit dedup key hashes — or null
+ *   Version 1 payloads (ts as f64, ids as u32, no t0 or w) are still read.
  */
 import { crc32c } from '@node-rs/crc32';
 import { compress, compressAsync, decompress } from '../storage/compress.js';
@@ -111,7 +114,7 @@ export interface BatchRecord {
   keyHashes: Uint32Array | null;
 }
 
-function bytesOf(a: Float64Array | Uint32Array): Buffer {
+function bytesOf(a: Float64Array | Uint32Array | Uint16Array | Uint8Array): Buffer {
   return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
 }
 
@@ -134,13 +137,42 @@ export function encodeBatchAsync(r: BatchRecord): Promise<Buffer> {
 
 function packBatch(r: BatchRecord): Buffer {
   const n = r.n;
+  const ts = r.ts.subarray(0, n);
+  let t0: number | null = null;
+  let tsBytes: Buffer;
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (let i = 0; i < n; i++) {
+    const t = ts[i]!;
+    if (t < lo) lo = t;
+    if (t > hi) hi = t;
+  }
+  if (n > 0 && hi - lo <= 0xffffffff) {
+    // Times are integer ms (validated at ingest); a batch spans far less than the 49 days a u32 offset holds.
+    const off = new Uint32Array(n);
+    for (let i = 0; i < n; i++) off[i] = ts[i]! - lo;
+    t0 = lo;
+    tsBytes = bytesOf(off);
+  } else {
+    tsBytes = bytesOf(ts);
+  }
   return pack({
-    v: 1,
+    v: 2,
     lsn: r.lsn,
     ds: r.ds,
     n,
-    ts: bytesOf(r.ts.subarray(0, n)),
-    dims: r.dims.map((d) => ({ values: d.values, ids: bytesOf(d.ids.subarray(0, n)) })),
+    t0,
+    ts: tsBytes,
+    dims: r.dims.map((d) => {
+      const w = d.values.length <= 0x100 ? 1 : d.values.length <= 0x10000 ? 2 : 4;
+      const ids = d.ids.subarray(0, n);
+      let narrow: Uint8Array | Uint16Array | Uint32Array = ids;
+      if (w !== 4) {
+        narrow = w === 1 ? new Uint8Array(n) : new Uint16Array(n);
+        narrow.set(ids); // every id < values.length fits the width
+      }
+      return { values: d.values, w, ids: bytesOf(narrow) };
+    }),
     metrics: r.metrics.map((m) => bytesOf(m.subarray(0, n))),
     keys: r.keyHashes === null ? null : bytesOf(r.keyHashes.subarray(0, 2 * n)),
   });
@@ -149,15 +181,32 @@ function packBatch(r: BatchRecord): Buffer {
 /** Decode a payload; throws on anything malformed (the caller reports it as corruption). */
 export function decodeBatch(payload: Buffer): BatchRecord {
   const o = unpack(decompress(payload)) as Record<string, unknown>;
-  if (o === null || typeof o !== 'object' || o.v !== 1) throw new Error('unknown record version');
+  if (o === null || typeof o !== 'object' || (o.v !== 1 && o.v !== 2)) throw new Error('unknown record version');
+  const v2 = o.v === 2;
   const n = o.n as number;
   if (!Number.isSafeInteger(n) || n < 0) throw new Error('bad row count');
   if (typeof o.ds !== 'string' || !Number.isSafeInteger(o.lsn)) throw new Error('bad datasource or lsn');
   if (!Buffer.isBuffer(o.ts) || !Array.isArray(o.dims) || !Array.isArray(o.metrics)) throw new Error('missing columns');
-  const ts = new Float64Array(aligned(o.ts));
-  const dims = (o.dims as { values: unknown; ids: unknown }[]).map((d) => {
+  let ts: Float64Array;
+  if (v2 && o.t0 !== null) {
+    if (!Number.isSafeInteger(o.t0) || o.ts.length % 4 !== 0) throw new Error('bad time column');
+    const off = new Uint32Array(aligned(o.ts));
+    const t0 = o.t0 as number;
+    ts = new Float64Array(off.length);
+    for (let i = 0; i < off.length; i++) ts[i] = t0 + off[i]!;
+  } else {
+    if (o.ts.length % 8 !== 0) throw new Error('bad time column');
+    ts = new Float64Array(aligned(o.ts));
+  }
+  const dims = (o.dims as { values: unknown; ids: unknown; w?: unknown }[]).map((d) => {
     if (d === null || typeof d !== 'object' || !Array.isArray(d.values) || !Buffer.isBuffer(d.ids)) throw new Error('bad dimension column');
-    const ids = new Uint32Array(aligned(d.ids));
+    const w = v2 ? d.w : 4;
+    if (w !== 1 && w !== 2 && w !== 4) throw new Error('bad dimension id width');
+    if (d.ids.length % w !== 0) throw new Error('bad dimension column');
+    const raw = aligned(d.ids);
+    const ids = w === 4 ? new Uint32Array(raw) : new Uint32Array(d.ids.length / w);
+    if (w === 2) ids.set(new Uint16Array(raw));
+    else if (w === 1) ids.set(new Uint8Array(raw));
     const values = d.values as (string | null)[];
     if (values.some((v) => v !== null && typeof v !== 'string')) throw new Error('bad dimension value');
     for (let r = 0; r < ids.length; r++) if (ids[r]! >= values.length) throw new Error('dimension id out of range');
