@@ -12,6 +12,7 @@ import { columnize, type EventColumns } from '../ingest/columns.js';
 import { decodeBody } from './bodies.js';
 import type { Limits } from '../limits.js';
 import type { Datasource } from '../schema/datasource.js';
+import { EventValidator } from '../schema/event.js';
 
 export interface DecodeRequest {
   body: Uint8Array;
@@ -22,9 +23,28 @@ export interface DecodeRequest {
 
 export type DecodeReply = { ok: true; cols: EventColumns } | { ok: false; code: string; message: string };
 
+/**
+ * One validator per datasource definition and limits, kept across requests: its generated fast path and its
+ * batch-local dictionary tables are built once, not per batch. Keyed by the definition's JSON (requests carry
+ * copies, never the same object).
+ */
+const validators = new Map<string, EventValidator>();
+const MAX_VALIDATORS = 64;
+
+function validatorFor(ds: Datasource, limits: Limits): EventValidator {
+  const key = JSON.stringify([ds, limits]);
+  let v = validators.get(key);
+  if (v === undefined) {
+    if (validators.size >= MAX_VALIDATORS) validators.clear();
+    v = new EventValidator(ds, limits);
+    validators.set(key, v);
+  }
+  return v;
+}
+
 export default function decode(req: DecodeRequest): unknown {
   try {
-    const cols = columnize(req.ds, req.limits, decodeBody(req.body, req.type));
+    const cols = columnize(req.ds, req.limits, decodeBody(req.body, req.type), validatorFor(req.ds, req.limits));
     const transfer = [cols.index, cols.ts, ...cols.metrics, ...cols.dims.map((d) => d.ids), ...(cols.keyHashes ? [cols.keyHashes] : [])]
       .map((a) => a.buffer)
       .filter((b, i, all) => all.indexOf(b) === i);

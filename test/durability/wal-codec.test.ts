@@ -61,7 +61,7 @@ describe('WAL record codec', () => {
     ['ids that do not fill whole ids of their width', { w: 2, ids: Buffer.from([1, 0, 1]) }],
     ['an id beyond its dictionary', { w: 1, ids: Buffer.from([5, 0]) }],
   ])('%s is an error', (_what, dim) => {
-    const payload = compress(pack({ v: 2, lsn: 1, ds: 'ev', n: 2, t0: 0, ts: bytes(Uint32Array.from([0, 1])), dims: [{ values: [null, 'a'], w: 1, ids: Buffer.from([1, 0]), ...dim }], metrics: [], keys: null }));
+    const payload = compress(pack({ v: 2, lsn: 1, ds: 'ev', n: 2, t0: 0, ts: bytes(Uint32Array.from([0, 1])), dims: [Object.assign({ values: [null, 'a'], w: 1, ids: Buffer.from([1, 0]) }, dim)], metrics: [], keys: null }));
     expect(() => decodeBatch(payload)).toThrow();
   });
 });
