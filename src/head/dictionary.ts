@@ -11,7 +11,7 @@
  *    — its length and characters packed into k0..k2 — so a lookup reads one cache line and no string;
  *  - a longer value's slot holds a marker (k0 = 0xff, never a short value's length byte) and its 64-bit hash
  *    (k1, k2); a hash match is confirmed by comparing with the stored string, and a mismatch keeps probing.
- * Open addressing with linear probing, load factor at most 1/2; id 0 marks an empty slot.
+ * Open addressing with linear probing, load factor at most 1/2; tag (id) 0 marks an empty slot.
  */
 import type { DictionaryView } from '../query/reader.js';
 import { hashKeyInto } from '../ingest/dedup.js';
@@ -62,8 +62,14 @@ function keyOf(value: string): void {
   K2 = hashOut[1]! | 0;
 }
 
+/**
+ * Per-process seed of slot positions (only positions: nothing of the table is persisted), so that values crafted to
+ * share a probe sequence on one build do not on every process — as V8 seeds its own string hashes.
+ */
+const SEED = (Math.random() * 0x100000000) | 0;
+
 function slotHash(k0: number, k1: number, k2: number): number {
-  let h = Math.imul(k0 ^ Math.imul(k1, 0x9e3779b1) ^ Math.imul(k2, 0x85ebca77), 0xc2b2ae3d);
+  let h = Math.imul(k0 ^ SEED ^ Math.imul(k1, 0x9e3779b1) ^ Math.imul(k2, 0x85ebca77), 0xc2b2ae3d);
   h ^= h >>> 15;
   return Math.imul(h, 0x27d4eb2f) ^ (h >>> 13);
 }

@@ -42,7 +42,7 @@ export function checkBatch(events: unknown, limits: Limits): unknown[] {
   return events;
 }
 
-/** Up to this many distinct values, a batch-local dictionary is searched by comparison instead of its Map. */
+/** Up to this many distinct values, a batch-local dictionary is searched by comparison instead of its table. */
 const SCAN_VALUES = 8;
 
 /**

@@ -58,7 +58,7 @@ export interface IngestResult {
 /** A batch decided by `prepare`, awaiting `commit` or `abort`. */
 export interface PreparedBatch {
   result: IngestResult;
-  /** The accepted rows' times and metrics, compacted to 0..rows.length-1 (dimensions are in `ids` and `logged`). */
+  /** The accepted rows' times and metrics, compacted to 0..rows.length-1 (dimensions: `logged` and `toHead`). */
   rows: RowBatch;
   /** The accepted rows' dimensions as the WAL logs them: the batch-local dictionary and each row's index into it. */
   logged: LoggedDimension[];
@@ -115,10 +115,6 @@ export class IngestPipeline {
     const retentionLimit = ds.retentionMs === null ? -Infinity : this.clock() - ds.retentionMs;
     const rejected = [...cols.rejected];
     let duplicates = 0;
-    const ts = new Float64Array(n);
-    const metrics = Array.from({ length: metricCount }, () => new Float64Array(n));
-    const loggedIds = Array.from({ length: dimCount }, () => new Uint32Array(n));
-    const keyHashes = cols.keyHashes === null || dedup === null ? null : new Uint32Array(2 * n);
     /**
      * Batch-local id → head id, once known (values absent from the head are looked up again: see below). All
      * distinct values are looked up first, in one tight loop: each lookup in a large dictionary is a cache miss,
@@ -134,12 +130,16 @@ export class IngestPipeline {
     const fresh = new Int32Array(dimCount);
     /** Keys of this batch too old to be remembered by the index (only when lateness exceeds the dedup window). */
     let unremembered: Set<string> | null = null;
-    if (keyHashes !== null) dedup!.probeAll(cols.keyHashes!, n);
+    if (cols.keyHashes !== null && dedup !== null) dedup.probeAll(cols.keyHashes, n);
     if (n <= columnwiseMaxRows && this.cannotOverflow(toHead)) {
       decidePaths.columnwise++;
       return this.decideColumnwise(cols, toHead, { futureLimit, lateLimit, retentionLimit }, rejected);
     }
     decidePaths.rowwise++;
+    const ts = new Float64Array(n);
+    const metrics = Array.from({ length: metricCount }, () => new Float64Array(n));
+    const loggedIds = Array.from({ length: dimCount }, () => new Uint32Array(n));
+    const keyHashes = cols.keyHashes === null || dedup === null ? null : new Uint32Array(2 * n);
     let maxTs = -Infinity;
     let k = 0;
     let sliceStart = performance.now();

@@ -142,12 +142,14 @@ function packBatch(r: BatchRecord): Buffer {
   let tsBytes: Buffer;
   let lo = Infinity;
   let hi = -Infinity;
+  let integral = true;
   for (let i = 0; i < n; i++) {
     const t = ts[i]!;
     if (t < lo) lo = t;
     if (t > hi) hi = t;
+    if (!Number.isInteger(t)) integral = false;
   }
-  if (n > 0 && hi - lo <= 0xffffffff) {
+  if (n > 0 && integral && hi - lo <= 0xffffffff) {
     // Times are integer ms (validated at ingest); a batch spans far less than the 49 days a u32 offset holds.
     const off = new Uint32Array(n);
     for (let i = 0; i < n; i++) off[i] = ts[i]! - lo;
