@@ -68,6 +68,28 @@ function keyOf(value: string): void {
  */
 const SEED = (Math.random() * 0x100000000) | 0;
 
+/**
+ * Set K0..K2 to the key of the ASCII string in `bytes[off, off + len)` (len ≤ 11, every byte < 0x80) without
+ * making the string: the same key `keyOf` gives that string.
+ */
+export function keyOfAscii(bytes: Uint8Array, off: number, len: number): void {
+  let w0 = len;
+  let w1 = 0;
+  let w2 = 0;
+  for (let i = 0; i < len; i++) {
+    const c = bytes[off + i]!;
+    if (i < 3) w0 |= c << (8 * (i + 1));
+    else if (i < 7) w1 |= c << (8 * (i - 3));
+    else w2 |= c << (8 * (i - 7));
+  }
+  K0 = w0;
+  K1 = w1;
+  K2 = w2;
+}
+
+/** The longest value `keyOfAscii` takes: short values are their own key. */
+export const SHORT_KEY_CHARS = 11;
+
 function slotHash(k0: number, k1: number, k2: number): number {
   let h = Math.imul(k0 ^ SEED ^ Math.imul(k1, 0x9e3779b1) ^ Math.imul(k2, 0x85ebca77), 0xc2b2ae3d);
   h ^= h >>> 15;
@@ -92,6 +114,20 @@ export class StringTable {
     return this.table[this.probe(value)]!;
   }
 
+  /** The tag stored for the short value whose key `keyOfAscii` just set, or 0. */
+  getShortKey(): number {
+    return this.table[this.probe('')]!;
+  }
+
+  /** Store `tag` (> 0) for the short value whose key `keyOfAscii` just set, which must be absent. */
+  setShortKey(tag: number): void {
+    const k0 = K0;
+    const k1 = K1;
+    const k2 = K2;
+    if (2 * (this.entries + 1) > this.mask + 1) this.grow();
+    this.place(k0, k1, k2, tag);
+  }
+
   /** Store `tag` (> 0) for `value`, which must be absent. */
   set(value: string, tag: number): void {
     if (2 * (this.entries + 1) > this.mask + 1) this.grow();
@@ -102,6 +138,19 @@ export class StringTable {
     t[j + 1] = K0;
     t[j + 2] = K1;
     t[j + 3] = K2;
+    this.entries++;
+  }
+
+  private place(k0: number, k1: number, k2: number, tag: number): void {
+    K0 = k0;
+    K1 = k1;
+    K2 = k2;
+    const j = this.probe('');
+    const t = this.table;
+    t[j] = tag;
+    t[j + 1] = k0;
+    t[j + 2] = k1;
+    t[j + 3] = k2;
     this.entries++;
   }
 

@@ -2,7 +2,8 @@
  * http/decode-worker.ts — runs in a worker thread (piscina): an ingest body's bytes into validated columns.
  *
  * Invariant: a pure function of a plain-data request — the body bytes, their content type, the datasource
- * definition and the limits — with the same outcome as the main-thread path (columnize, the same parsers). Failures
+ * definition and the limits — with the same outcome as the main-thread path (columnize, the same parsers; MessagePack of
+ * the common shape decoded straight into columns, proven equal to that by test/msgpack-columns.test.ts). Failures
  * come back as data (`{ ok: false, code, message }`), never as thrown errors, so their codes survive the thread
  * boundary. The columns' typed arrays are transferred back, not copied.
  */
@@ -13,6 +14,7 @@ import { decodeBody } from './bodies.js';
 import type { Limits } from '../limits.js';
 import type { Datasource } from '../schema/datasource.js';
 import { EventValidator } from '../schema/event.js';
+import { MsgpackColumnizer } from '../ingest/msgpack-columns.js';
 
 export interface DecodeRequest {
   body: Uint8Array;
@@ -24,27 +26,30 @@ export interface DecodeRequest {
 export type DecodeReply = { ok: true; cols: EventColumns } | { ok: false; code: string; message: string };
 
 /**
- * One validator per datasource definition and limits, kept across requests: its generated fast path and its
- * batch-local dictionary tables are built once, not per batch. Keyed by the definition's JSON (requests carry
+ * One validator and one MessagePack columnizer per datasource definition and limits, kept across requests: their
+ * generated fast path and batch-local dictionary tables are built once, not per batch. Keyed by the definition's JSON (requests carry
  * copies, never the same object).
  */
-const validators = new Map<string, EventValidator>();
-const MAX_VALIDATORS = 64;
+const decoders = new Map<string, { validator: EventValidator; msgpack: MsgpackColumnizer }>();
+const MAX_DECODERS = 64;
 
-function validatorFor(ds: Datasource, limits: Limits): EventValidator {
+function decodersFor(ds: Datasource, limits: Limits): { validator: EventValidator; msgpack: MsgpackColumnizer } {
   const key = JSON.stringify([ds, limits]);
-  let v = validators.get(key);
+  let v = decoders.get(key);
   if (v === undefined) {
-    if (validators.size >= MAX_VALIDATORS) validators.clear();
-    v = new EventValidator(ds, limits);
-    validators.set(key, v);
+    if (decoders.size >= MAX_DECODERS) decoders.clear();
+    v = { validator: new EventValidator(ds, limits), msgpack: new MsgpackColumnizer(ds, limits) };
+    decoders.set(key, v);
   }
   return v;
 }
 
 export default function decode(req: DecodeRequest): unknown {
   try {
-    const cols = columnize(req.ds, req.limits, decodeBody(req.body, req.type), validatorFor(req.ds, req.limits));
+    const dec = decodersFor(req.ds, req.limits);
+    // MessagePack of the common shape goes straight into columns; anything else (and JSON) through event objects.
+    const cols = (req.type === 'msgpack' ? dec.msgpack.columnize(req.body) : null)
+      ?? columnize(req.ds, req.limits, decodeBody(req.body, req.type), dec.validator);
     const transfer = [cols.index, cols.ts, ...cols.metrics, ...cols.dims.map((d) => d.ids), ...(cols.keyHashes ? [cols.keyHashes] : [])]
       .map((a) => a.buffer)
       .filter((b, i, all) => all.indexOf(b) === i);

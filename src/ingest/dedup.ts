@@ -25,6 +25,16 @@ const EMPTY = -0x80000000;
 const TOMB = -0x7fffffff;
 const MAX_LOAD = 0.75;
 
+/** The final mix of both lanes of `hashKeyInto` / `hashAsciiInto`, written as (hi, lo) at out[2i], out[2i+1]. */
+function finishHash(h1: number, h2: number, out: Uint32Array, i: number): void {
+  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507);
+  h1 ^= Math.imul(h2 ^ (h2 >>> 13), 3266489909);
+  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507);
+  h2 ^= Math.imul(h1 ^ (h1 >>> 13), 3266489909);
+  out[2 * i] = h1 >>> 0;
+  out[2 * i + 1] = h2 >>> 0;
+}
+
 /** A 64-bit string hash (two mixed 32-bit lanes, after cyrb53), written as (hi, lo) at out[2i], out[2i+1]. */
 export function hashKeyInto(key: string, out: Uint32Array, i: number): void {
   let h1 = 0xdeadbeef;
@@ -34,18 +44,25 @@ export function hashKeyInto(key: string, out: Uint32Array, i: number): void {
     h1 = Math.imul(h1 ^ ch, 2654435761);
     h2 = Math.imul(h2 ^ ch, 1597334677);
   }
-  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507);
-  h1 ^= Math.imul(h2 ^ (h2 >>> 13), 3266489909);
-  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507);
-  h2 ^= Math.imul(h1 ^ (h1 >>> 13), 3266489909);
-  out[2 * i] = h1 >>> 0;
-  out[2 * i + 1] = h2 >>> 0;
+  finishHash(h1, h2, out, i);
 }
 
 function newSlots(capacity: number): Int32Array {
   const slots = new Int32Array(3 * capacity);
   for (let i = 2; i < slots.length; i += 3) slots[i] = EMPTY;
   return slots;
+}
+
+/** `hashKeyInto` of the ASCII string in `bytes[off, off + len)` (every byte < 0x80), without making the string. */
+export function hashAsciiInto(bytes: Uint8Array, off: number, len: number, out: Uint32Array, i: number): void {
+  let h1 = 0xdeadbeef;
+  let h2 = 0x41c6ce57;
+  for (let j = 0; j < len; j++) {
+    const ch = bytes[off + j]!;
+    h1 = Math.imul(h1 ^ ch, 2654435761);
+    h2 = Math.imul(h2 ^ ch, 1597334677);
+  }
+  finishHash(h1, h2, out, i);
 }
 
 export interface DedupStats {
