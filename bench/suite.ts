@@ -11,7 +11,7 @@
  * tallydb loads and answers first, alone in the process, so the peak RSS reported after its phase is its own;
  * DuckDB then loads and answers (`--events 100000000` is the scale run; DuckDB then gets a 2 GB memory limit).
  *
- *   npm run bench -- [--events 10000000] [--runs 7] [--warmup 3]
+ *   npm run bench -- [--events 10000000] [--runs 31] [--warmup 3]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,7 +23,7 @@ import { nativeStatus } from '../src/native/index.js';
 import { generate, AD_DATASOURCE, type AdEvent } from './gen.js';
 
 const EVENTS = arg('events', 10_000_000);
-const RUNS = arg('runs', 7);
+const RUNS = arg('runs', 31);
 const WARMUP = arg('warmup', 3);
 const DAY = 86_400_000;
 const END = Date.parse('2026-11-23T00:00:00Z');
