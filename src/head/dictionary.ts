@@ -121,32 +121,29 @@ export class StringTable {
 
   /** Store `tag` (> 0) for the short value whose key `keyOfAscii` just set, which must be absent. */
   setShortKey(tag: number): void {
-    const k0 = K0;
-    const k1 = K1;
-    const k2 = K2;
-    if (2 * (this.entries + 1) > this.mask + 1) this.grow();
-    this.place(k0, k1, k2, tag);
+    this.insertKey(tag);
   }
 
   /** Store `tag` (> 0) for `value`, which must be absent. */
   set(value: string, tag: number): void {
-    if (2 * (this.entries + 1) > this.mask + 1) this.grow();
     keyOf(value);
-    const j = this.probe(value);
-    const t = this.table;
-    t[j] = tag;
-    t[j + 1] = K0;
-    t[j + 2] = K1;
-    t[j + 3] = K2;
-    this.entries++;
+    this.insertKey(tag);
   }
 
-  private place(k0: number, k1: number, k2: number, tag: number): void {
-    K0 = k0;
-    K1 = k1;
-    K2 = k2;
-    const j = this.probe('');
+  /**
+   * Store `tag` for the absent value whose key is in K0..K2. Its probe ends at the first empty slot: a slot with
+   * the same key holds a different long value (a hash collision), which an absent value never equals.
+   */
+  private insertKey(tag: number): void {
+    const k0 = K0;
+    const k1 = K1;
+    const k2 = K2;
+    if (2 * (this.entries + 1) > this.mask + 1) this.grow();
     const t = this.table;
+    const mask = this.mask;
+    let i = slotHash(k0, k1, k2) & mask;
+    while (t[i * SLOT] !== 0) i = (i + 1) & mask;
+    const j = i * SLOT;
     t[j] = tag;
     t[j + 1] = k0;
     t[j + 2] = k1;
@@ -192,24 +189,22 @@ export class StringTable {
   private grow(): void {
     const old = this.table;
     const slots = (this.mask + 1) * 2;
-    const t = new Int32Array(slots * SLOT);
-    const mask = slots - 1;
+    this.table = new Int32Array(slots * SLOT);
+    this.mask = slots - 1;
+    this.entries = 0;
+    const k0 = K0;
+    const k1 = K1;
+    const k2 = K2;
     for (let j = 0; j < old.length; j += SLOT) {
-      const tag = old[j]!;
-      if (tag === 0) continue;
-      const k0 = old[j + 1]!;
-      const k1 = old[j + 2]!;
-      const k2 = old[j + 3]!;
-      let i = slotHash(k0, k1, k2) & mask;
-      while (t[i * SLOT] !== 0) i = (i + 1) & mask;
-      const n = i * SLOT;
-      t[n] = tag;
-      t[n + 1] = k0;
-      t[n + 2] = k1;
-      t[n + 3] = k2;
+      if (old[j] === 0) continue;
+      K0 = old[j + 1]!;
+      K1 = old[j + 2]!;
+      K2 = old[j + 3]!;
+      this.insertKey(old[j]!);
     }
-    this.table = t;
-    this.mask = mask;
+    K0 = k0;
+    K1 = k1;
+    K2 = k2;
   }
 }
 
