@@ -99,7 +99,7 @@ function slotHash(k0: number, k1: number, k2: number): number {
 /**
  * string → tag (a positive int32) in one flat table, as described above; the string of tag t is
  * `values[t - base]`, used to confirm a long value's hash match. The head dictionary and the batch-local
- * dictionaries of ingest (ingest/columns.ts, which reuses one table per dimension across batches) are built on it.
+ * dictionaries of ingest (ingest/batch-dictionary.ts, reused across batches) are built on it.
  */
 export class StringTable {
   private table = new Int32Array(INITIAL_SLOTS * SLOT);

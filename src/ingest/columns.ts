@@ -13,7 +13,7 @@ import type { Datasource } from '../schema/datasource.js';
 import { allocRowBatch, EventValidator } from '../schema/event.js';
 import type { LoggedDimension } from '../wal/record.js';
 import { hashKeyInto } from './dedup.js';
-import { StringTable } from '../head/dictionary.js';
+import { BatchDictionary } from './batch-dictionary.js';
 import type { RejectedEvent } from './pipeline.js';
 
 export interface EventColumns {
@@ -42,20 +42,14 @@ export function checkBatch(events: unknown, limits: Limits): unknown[] {
   return events;
 }
 
-/** Up to this many distinct values, a batch-local dictionary is searched by comparison instead of its table. */
-const SCAN_VALUES = 8;
+/** One batch-local dictionary per dimension, reused from batch to batch of a validator (columnize is synchronous). */
+const batchDictionaries = new WeakMap<EventValidator, BatchDictionary[]>();
 
-/**
- * One string table per dimension for the batch-local dictionaries, reused from batch to batch of a validator
- * (columnize is synchronous, and each call resets them): tags are local id + 1.
- */
-const tables = new WeakMap<EventValidator, StringTable[]>();
-
-function localTables(validator: EventValidator, dimCount: number): StringTable[] {
-  let t = tables.get(validator);
+function dictionariesFor(validator: EventValidator, dimCount: number): BatchDictionary[] {
+  let t = batchDictionaries.get(validator);
   if (t === undefined) {
-    t = Array.from({ length: dimCount }, () => new StringTable([], 1));
-    tables.set(validator, t);
+    t = Array.from({ length: dimCount }, () => new BatchDictionary());
+    batchDictionaries.set(validator, t);
   }
   return t;
 }
@@ -70,11 +64,8 @@ export function columnize(ds: Datasource, limits: Limits, events: unknown, valid
   const rejected: RejectedEvent[] = [];
   // Each dimension's batch-local dictionary is built as rows are accepted: distinct values in order of first use.
   const dimCount = ds.dimensions.length;
-  const dims: LoggedDimension[] = Array.from({ length: dimCount }, () => ({ values: [], ids: new Uint32Array(total) }));
-  const locals = localTables(validator, dimCount);
-  /** Local id of null per dimension, or -1 before a row has it. */
-  const nullIds = new Int32Array(dimCount).fill(-1);
-  for (let d = 0; d < dimCount; d++) locals[d]!.reset(dims[d]!.values);
+  const locals = dictionariesFor(validator, dimCount);
+  const dims: LoggedDimension[] = locals.map((l) => ({ values: l.reset(), ids: new Uint32Array(total) }));
   const rowValues = validator.dims;
   let k = 0;
   const fast = EventValidator.fastPathSound();
@@ -85,36 +76,7 @@ export function columnize(ds: Datasource, limits: Limits, events: unknown, valid
       continue;
     }
     if (keyHashes !== null) hashKeyInto(validator.key!, keyHashes, k);
-    for (let d = 0; d < dimCount; d++) {
-      const v = rowValues[d]!;
-      const values = dims[d]!.values;
-      let id = -1;
-      if (v === null) {
-        id = nullIds[d]!;
-        if (id < 0) {
-          id = nullIds[d] = values.length;
-          values.push(null);
-        }
-      } else {
-        if (values.length <= SCAN_VALUES) {
-          // A handful of values so far (gender, device, event type): comparing is cheaper than hashing.
-          for (let j = 0; j < values.length; j++) {
-            if (values[j] === v) {
-              id = j;
-              break;
-            }
-          }
-        } else {
-          id = locals[d]!.get(v) - 1;
-        }
-        if (id < 0) {
-          id = values.length;
-          values.push(v);
-          locals[d]!.set(v, id + 1);
-        }
-      }
-      dims[d]!.ids[k] = id;
-    }
+    for (let d = 0; d < dimCount; d++) dims[d]!.ids[k] = locals[d]!.idOf(rowValues[d]!);
     index[k++] = i;
   }
   if (k < total) for (const dim of dims) dim.ids = dim.ids.subarray(0, k);

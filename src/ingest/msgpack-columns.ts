@@ -16,7 +16,7 @@
 import type { Limits } from '../limits.js';
 import type { Datasource } from '../schema/datasource.js';
 import { MAX_TIMESTAMP_MS } from '../time.js';
-import { StringTable, keyOfAscii, SHORT_KEY_CHARS } from '../head/dictionary.js';
+import { BatchDictionary } from './batch-dictionary.js';
 import { hashAsciiInto, hashKeyInto } from './dedup.js';
 import type { EventColumns } from './columns.js';
 import type { LoggedDimension } from '../wal/record.js';
@@ -39,7 +39,7 @@ export class MsgpackColumnizer {
   private readonly fields: Field[];
   /** The field of the i-th key of the previous event: events of one producer share their key order. */
   private readonly shape: number[] = [];
-  private readonly tables: StringTable[];
+  private readonly locals: BatchDictionary[];
   private buf: Uint8Array = new Uint8Array(0);
   private view: DataView = new DataView(this.buf.buffer);
   private pos = 0;
@@ -56,7 +56,7 @@ export class MsgpackColumnizer {
     ds.dimensions.forEach((d, i) => this.fields.push(field(d, d === ds.dedupKey ? Kind.DimensionAndKey : Kind.Dimension, i)));
     ds.metrics.forEach((m, i) => this.fields.push(field(m.name, Kind.Metric, i, m.type === 'int')));
     if (ds.dedupKey !== null && !ds.dimensions.includes(ds.dedupKey)) this.fields.push(field(ds.dedupKey, Kind.DedupKey, 0));
-    this.tables = ds.dimensions.map(() => new StringTable([], 1));
+    this.locals = ds.dimensions.map(() => new BatchDictionary());
   }
 
   /** The batch's columns, or null when it needs the general path (see the header). */
@@ -81,9 +81,8 @@ export class MsgpackColumnizer {
     const ts = new Float64Array(n);
     const metrics = ds.metrics.map(() => new Float64Array(n).fill(NaN));
     const keyHashes = ds.dedupKey === null ? null : new Uint32Array(2 * n);
-    const dims: LoggedDimension[] = ds.dimensions.map(() => ({ values: [], ids: new Uint32Array(n) }));
-    const nullIds = new Int32Array(dimCount).fill(-1);
-    for (let d = 0; d < dimCount; d++) this.tables[d]!.reset(dims[d]!.values);
+    const locals = this.locals;
+    const dims: LoggedDimension[] = locals.map((l) => ({ values: l.reset(), ids: new Uint32Array(n) }));
     const fields = this.fields;
     const maxValueBytes = this.limits.maxDimensionValueBytes;
     const maxKey = this.limits.maxDedupKeyLength;
@@ -119,7 +118,8 @@ export class MsgpackColumnizer {
           case Kind.DimensionAndKey: {
             if (v === V.Nil) break;
             if (v !== V.String || this.strLen > maxValueBytes) return null;
-            const local = this.localId(field.index, dims[field.index]!.values);
+            const dict = locals[field.index]!;
+            const local = this.ascii ? dict.idOfAscii(this.buf, this.strOff, this.strLen) : dict.idOf(this.string());
             dims[field.index]!.ids[r] = local;
             if (field.kind === Kind.DimensionAndKey) {
               if (!this.hashKey(keyHashes!, r, maxKey, dims[field.index]!.values[local]!)) return null;
@@ -142,38 +142,11 @@ export class MsgpackColumnizer {
         }
       }
       if (!sawTime || (keyHashes !== null && !keyKnown)) return null;
-      for (let d = 0; d < dimCount; d++) {
-        const ids = dims[d]!.ids;
-        if (ids[r] !== 0xffffffff) continue;
-        if (nullIds[d]! < 0) {
-          nullIds[d] = dims[d]!.values.length;
-          dims[d]!.values.push(null);
-        }
-        ids[r] = nullIds[d]!;
-      }
+      for (let d = 0; d < dimCount; d++) if (dims[d]!.ids[r] === 0xffffffff) dims[d]!.ids[r] = locals[d]!.idOf(null);
     }
     const index = new Uint32Array(n);
     for (let i = 0; i < n; i++) index[i] = i;
     return { total: n, n, index, ts, dims, metrics, keyHashes, rejected: [] };
-  }
-
-  /** The batch-local id of the string just read, adding it (as a JS string) when the batch first meets it. */
-  private localId(dim: number, values: (string | null)[]): number {
-    const table = this.tables[dim]!;
-    if (this.ascii && this.strLen <= SHORT_KEY_CHARS) {
-      keyOfAscii(this.buf, this.strOff, this.strLen);
-      const tag = table.getShortKey();
-      if (tag !== 0) return tag - 1;
-      values.push(latin1.decode(this.buf.subarray(this.strOff, this.strOff + this.strLen)));
-      table.setShortKey(values.length);
-      return values.length - 1;
-    }
-    const s = this.string();
-    const tag = table.get(s);
-    if (tag !== 0) return tag - 1;
-    values.push(s);
-    table.set(s, values.length);
-    return values.length - 1;
   }
 
   /** Hash the dedup key just read (or `value`, the dimension string it also is) into row r; false if invalid. */
