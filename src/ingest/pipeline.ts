@@ -218,7 +218,7 @@ export class IngestPipeline {
     rejected.sort((a, b) => a.index - b.index);
     return {
       result: { accepted: k, duplicates, rejected },
-      rows: { length: k, ts: ts.subarray(0, k), dims: [], metrics: metrics.map((m) => m.subarray(0, k)) },
+      rows: { length: k, ts: ts.subarray(0, k), metrics: metrics.map((m) => m.subarray(0, k)) },
       logged: cols.dims.map((d, i) => ({ values: d.values, ids: loggedIds[i]!.subarray(0, k) })),
       toHead,
       keyHashes: keyHashes === null ? null : keyHashes.subarray(0, 2 * k),
@@ -315,7 +315,7 @@ export class IngestPipeline {
     rejected.sort((a, b) => a.index - b.index);
     return {
       result: { accepted: k, duplicates, rejected },
-      rows: { length: k, ts: ts.subarray(0, k), dims: [], metrics: cols.metrics.map(compact) },
+      rows: { length: k, ts: ts.subarray(0, k), metrics: cols.metrics.map(compact) },
       logged,
       toHead,
       keyHashes: keyHashes === null ? null : keyHashes.subarray(0, 2 * k),
@@ -414,7 +414,6 @@ export class IngestPipeline {
     const rows: RowBatch = {
       length: kept,
       ts: pick(rec.ts, (l) => new Float64Array(l)),
-      dims: [], // not read by the head, which takes the local ids and their head ids
       metrics: rec.metrics.map((m) => pick(m, (l) => new Float64Array(l))),
     };
     const local = rec.dims.map((dim) => ({ values: dim.values, ids: pick(dim.ids, (l) => new Uint32Array(l)) }));

@@ -12,14 +12,12 @@ import { MAX_TIMESTAMP_MS, parseTimestamp } from '../time.js';
 import type { Datasource } from './datasource.js';
 
 /**
- * Validated rows, column by column: the unit that flows from ingest to the WAL and the head.
- * Metric nulls are NaN (NaN is never accepted as a value, so it is free to mean "absent").
+ * Validated rows' times and metrics, column by column (their dimensions travel as batch-local dictionaries:
+ * LoggedDimension). Metric nulls are NaN (NaN is never accepted as a value, so it is free to mean "absent").
  */
 export interface RowBatch {
   length: number;
   ts: Float64Array;
-  /** dims[d][row]: the string value of dimension d, or null. */
-  dims: (string | null)[][];
   /** metrics[m][row]: the value of metric m, NaN for null. */
   metrics: Float64Array[];
 }
@@ -29,7 +27,6 @@ export function allocRowBatch(ds: Datasource, capacity: number): RowBatch {
   return {
     length: 0,
     ts: new Float64Array(capacity),
-    dims: [],
     metrics: ds.metrics.map(() => new Float64Array(capacity)),
   };
 }
@@ -47,12 +44,6 @@ export class EventValidator {
   private readonly intMetric: boolean[];
   private readonly dimCount: number;
   private readonly metricCount: number;
-  /**
-   * The field names of the last event, in order, and their roles: events of one producer share a key order, so
-   * the i-th key is usually `shapeKeys[i]` (an identity comparison of interned property names), not a Map lookup.
-   */
-  private readonly shapeKeys: string[] = [];
-  private readonly shapeFields: ({ kind: FieldKind; index: number } | undefined)[] = [];
   /** Filled by `validate` for the event just validated: its time, dimension values (null when absent) and key. */
   ts = 0;
   readonly dims: (string | null)[];
@@ -167,19 +158,9 @@ export class EventValidator {
     let sawTime = false;
     this.key = null;
     const e = event as Record<string, unknown>;
-    const shapeKeys = this.shapeKeys;
-    let i = 0;
     for (const name in e) {
       if (!Object.prototype.hasOwnProperty.call(e, name)) continue;
-      let field;
-      if (shapeKeys[i] === name) {
-        field = this.shapeFields[i];
-      } else {
-        field = this.fields.get(name);
-        shapeKeys[i] = name;
-        this.shapeFields[i] = field;
-      }
-      i++;
+      const field = this.fields.get(name);
       const value = e[name];
       if (field === undefined) {
         return { code: 'FIELD_UNKNOWN', message: `event field '${name}': not in datasource '${this.ds.name}'; want one of ${[...this.fields.keys()].join(', ')}` };
@@ -187,11 +168,6 @@ export class EventValidator {
       switch (field.kind) {
         case FieldKind.Time: {
           if (value === null || value === undefined) break;
-          if (typeof value === 'number' && value >= 0 && value <= MAX_TIMESTAMP_MS && Number.isInteger(value)) {
-            this.ts = value;
-            sawTime = true;
-            break;
-          }
           const t = parseTimestamp(value);
           if (!t.ok) {
             return { code: t.reason === 'range' ? 'TIMESTAMP_OUT_OF_RANGE' : 'TIMESTAMP_INVALID', message: `event field '${name}': ${t.message}` };
