@@ -175,6 +175,100 @@ describe('native kernels', () => {
     }
   });
 
+  it('bucketCountsAt counts the selected rows of a packed column as bucketCounts counts the decoded column, in both versions', () => {
+    const arb = fc.record({
+      size: fc.constantFrom(1, 7, 1000, 60_000, 0.5),
+      origin: fc.oneof(fc.constantFrom(0, Date.parse('2026-11-23T00:00:00Z'), -86_400_000), fc.double({ min: -1e6, max: 1e6, noNaN: true })),
+      offsets: fc.array(fc.nat({ max: 20_000 }), { maxLength: 700 }),
+      // Counters cut short sometimes: a row past them stops both versions at the same row, with the same counts.
+      short: fc.boolean(),
+    }).chain((r) => selectionArb(r.offsets.length).map((sel) => ({ ...r, sel })));
+    fc.assert(fc.property(arb, ({ size, origin, offsets, short, sel }) => {
+      const deltas = offsets.map((o, i) => o - (i === 0 ? 0 : offsets[i - 1]!));
+      const buf = pack(deltas.map(zigzag), deltas.length);
+      const anchors = ts.timestampAnchors(buf, origin);
+      const column = ts.decodeTimestamps(buf, origin, deltas.length);
+      const first = Math.floor(origin / size) - 1;
+      const buckets = short ? 3 : Math.floor((origin + 20_000) / size) - first + 2;
+      const reference = new Float64Array(buckets);
+      const ref = outcome(() => ts.bucketCounts(column, sel.rows, sel.start, sel.end, size, first, reference));
+      const counts = { n: new Float64Array(buckets), t: new Float64Array(buckets) };
+      const n = outcome(() => native.bucketCountsAt(buf, anchors, sel.rows, sel.start, sel.end, size, first, counts.n));
+      const t = outcome(() => ts.bucketCountsAt(buf, anchors, sel.rows, sel.start, sel.end, size, first, counts.t));
+      expect(n).toEqual(t);
+      expect(Buffer.from(counts.n.buffer).equals(Buffer.from(counts.t.buffer))).toBe(true);
+      // The decoded column gives the same counts, except that an out-of-bounds selection is refused before any row.
+      if (!('error' in (ref as object)) || (ref as { message: string }).message === 'a timestamp falls outside the bucket counters') {
+        expect(n).toEqual(ref);
+        expect(Buffer.from(counts.n.buffer).equals(Buffer.from(reference.buffer))).toBe(true);
+      } else {
+        expect(n).toMatchObject({ error: 'RangeError' });
+      }
+    }), { numRuns: 400 });
+  });
+
+  it('bucketCountsAt refuses anchors of another column, a damaged column and a bad bucket size with the same error in both versions', () => {
+    fc.assert(fc.property(fc.array(fc.nat({ max: 1000 }), { minLength: 1, maxLength: 400 }), fc.nat(), fc.nat({ max: 255 }), (values, at, byte) => {
+      const good = pack(values, values.length);
+      const anchors = ts.timestampAnchors(good, 0);
+      const counts = (): Float64Array => new Float64Array(1 + Math.ceil(values.length * 1000 / 60_000) * 2);
+      const [n1, t1] = both((k) => k.bucketCountsAt(good, new Float64Array(anchors.length + 1), null, 0, 0, 60_000, 0, counts()));
+      expect(n1).toEqual(t1);
+      expect(n1).toMatchObject({ error: 'RangeError' });
+      const [n2, t2] = both((k) => k.bucketCountsAt(good, anchors, null, 0, 1, 0, 0, counts()));
+      expect(n2).toEqual(t2);
+      expect(n2).toEqual({ error: 'RangeError', message: 'bucket size must be positive' });
+      const bad = Buffer.from(good);
+      bad[at % Math.min(bad.length, 8)] = byte;
+      const [n3, t3] = both((k) => k.bucketCountsAt(bad, anchors, null, 0, Math.min(1, values.length), 60_000, 0, counts()));
+      expect(n3).toEqual(t3);
+    }), { numRuns: 300 });
+  });
+
+  it('countByCode counts each selected row in counter table[codes[row]], stopping at the same bad row in both versions', () => {
+    const arb = fc.record({
+      wide: fc.boolean(),
+      codes: fc.array(fc.nat({ max: 70 }), { maxLength: 300 }),
+      // Some codes past the table, some table entries past the counters.
+      table: fc.array(fc.nat({ max: 40 }), { minLength: 1, maxLength: 64 }),
+      counters: fc.integer({ min: 1, max: 40 }),
+    }).chain((r) => selectionArb(r.codes.length).map((sel) => ({ ...r, sel })));
+    fc.assert(fc.property(arb, ({ wide, codes, table, counters, sel }) => {
+      const column = wide ? Uint16Array.from(codes, (c) => c * 1000) : Uint8Array.from(codes);
+      const tbl = new Uint32Array(wide ? 70_001 : 71).fill(0xffffffff);
+      table.forEach((k, c) => (tbl[wide ? c * 1000 : c] = k));
+      const reference = new Float64Array(counters);
+      let expected: unknown = { ok: null };
+      const rowsOf = (j: number): number => (sel.rows === null ? j : sel.rows[j]!);
+      const inBounds = sel.end <= (sel.rows === null ? column.length : sel.rows.length) &&
+        Array.from({ length: sel.end - sel.start }, (_, i) => rowsOf(sel.start + i)).every((r) => r < column.length);
+      // An out-of-bounds selection is refused before any row is counted.
+      if (!inBounds) expected = { error: 'RangeError' };
+      for (let j = sel.start; inBounds && j < sel.end; j++) {
+        const r = rowsOf(j);
+        const k = tbl[column[r]!]!;
+        if (k >= counters) {
+          expected = { error: 'RangeError', message: 'a key falls outside the counters' };
+          break;
+        }
+        reference[k]! += 1;
+      }
+      const counts = { n: new Float64Array(counters), t: new Float64Array(counters) };
+      const n = outcome(() => native.countByCode(column, sel.rows, sel.start, sel.end, tbl, counts.n));
+      const t = outcome(() => ts.countByCode(column, sel.rows, sel.start, sel.end, tbl, counts.t));
+      expect(n).toEqual(t);
+      expect(n).toMatchObject(expected as object);
+      expect(Array.from(counts.n)).toEqual(Array.from(reference));
+      expect(Array.from(counts.t)).toEqual(Array.from(reference));
+    }), { numRuns: 400 });
+    const [n, t] = both((k) => k.countByCode(Uint8Array.of(3), null, 0, 1, new Uint32Array(2), new Float64Array(1)));
+    expect(n).toEqual(t);
+    expect(n).toEqual({ error: 'RangeError', message: 'a code falls outside the table' });
+    const [n2, t2] = both((k) => k.countByCode(Uint32Array.of(0) as unknown as Uint8Array, null, 0, 1, new Uint32Array(1), new Float64Array(1)));
+    expect(n2).toEqual(t2);
+    expect(n2).toMatchObject({ error: 'TypeError' });
+  });
+
   it('selectTimeRange keeps exactly the selected rows inside [from, to), in selection order, in both versions', () => {
     const arb = fc.array(fc.integer({ min: 0, max: 100 }), { maxLength: 200 }).chain((col) =>
       fc.tuple(fc.constant(col), selectionArb(col.length), fc.integer({ min: -5, max: 105 }), fc.integer({ min: -5, max: 105 })));

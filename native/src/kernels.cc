@@ -258,49 +258,42 @@ Napi::Value TimestampAnchors(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// timestampsAt(buf, anchors, rows | null, start, end): Float64Array — the timestamps of the selected rows, in
-// selection order, decoding only the blocks that hold them (a selective query on a large segment reads a few
-// blocks instead of decoding the whole column).
-Napi::Value TimestampsAt(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  F64 anchors;
+// A bit-packed timestamp column with its anchors (the timestamp before each block's first row), so that any block
+// decodes on its own. Parsed in the order the TypeScript version checks: anchors' type, the column, its block
+// widths, the anchors' length.
+struct AnchoredTimestamps {
   Packed p;
-  Selection sel;
-  // anchors' type first, as the TypeScript version checks it before it decodes the column.
-  if (!GetF64(info[1], &anchors, "anchors") || !GetPacked(info[0], &p)) return env.Undefined();
-  std::vector<size_t> wordAt(p.blocks);
-  size_t at = 0;
-  for (uint32_t b = 0; b < p.blocks; b++) {
-    uint32_t width = p.buf[4 + b];
-    if (width > 32) {
-      DecodeFail(env, "bit-packed block " + std::to_string(b) + " has width " + std::to_string(width));
-      return env.Undefined();
-    }
-    wordAt[b] = at;
-    at += 4 * static_cast<size_t>(width);
-  }
-  if (anchors.n != p.blocks) {
-    Fail(env, "anchors do not match the column's blocks");
-    return env.Undefined();
-  }
-  if (!GetSelection(info, 2, p.n, &sel)) return env.Undefined();
-  auto out = Napi::Float64Array::New(env, sel.size());
-  double* o = out.Data();
-  double block[kBlock];
-  uint32_t current = UINT32_MAX;
-  size_t j = 0;
-  const uint8_t* words = p.buf + p.headerBytes;
-  ForEach(sel, [&](uint32_t r) {
-    uint32_t b = r / kBlock;
-    if (b != current) {
-      current = b;
+  F64 anchors;
+  std::vector<size_t> wordAt;  // each block's first word
+
+  bool Parse(const Napi::Value& buf, const Napi::Value& anchorsArg) {
+    Napi::Env env = buf.Env();
+    if (!GetF64(anchorsArg, &anchors, "anchors") || !GetPacked(buf, &p)) return false;
+    wordAt.resize(p.blocks);
+    size_t at = 0;
+    for (uint32_t b = 0; b < p.blocks; b++) {
       uint32_t width = p.buf[4 + b];
-      uint32_t base;
-      std::memcpy(&base, p.buf + p.basesAt + 4 * static_cast<size_t>(b), 4);
-      uint32_t count = static_cast<uint32_t>(std::min<uint64_t>(p.n - static_cast<uint64_t>(b) * kBlock, kBlock));
-      const uint64_t mask = width == 32 ? 0xffffffffull : ((1ull << width) - 1);
-      const uint8_t* w = words + 4 * wordAt[b];
-      double t = anchors.p[b];
+      if (width > 32) return DecodeFail(env, "bit-packed block " + std::to_string(b) + " has width " + std::to_string(width));
+      wordAt[b] = at;
+      at += 4 * static_cast<size_t>(width);
+    }
+    if (anchors.n != p.blocks) return Fail(env, "anchors do not match the column's blocks");
+    return true;
+  }
+
+  // The timestamps of block b's rows into out[0..count).
+  void Block(uint32_t b, double* out) const {
+    uint32_t width = p.buf[4 + b];
+    uint32_t base;
+    std::memcpy(&base, p.buf + p.basesAt + 4 * static_cast<size_t>(b), 4);
+    uint32_t count = static_cast<uint32_t>(std::min<uint64_t>(p.n - static_cast<uint64_t>(b) * kBlock, kBlock));
+    const uint64_t mask = width == 32 ? 0xffffffffull : ((1ull << width) - 1);
+    const uint8_t* w = p.buf + p.headerBytes + 4 * wordAt[b];
+    double a = anchors.p[b];
+    if (a == std::floor(a) && std::fabs(a) < 4503599627370496.0) {
+      // Integer anchor (the usual case): an integer prefix sum, exact and equal to the double one (128 deltas
+      // below 2^31 keep every partial sum below 2^53), with a one-cycle add and a branchless unzigzag.
+      int64_t t = static_cast<int64_t>(a);
       uint64_t bit = 0;
       for (uint32_t i = 0; i < count; i++) {
         uint32_t z = base;
@@ -308,11 +301,72 @@ Napi::Value TimestampsAt(const Napi::CallbackInfo& info) {
           z = PackedAt(w, bit, mask, p.end) + base;
           bit += width;
         }
-        t += UnzigzagF64(z);
-        block[i] = t;
+        t += static_cast<int64_t>(static_cast<int32_t>((z >> 1) ^ (0u - (z & 1))));
+        out[i] = static_cast<double>(t);
+      }
+      return;
+    }
+    double t = a;
+    uint64_t bit = 0;
+    for (uint32_t i = 0; i < count; i++) {
+      uint32_t z = base;
+      if (width != 0) {
+        z = PackedAt(w, bit, mask, p.end) + base;
+        bit += width;
+      }
+      t += UnzigzagF64(z);
+      out[i] = t;
+    }
+  }
+
+  // Calls f(ts, n) with the timestamps of the selected rows in selection order, a chunk of at most one block's
+  // rows at a time, decoding each block it needs once per run of rows in it; stops when f returns false.
+  template <typename F>
+  bool ForEachChunk(const Selection& sel, F f) const {
+    double block[kBlock];
+    if (sel.rows == nullptr) {
+      for (size_t r = sel.start; r < sel.end;) {
+        uint32_t b = static_cast<uint32_t>(r / kBlock);
+        Block(b, block);
+        size_t stop = std::min<size_t>(sel.end, (static_cast<size_t>(b) + 1) * kBlock);
+        if (!f(block + r % kBlock, stop - r)) return false;
+        r = stop;
+      }
+      return true;
+    }
+    double chunk[kBlock];
+    size_t k = 0;
+    uint32_t current = UINT32_MAX;
+    for (size_t j = sel.start; j < sel.end; j++) {
+      uint32_t r = sel.rows[j];
+      uint32_t b = r / kBlock;
+      if (b != current) {
+        current = b;
+        Block(b, block);
+      }
+      chunk[k++] = block[r % kBlock];
+      if (k == kBlock) {
+        if (!f(chunk, k)) return false;
+        k = 0;
       }
     }
-    o[j++] = block[r % kBlock];
+    return k == 0 || f(chunk, k);
+  }
+};
+
+// timestampsAt(buf, anchors, rows | null, start, end): Float64Array — the timestamps of the selected rows, in
+// selection order, decoding only the blocks that hold them (a selective query on a large segment reads a few
+// blocks instead of decoding the whole column).
+Napi::Value TimestampsAt(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  AnchoredTimestamps col;
+  Selection sel;
+  if (!col.Parse(info[0], info[1]) || !GetSelection(info, 2, col.p.n, &sel)) return env.Undefined();
+  auto out = Napi::Float64Array::New(env, sel.size());
+  double* o = out.Data();
+  col.ForEachChunk(sel, [&](const double* t, size_t n) {
+    std::memcpy(o, t, n * sizeof(double));
+    o += n;
     return true;
   });
   return out;
@@ -331,66 +385,140 @@ inline double FloorDiv(double t, double size, double inv) {
   return q;
 }
 
+// counts[floor(t / size) − first] += 1 for one timestamp t at a time (bucketCounts, bucketCountsAt).
+//
+// Four interleaved u32 counter lanes: consecutive rows that hit one bucket then do not wait for each other's store
+// (a load-add-store chain on one counter costs ~5 cycles a row); the lanes are folded into `counts` by Fold. Rows
+// of a sorted segment alternate between buckets unpredictably, so a branch on "same bucket as before" does not
+// pay. Many buckets (fine granularity over a long range) or odd sizes count straight into `counts`.
+class BucketCounter {
+ public:
+  // Takes size, first and counts from info[at], info[at + 1], info[at + 2], for at most `rows` timestamps.
+  bool Init(const Napi::CallbackInfo& info, size_t at, size_t rows) {
+    if (!GetNumber(info[at], &size_, "size") || !GetNumber(info[at + 1], &first_, "first") ||
+        !GetF64(info[at + 2], &counts_, "counts")) {
+      return false;
+    }
+    if (!(size_ > 0)) return Fail(info.Env(), "bucket size must be positive");
+    inv_ = 1.0 / size_;
+    limit_ = static_cast<double>(counts_.n);
+    const double base = first_ * size_;
+    integer_ = counts_.n <= (1u << 16) && rows <= 0xffffffffu && size_ == std::floor(size_) && size_ >= 1 &&
+               size_ < 4294967296.0 && std::fabs(base) < 4.0e18 && static_cast<double>(counts_.n) * size_ < 4294967296.0;
+    if (integer_) {
+      // Integer bucket size (every granularity tallydb has): k = floor(t − base) / size in integers, the division
+      // by a multiply with a 64-bit reciprocal (exact for dividends below 2^32), since
+      // floor(t / size) − first = floor((floor(t) − base) / size) for integer size and base.
+      isize_ = static_cast<uint64_t>(size_);
+      m_ = ~0ull / isize_ + 1;  // ceil(2^64 / size) for size > 1; size 1 is the identity
+      ibase_ = static_cast<int64_t>(base);
+      span_ = static_cast<uint64_t>(counts_.n) * isize_;
+      lanes_.assign(kLanes * counts_.n, 0);
+    }
+    return true;
+  }
+
+  // Counts ts[0..n) in order; false when one falls outside the counters (those before it stay counted). The
+  // state lives in locals for the loop: kept in members across rows, the lane index went through memory (a
+  // store-to-load chain of ~5 cycles a row).
+  bool AddAll(const double* ts, size_t n) {
+    if (integer_) {
+      uint32_t* L = lanes_.data();
+      size_t lane = lane_;
+      const int64_t ibase = ibase_;
+      const uint64_t span = span_, m = m_, isize = isize_;
+      bool ok = true;
+      for (size_t i = 0; i < n; i++) {
+        double t = ts[i];
+        if (!(std::fabs(t) < 4.0e18)) {
+          ok = false;
+          break;
+        }
+        int64_t ti = static_cast<int64_t>(t);
+        if (static_cast<double>(ti) > t) ti -= 1;  // floor for negatives
+        uint64_t d = static_cast<uint64_t>(ti - ibase);
+        if (d >= span) {  // below base wraps around to a huge value
+          ok = false;
+          break;
+        }
+        uint64_t k = isize == 1 ? d : static_cast<uint64_t>((static_cast<unsigned __int128>(d) * m) >> 64);
+        L[k * kLanes + lane]++;
+        lane = (lane + 1) & (kLanes - 1);
+      }
+      lane_ = lane;
+      return ok;
+    }
+    for (size_t i = 0; i < n; i++) {
+      double k = FloorDiv(ts[i], size_, inv_) - first_;
+      if (!(k >= 0 && k < limit_)) return false;
+      counts_.p[static_cast<size_t>(k)] += 1;
+    }
+    return true;
+  }
+
+  // Adds the lanes into `counts`; called also when a bad timestamp stopped the rows, which leaves what was counted
+  // before it (as the TypeScript version does).
+  void Fold() {
+    if (!integer_) return;
+    for (size_t k = 0; k < counts_.n; k++) {
+      uint32_t c = lanes_[k * kLanes] + lanes_[k * kLanes + 1] + lanes_[k * kLanes + 2] + lanes_[k * kLanes + 3];
+      if (c != 0) counts_.p[k] += c;
+    }
+  }
+
+ private:
+  static constexpr size_t kLanes = 4;
+  double size_ = 0, first_ = 0, inv_ = 0, limit_ = 0;
+  F64 counts_;
+  bool integer_ = false;
+  uint64_t isize_ = 1, m_ = 0, span_ = 0;
+  int64_t ibase_ = 0;
+  std::vector<uint32_t> lanes_;
+  size_t lane_ = 0;
+};
+
 // bucketCounts(ts, rows | null, start, end, size, first, counts): counts[floor(ts[r] / size) − first] += 1.
 Napi::Value BucketCounts(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  F64 ts, counts;
-  double size, first;
+  F64 ts;
   Selection sel;
-  if (!GetF64(info[0], &ts, "ts") || !GetSelection(info, 1, ts.n, &sel) || !GetNumber(info[4], &size, "size") ||
-      !GetNumber(info[5], &first, "first") || !GetF64(info[6], &counts, "counts")) {
+  BucketCounter counter;
+  if (!GetF64(info[0], &ts, "ts") || !GetSelection(info, 1, ts.n, &sel) || !counter.Init(info, 4, sel.size())) {
     return env.Undefined();
   }
-  if (!(size > 0)) {
-    Fail(env, "bucket size must be positive");
-    return env.Undefined();
-  }
-  const double inv = 1.0 / size;
-  const double limit = static_cast<double>(counts.n);
-  // Four interleaved u32 counter lanes: consecutive rows that hit one bucket then do not wait for each other's
-  // store (a load-add-store chain on one counter costs ~5 cycles a row); the lanes are folded in at the end. Rows
-  // of a sorted segment alternate between buckets unpredictably, so a branch on "same bucket as before" does not
-  // pay. Many buckets (fine granularity over a long range) count straight into `counts`.
-  constexpr size_t kLanes = 4;
   bool ok;
-  const double base = first * size;
-  if (counts.n <= (1u << 16) && sel.size() <= 0xffffffffu && size == std::floor(size) && size >= 1 &&
-      size < 4294967296.0 && std::fabs(base) < 4.0e18 && static_cast<double>(counts.n) * size < 4294967296.0) {
-    // Integer bucket size (every granularity tallydb has): k = floor(t − base) / size in integers, the division
-    // by a multiply with a 64-bit reciprocal (exact for dividends below 2^32), since
-    // floor(t / size) − first = floor((floor(t) − base) / size) for integer size and base.
-    const uint64_t isize = static_cast<uint64_t>(size);
-    const uint64_t m = ~0ull / isize + 1;  // ceil(2^64 / size) for size > 1; size 1 is the identity
-    const int64_t ibase = static_cast<int64_t>(base);
-    const uint64_t span = static_cast<uint64_t>(counts.n) * isize;
-    std::vector<uint32_t> lanes(kLanes * counts.n, 0);
-    uint32_t* L = lanes.data();
-    size_t lane = 0;
-    ok = ForEach(sel, [&](uint32_t r) {
-      double t = ts.p[r];
-      if (!(std::fabs(t) < 4.0e18)) return false;
-      int64_t ti = static_cast<int64_t>(t);
-      if (static_cast<double>(ti) > t) ti -= 1;  // floor for negatives
-      uint64_t d = static_cast<uint64_t>(ti - ibase);
-      if (d >= span) return false;  // below base wraps around to a huge value
-      uint64_t k = isize == 1 ? d : static_cast<uint64_t>((static_cast<unsigned __int128>(d) * m) >> 64);
-      L[k * kLanes + lane]++;
-      lane = (lane + 1) & (kLanes - 1);
-      return true;
-    });
-    // Fold what was counted, also when a bad timestamp stopped the loop (as the TypeScript version leaves it).
-    for (size_t k = 0; k < counts.n; k++) {
-      uint32_t c = L[k * kLanes] + L[k * kLanes + 1] + L[k * kLanes + 2] + L[k * kLanes + 3];
-      if (c != 0) counts.p[k] += c;
-    }
+  if (sel.rows == nullptr) {
+    ok = counter.AddAll(ts.p + sel.start, sel.size());
   } else {
+    // Gathered a chunk at a time, so that the counting loop runs over contiguous values.
+    double chunk[kBlock];
+    size_t k = 0;
     ok = ForEach(sel, [&](uint32_t r) {
-      double k = FloorDiv(ts.p[r], size, inv) - first;
-      if (!(k >= 0 && k < limit)) return false;
-      counts.p[static_cast<size_t>(k)] += 1;
-      return true;
+      chunk[k++] = ts.p[r];
+      if (k < kBlock) return true;
+      k = 0;
+      return counter.AddAll(chunk, kBlock);
     });
+    if (ok && k > 0) ok = counter.AddAll(chunk, k);
   }
+  counter.Fold();
+  if (!ok) Fail(env, "a timestamp falls outside the bucket counters");
+  return env.Undefined();
+}
+
+// bucketCountsAt(buf, anchors, rows | null, start, end, size, first, counts): bucketCounts of the selected rows'
+// timestamps read from the bit-packed column as timestampsAt reads them, without materializing them (clicks per
+// minute over segments whose decoded timestamps would not fit the cache).
+Napi::Value BucketCountsAt(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  AnchoredTimestamps col;
+  Selection sel;
+  BucketCounter counter;
+  if (!col.Parse(info[0], info[1]) || !GetSelection(info, 2, col.p.n, &sel) || !counter.Init(info, 5, sel.size())) {
+    return env.Undefined();
+  }
+  bool ok = col.ForEachChunk(sel, [&](const double* t, size_t n) { return counter.AddAll(t, n); });
+  counter.Fold();
   if (!ok) Fail(env, "a timestamp falls outside the bucket counters");
   return env.Undefined();
 }
@@ -415,6 +543,79 @@ Napi::Value SelectTimeRange(const Napi::CallbackInfo& info) {
   auto out = Napi::Uint32Array::New(env, keep.size());
   if (!keep.empty()) std::memcpy(out.Data(), keep.data(), keep.size() * 4);
   return out;
+}
+
+// countByCode(codes, rows | null, start, end, table, counts): counts[table[codes[r]]] += 1 — rows per minute from a
+// segment's minute column (a byte or two a row) instead of its timestamps.
+template <typename Code>
+bool CountCodes(const Code* codes, const Selection& sel, const U32& table, F64 counts) {
+  // The interleaved counter lanes of BucketCounter, for the same reason; few counters (the buckets of one query).
+  constexpr size_t kLanes = 4;
+  const size_t limit = counts.n;
+  if (limit > (1u << 16) || sel.size() > 0xffffffffu) {
+    return ForEach(sel, [&](uint32_t r) {
+      Code c = codes[r];
+      if (c >= table.n) return false;
+      uint32_t k = table.p[c];
+      if (k >= limit) return false;
+      counts.p[k] += 1;
+      return true;
+    });
+  }
+  std::vector<uint32_t> lanes(kLanes * limit, 0);
+  uint32_t* L = lanes.data();
+  size_t lane = 0;
+  bool ok = ForEach(sel, [&](uint32_t r) {
+    Code c = codes[r];
+    if (c >= table.n) return false;
+    uint32_t k = table.p[c];
+    if (k >= limit) return false;
+    L[k * kLanes + lane]++;
+    lane = (lane + 1) & (kLanes - 1);
+    return true;
+  });
+  // What was counted before a bad row stays counted, as in the TypeScript version.
+  for (size_t k = 0; k < limit; k++) {
+    uint32_t c = L[k * kLanes] + L[k * kLanes + 1] + L[k * kLanes + 2] + L[k * kLanes + 3];
+    if (c != 0) counts.p[k] += c;
+  }
+  return ok;
+}
+
+Napi::Value CountByCode(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const Napi::Value& v = info[0];
+  napi_typedarray_type kind = v.IsTypedArray() ? v.As<Napi::TypedArray>().TypedArrayType() : napi_int8_array;
+  if (kind != napi_uint8_array && kind != napi_uint16_array) {
+    TypeFail(env, "codes must be a Uint8Array or a Uint16Array");
+    return env.Undefined();
+  }
+  U32 table;
+  F64 counts;
+  if (!GetU32(info[4], &table, "table")) return env.Undefined();
+  size_t n = v.As<Napi::TypedArray>().ElementLength();
+  Selection sel;
+  if (!GetSelection(info, 1, n, &sel) || !GetF64(info[5], &counts, "counts")) return env.Undefined();
+  bool ok;
+  if (kind == napi_uint8_array) {
+    ok = CountCodes(v.As<Napi::Uint8Array>().Data(), sel, table, counts);
+  } else {
+    ok = CountCodes(v.As<Napi::Uint16Array>().Data(), sel, table, counts);
+  }
+  if (!ok) {
+    // Which bound the first bad row broke, as the TypeScript version reports it.
+    bool codeBad = false;
+    ForEach(sel, [&](uint32_t r) {
+      uint32_t c = kind == napi_uint8_array ? v.As<Napi::Uint8Array>().Data()[r] : v.As<Napi::Uint16Array>().Data()[r];
+      if (c >= table.n) {
+        codeBad = true;
+        return false;
+      }
+      return table.p[c] < counts.n;
+    });
+    Fail(env, codeBad ? "a code falls outside the table" : "a key falls outside the counters");
+  }
+  return env.Undefined();
 }
 
 // countByKey(keys, rows | null, start, end, weights | null, counts): counts[keys[r]] += weights ? weights[r] : 1.
@@ -456,7 +657,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("timestampAnchors", Napi::Function::New(env, TimestampAnchors, "timestampAnchors"));
   exports.Set("timestampsAt", Napi::Function::New(env, TimestampsAt, "timestampsAt"));
   exports.Set("bucketCounts", Napi::Function::New(env, BucketCounts, "bucketCounts"));
+  exports.Set("bucketCountsAt", Napi::Function::New(env, BucketCountsAt, "bucketCountsAt"));
   exports.Set("selectTimeRange", Napi::Function::New(env, SelectTimeRange, "selectTimeRange"));
+  exports.Set("countByCode", Napi::Function::New(env, CountByCode, "countByCode"));
   exports.Set("countByKey", Napi::Function::New(env, CountByKey, "countByKey"));
   return exports;
 }

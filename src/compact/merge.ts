@@ -14,6 +14,7 @@ import { digitKeys, rowOrder } from '../segment/radix.js';
 import type { RollupColumns } from '../query/reader.js';
 import { Dictionary } from '../head/dictionary.js';
 import type { Datasource } from '../schema/datasource.js';
+import { kernels } from '../native/index.js';
 
 export interface MergeOptions {
   /** Truncate timestamps to this bucket and merge rows with equal dimension values in it; null: no rollup. */
@@ -215,6 +216,7 @@ function columnSource(
     metricValues: (m) => metrics[m]!,
     timestamps: () => ts,
     timestampsFor: (sel) => ({ ts, sel }),
+    bucketCounts: (sel, size, first, counts) => kernels.bucketCounts(ts, sel.rows, sel.start, sel.end, size, first, counts),
     indexed: () => false,
     bitmap: () => null,
     keyHashes: () => keys,

@@ -20,6 +20,7 @@ import type { SegmentSource } from '../segment/format.js';
 import type { Dictionary } from './dictionary.js';
 import type { LoggedDimension } from '../wal/record.js';
 import { MINUTE_MS } from '../time.js';
+import { kernels } from '../native/index.js';
 
 const INITIAL_CAPACITY = 256;
 /** Above this many values in the head dictionary, a dimension's bitmaps are built per value asked for. */
@@ -110,6 +111,10 @@ export class MinuteBucket implements SegmentSource {
 
   timestampsFor(sel: Selection): TimestampView {
     return { ts: this.timestamps(), sel };
+  }
+
+  bucketCounts(sel: Selection, size: number, first: number, counts: Float64Array): void {
+    kernels.bucketCounts(this.timestamps(), sel.rows, sel.start, sel.end, size, first, counts);
   }
 
   indexed(dim: number): boolean {

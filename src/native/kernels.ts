@@ -23,8 +23,18 @@ export interface Kernels {
   timestampsAt(buf: Uint8Array, anchors: Float64Array, rows: Uint32Array | null, start: number, end: number): Float64Array;
   /** counts[floor(ts[r] / size) − first] += 1 for every selected row r. */
   bucketCounts(ts: Float64Array, rows: Uint32Array | null, start: number, end: number, size: number, first: number, counts: Float64Array): void;
+  /**
+   * `bucketCounts` of the selected rows' timestamps read from a bit-packed column as `timestampsAt` reads them,
+   * without materializing them.
+   */
+  bucketCountsAt(buf: Uint8Array, anchors: Float64Array, rows: Uint32Array | null, start: number, end: number, size: number, first: number, counts: Float64Array): void;
   /** The selected rows r with from ≤ ts[r] < to, in selection order. */
   selectTimeRange(ts: Float64Array, rows: Uint32Array | null, start: number, end: number, from: number, to: number): Uint32Array;
+  /**
+   * counts[table[codes[r]]] += 1 for every selected row r: rows counted by a small code (a minute within a segment)
+   * mapped to a counter by `table`.
+   */
+  countByCode(codes: Uint8Array | Uint16Array, rows: Uint32Array | null, start: number, end: number, table: Uint32Array, counts: Float64Array): void;
   /** counts[keys[r]] += (weights ? weights[r] : 1) for every selected row r. */
   countByKey(keys: Uint32Array, rows: Uint32Array | null, start: number, end: number, weights: Float64Array | null, counts: Float64Array): void;
 }
@@ -105,6 +115,11 @@ export const typescriptKernels: Kernels = {
     }
   },
 
+  bucketCountsAt(buf, anchors, rows, start, end, size, first, counts) {
+    const ts = typescriptKernels.timestampsAt(buf, anchors, rows, start, end);
+    typescriptKernels.bucketCounts(ts, null, 0, ts.length, size, first, counts);
+  },
+
   selectTimeRange(ts, rows, start, end, from, to) {
     checkSelection(rows, start, end, ts.length);
     const keep = new Uint32Array(end - start);
@@ -115,6 +130,20 @@ export const typescriptKernels: Kernels = {
       if (t >= from && t < to) keep[n++] = r;
     }
     return keep.slice(0, n);
+  },
+
+  countByCode(codes, rows, start, end, table, counts) {
+    if (!(codes instanceof Uint8Array || codes instanceof Uint16Array)) throw new TypeError('codes must be a Uint8Array or a Uint16Array');
+    if (!(table instanceof Uint32Array)) throw new TypeError('table must be a Uint32Array');
+    checkSelection(rows, start, end, codes.length);
+    const limit = counts.length;
+    for (let j = start; j < end; j++) {
+      const c = codes[rows === null ? j : rows[j]!]!;
+      if (c >= table.length) throw new RangeError('a code falls outside the table');
+      const k = table[c]!;
+      if (k >= limit) throw new RangeError('a key falls outside the counters');
+      counts[k]! += 1;
+    }
   },
 
   countByKey(keys, rows, start, end, weights, counts) {

@@ -289,8 +289,7 @@ export async function execute(plan: Plan, readers: readonly SegmentReader[], lim
       const sel = selection(base, n);
       stats.rowsScanned += sel.end - sel.start;
       const { size, first, counts } = bucketCounter;
-      const view = reader.timestampsFor(sel);
-      kernels.bucketCounts(view.ts, view.sel.rows, view.sel.start, view.sel.end, size, first, counts);
+      reader.bucketCounts(sel, size, first, counts);
       return;
     }
 

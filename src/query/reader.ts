@@ -64,6 +64,11 @@ export interface SegmentReader {
    */
   timestampsFor(sel: Selection): TimestampView;
   /**
+   * counts[floor(t / size) − first] += 1 for the timestamp t of each row `sel` selects (rows per minute). A large
+   * segment counts from its packed column without materializing the timestamps.
+   */
+  bucketCounts(sel: Selection, size: number, first: number, counts: Float64Array): void;
+  /**
    * Whether `bitmap(dim, ·)` reads a stored index. False when it is derived from the id column (a high-cardinality
    * dimension such as an image id): a filter that has already narrowed the rows then tests those rows' ids instead.
    */

@@ -12,6 +12,7 @@ import type { DictionaryView, RollupColumns, Selection, TimestampView } from '..
 import type { BlockCache } from './cache.js';
 import { decodeDecimal, decodeDictionary, readSection, u32ToF64, type SegmentFooter, type SegmentSource } from './format.js';
 import { kernels } from '../native/index.js';
+import { MINUTE_MS } from '../time.js';
 import { decodeRanked } from './ranked.js';
 
 function checkedLength(a: Uint32Array, rows: number): Uint32Array {
@@ -185,17 +186,73 @@ export class DiskSegment implements SegmentSource {
     });
   }
 
-  timestampsFor(sel: Selection): TimestampView {
-    // Decoded when it already is, or when the datasource's timestamps fit the cache comfortably; otherwise only
-    // the selected rows' blocks are decoded from the bit-packed column (held packed, ~2 bytes a row, in the cache).
-    if (this.footer.columns !== 'bp' || !this.packTimestamps() || this.cache.has(`${this.prefix}t`)) return { ts: this.timestamps(), sel };
-    const packed = this.cache.get<PackedTimestamps>(`${this.prefix}T`, () => {
+  /** Whether queries read this segment's timestamps from the bit-packed column rather than decoded (see below). */
+  private readsPacked(): boolean {
+    return this.footer.columns === 'bp' && this.packTimestamps() && !this.cache.has(`${this.prefix}t`);
+  }
+
+  /**
+   * The bit-packed timestamp column with its block anchors (held packed, ~2 bytes a row, in the cache), or null
+   * when queries read the decoded column: when it already is decoded, or when the datasource's timestamps fit the
+   * cache comfortably.
+   */
+  private packedTimestamps(): PackedTimestamps | null {
+    if (!this.readsPacked()) return null;
+    return this.cache.get<PackedTimestamps>(`${this.prefix}T`, () => {
       const raw = this.section(this.footer.ts);
       const anchors = this.decoded(() => kernels.timestampAnchors(raw, this.footer.minTs));
       return { value: { raw, anchors }, bytes: raw.length + anchors.byteLength };
     });
+  }
+
+  /**
+   * Each row's minute counted from the segment's first (floor(ts / 60 s) − floor(minTs / 60 s)): one byte a row
+   * for a segment spanning ≤ 256 minutes (an hour), two for ≤ 65,536 (a day); null past that.
+   */
+  private minuteColumn(): Uint8Array | Uint16Array | null {
+    const m0 = Math.floor(this.minTs / MINUTE_MS);
+    const span = Math.floor(this.maxTs / MINUTE_MS) - m0 + 1;
+    if (span > 65_536) return null;
+    return this.cache.get<Uint8Array | Uint16Array>(`${this.prefix}M`, () => {
+      const ts = this.decoded(() => decode.timestamps(this.section(this.footer.ts), this.footer));
+      const out = span <= 256 ? new Uint8Array(ts.length) : new Uint16Array(ts.length);
+      for (let r = 0; r < ts.length; r++) out[r] = Math.floor(ts[r]! / MINUTE_MS) - m0;
+      return { value: out, bytes: out.byteLength };
+    });
+  }
+
+  timestampsFor(sel: Selection): TimestampView {
+    const packed = this.packedTimestamps();
+    if (packed === null) return { ts: this.timestamps(), sel };
     const ts = this.decoded(() => kernels.timestampsAt(packed.raw, packed.anchors, sel.rows, sel.start, sel.end));
     return { ts, sel: { rows: null, start: 0, end: ts.length } };
+  }
+
+  bucketCounts(sel: Selection, size: number, first: number, counts: Float64Array): void {
+    if (!this.readsPacked()) {
+      kernels.bucketCounts(this.timestamps(), sel.rows, sel.start, sel.end, size, first, counts);
+      return;
+    }
+    // Buckets of whole minutes (minute, hour, day) count rows by the segment's minute column: a byte or two a
+    // row, decoded once and cached, instead of the timestamps (8 bytes a row decoded, too many for the cache
+    // here; packed, a block decode on every query).
+    const minutes = size % MINUTE_MS === 0 ? this.minuteColumn() : null;
+    if (minutes !== null) {
+      const m0 = Math.floor(this.minTs / MINUTE_MS);
+      const perBucket = size / MINUTE_MS;
+      const table = new Uint32Array(Math.floor(this.maxTs / MINUTE_MS) - m0 + 1);
+      for (let m = 0; m < table.length; m++) {
+        const k = Math.floor((m0 + m) / perBucket) - first;
+        // A bucket past the counters: the kernel refuses a row that lands in it.
+        table[m] = k >= 0 && k < counts.length ? k : 0xffffffff;
+      }
+      kernels.countByCode(minutes, sel.rows, sel.start, sel.end, table, counts);
+      return;
+    }
+    const packed = this.packedTimestamps()!;
+    // The anchors were derived from this column when it passed its CRC, so an error here is the query's (a
+    // RangeError: a row or bucket out of bounds), not damage to the segment.
+    kernels.bucketCountsAt(packed.raw, packed.anchors, sel.rows, sel.start, sel.end, size, first, counts);
   }
 
   indexed(dim: number): boolean {

@@ -1,6 +1,7 @@
 /**
  * Property: the read paths meant for large data — timestamps decoded only for the selected rows' blocks of the
- * bit-packed column (a datasource whose decoded timestamps would crowd the cache), and filters that test the ids of
+ * bit-packed column (a datasource whose decoded timestamps would crowd the cache), rows per time bucket counted
+ * from a segment's minute column (buckets of whole minutes) or straight from the packed column (others), and filters that test the ids of
  * candidate rows for an unindexed dimension (an image id) instead of deriving that value's rows — give the reference
  * model's answers, in the head and in sealed and compacted segments. A tiny cache forces the packed path; a low
  * index threshold leaves the image dimension unindexed in segments and in the head. A canary shows the property
@@ -42,12 +43,12 @@ const START = NOW - 3 * 3_600_000;
 const seed = (image: string, location: string): Filter => ({ and: [{ dimension: 'event', eq: 'click' }, { dimension: 'image', eq: image }, { dimension: 'location', eq: location }] });
 const rangeArb = fc.tuple(fc.integer({ min: 0, max: 45 }), fc.integer({ min: 1, max: 45 }), fc.integer({ min: 0, max: M - 1 }))
   .map(([a, len, off]) => ({ from: START + a * M + off, to: START + (a + len) * M + off }));
-const queryArb: fc.Arbitrary<Query> = fc.tuple(rangeArb, fc.constantFrom(...IMAGES.slice(0, 6)), fc.constantFrom(...LOCATIONS), fc.integer({ min: 0, max: 4 })).map(([r, image, location, shape]): Query => {
+const queryArb: fc.Arbitrary<Query> = fc.tuple(rangeArb, fc.constantFrom(...IMAGES.slice(0, 6)), fc.constantFrom(...LOCATIONS), fc.integer({ min: 0, max: 4 }), fc.constantFrom('minute', '5 minutes', '30 seconds', '7 seconds')).map(([r, image, location, shape, granularity]): Query => {
   const base = { datasource: 'ev', ...r };
   switch (shape) {
     case 0: return { ...base, filter: seed(image, location), aggregations: [{ name: 'clicks', type: 'count' }] };
     case 1: return { ...base, granularity: 'minute', filter: seed(image, location), aggregations: [{ name: 'clicks', type: 'count' }, { name: 'cost', type: 'sum', metric: 'cost' }] };
-    case 2: return { ...base, granularity: 'minute', filter: { dimension: 'event', eq: 'click' }, aggregations: [{ name: 'clicks', type: 'count' }] };
+    case 2: return { ...base, granularity, filter: { dimension: 'event', eq: 'click' }, aggregations: [{ name: 'clicks', type: 'count' }] };
     case 3: return { ...base, filter: { and: [{ dimension: 'location', eq: location }, { dimension: 'image', in: [image, 'img1', 'nope'] }] }, groupBy: ['image'], aggregations: [{ name: 'n', type: 'count' }, { name: 'clicks', type: 'count', filter: { dimension: 'event', eq: 'click' } }] };
     default: return { ...base, granularity: 'hour', filter: { dimension: 'location', eq: location }, groupBy: ['image'], aggregations: [{ name: 'clicks', type: 'count', filter: { dimension: 'event', eq: 'click' } }], orderBy: [{ column: 'clicks', direction: 'desc' }, { column: 'image', direction: 'asc' }], limit: 3 };
   }
@@ -96,18 +97,69 @@ describe('reads for large data: packed timestamps and candidate-row tests of uni
   it.each(['loaded', 'typescript'] as const)('give the reference model\'s answers in the head and in segments (%s kernels)', async (which) => {
     const previous = setKernelsForTests(which);
     const packed = vi.spyOn(typescriptKernels, 'timestampsAt');
+    const minuteColumn = vi.spyOn(typescriptKernels, 'countByCode');
+    const packedCounts = vi.spyOn(typescriptKernels, 'bucketCountsAt');
     try {
       await fc.assert(fc.asyncProperty(historyArb, async ([steps, queries]) => {
         await run([...steps, { kind: 'flush' }], queries);
       }), { numRuns: Number(process.env.PROPERTY_RUNS ?? 40) });
       // With the TypeScript kernels the spy sees the packed path being taken (the native twin is compared with
       // this one in test/native-kernels.test.ts).
-      if (which === 'typescript') expect(packed).toHaveBeenCalled();
+      if (which === 'typescript') {
+        expect(packed).toHaveBeenCalled();
+        expect(minuteColumn).toHaveBeenCalled();
+        expect(packedCounts).toHaveBeenCalled();
+      }
     } finally {
       packed.mockRestore();
+      minuteColumn.mockRestore();
+      packedCounts.mockRestore();
       setKernelsForTests(previous);
     }
   }, 300_000);
+
+  it.each(['loaded', 'typescript'] as const)('rows per time bucket of compacted segments are the model\'s through the minute column, the packed column and the decoded column (%s kernels)', async (which) => {
+    const previous = setKernelsForTests(which);
+    const minuteColumn = vi.spyOn(typescriptKernels, 'countByCode');
+    const packedCounts = vi.spyOn(typescriptKernels, 'bucketCountsAt');
+    // Times all over each minute (both halves, its first and last millisecond), so a minute taken by rounding or a
+    // bucket off by one shows.
+    const events = Array.from({ length: 900 }, (_, i) => ({
+      ts: START + (i % 45) * M + [0, M - 1, 29_999, 30_000, (i * 7919) % M][i % 5]!,
+      event: i % 3 === 0 ? 'click' : 'impression', image: IMAGES[i % 7], location: LOCATIONS[i % 4],
+    }));
+    try {
+      for (const cacheBytes of [4096, 1 << 30]) {
+        const db: Tally = await open({ dir: '/db', fileSystem: new MemFs(), clock: () => NOW, cacheBytes, compaction: { auto: false } });
+        try {
+          await db.createDatasource(SPEC);
+          const model = new Model({ ...SPEC, latenessMs: 3 * 3_600_000 }, { now: NOW, futureToleranceMs: 3_600_000, maxCardinality: 10_000_000 });
+          expect((await db.ingest('ev', events)).accepted).toBe(model.ingest(events).accepted);
+          await db.flush();
+          await db.compact();
+          for (const granularity of ['minute', '5 minutes', '30 seconds', '7 seconds']) {
+            for (const [from, to] of [[START, NOW], [START + 90_500, START + 40 * M + 17]]) {
+              for (const filter of [undefined, { dimension: 'event', eq: 'click' }] as const) {
+                const q: Query = { datasource: 'ev', from, to, granularity, ...(filter ? { filter } : {}), aggregations: [{ name: 'n', type: 'count' }] };
+                const got = await db.query(q);
+                expect({ columns: got.columns, rows: got.rows }).toEqual(model.query(q));
+              }
+            }
+          }
+        } finally {
+          await db.close();
+        }
+      }
+      if (which === 'typescript') {
+        expect(minuteColumn).toHaveBeenCalled();
+        expect(packedCounts).toHaveBeenCalled();
+      }
+    } finally {
+      minuteColumn.mockRestore();
+      packedCounts.mockRestore();
+      setKernelsForTests(previous);
+    }
+  });
 
   it('canary: the same property finds a model that counts one event twice', async () => {
     const steps: Step[] = [{ kind: 'ingest', events: Array.from({ length: 40 }, (_, i) => ({ minute: i, ms: 5, click: true, image: 0, location: 0, cost: 1 })) }, { kind: 'flush' }];

@@ -123,7 +123,8 @@ export class Model {
         const u = DURATIONS[gran]!;
         return Math.floor((ts + offsetMs) / u) * u - offsetMs;
       }
-      const size = gran === 'minute' ? 60_000 : Number(/^(\d+) minutes$/.exec(gran)![1]) * 60_000;
+      const fixed = /^(\d+) (minutes|seconds)$/.exec(gran);
+      const size = gran === 'minute' ? 60_000 : Number(fixed![1]) * (fixed![2] === 'minutes' ? 60_000 : 1000);
       return Math.floor(ts / size) * size;
     };
     const groupBy = q.groupBy ?? [];
