@@ -4,7 +4,9 @@
  * (DST included); every malformed query fails with a stable code and a path into the query.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import { open, type Tally } from 'tallydb';
+import { kthBest } from '../src/query/execute.js';
 
 const T0 = Date.parse('2026-11-23T10:00:00Z');
 const M = 60_000;
@@ -226,5 +228,13 @@ describe('top-N over many groups (candidates preselected by the order column bef
       }
     }
     await t.close();
+  });
+
+  it('the cut of the preselection is the k-th best value, as a full sort finds it', () => {
+    fc.assert(fc.property(fc.array(fc.integer({ min: -5, max: 20 }), { minLength: 1, maxLength: 200 }), fc.nat(), fc.boolean(), (xs, kk, desc) => {
+      const k = 1 + (kk % xs.length);
+      const sorted = [...xs].sort((a, b) => a - b);
+      expect(kthBest(Float64Array.from(xs), k, desc)).toBe(desc ? sorted[xs.length - k] : sorted[k - 1]);
+    }), { numRuns: 500 });
   });
 });

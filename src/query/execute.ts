@@ -80,6 +80,13 @@ class QueryDictionary {
 
 const DENSE_GROUP_TABLE_MAX = 1 << 20;
 let groupScratch = new Int32Array(1024);
+/**
+ * The group of each dictionary id of a reader's one group-by dimension, valid where `idStamp[id]` equals the
+ * reader's stamp: a scan then translates each distinct id and looks its group up once, not once per row.
+ */
+let idGroup = new Int32Array(1024);
+let idStamp = new Uint32Array(1024);
+let stamp = 0;
 const BITMAP_COMBINATIONS_MAX = 4096;
 /** A running query yields to the event loop at least this often. */
 const YIELD_EVERY_MS = 8;
@@ -354,20 +361,45 @@ export async function execute(plan: Plan, readers: readonly SegmentReader[], lim
     const constIdx = oneBucket ? bucketIdxOf(firstBucket) : 0;
     let lastStart = NaN;
     let lastIdx = 0;
-    for (let i = 0; i < baseCount; i++) {
-      const r = baseRows === null ? i : baseRows[i]!;
-      let bIdx = constIdx;
-      let start = firstBucket;
-      if (ts !== null) {
-        start = bucketStart(ts[tsRows === null ? tsStart + i : tsRows[tsStart + i]!]!, b);
-        if (start !== lastStart) {
-          lastStart = start;
-          lastIdx = bucketIdxOf(start);
-        }
-        bIdx = lastIdx;
+    if (ts === null && groupDims.length === 1) {
+      // One bucket, one group-by dimension (top images over a few minutes): a group per distinct id, found once.
+      const size = groupDicts[0]!.size;
+      if (idStamp.length < size || stamp === 0xffffffff) {
+        idStamp = new Uint32Array(Math.max(size, idStamp.length));
+        idGroup = new Int32Array(idStamp.length);
+        stamp = 0;
       }
-      for (let k = 0; k < groupDims.length; k++) gidScratch[k] = groupQds[k]!.id(groupDicts[k]!, translations[k]!, dimIds[k]![r]!);
-      groupOf[r] = groups.find(bIdx, start, gidScratch);
+      const s = ++stamp;
+      const ids = dimIds[0]!;
+      const qd0 = groupQds[0]!;
+      const dict0 = groupDicts[0]!;
+      const t0 = translations[0]!;
+      for (let i = 0; i < baseCount; i++) {
+        const r = baseRows === null ? i : baseRows[i]!;
+        const id = ids[r]!;
+        if (idStamp[id] !== s) {
+          idStamp[id] = s;
+          gidScratch[0] = qd0.id(dict0, t0, id);
+          idGroup[id] = groups.find(constIdx, firstBucket, gidScratch);
+        }
+        groupOf[r] = idGroup[id]!;
+      }
+    } else {
+      for (let i = 0; i < baseCount; i++) {
+        const r = baseRows === null ? i : baseRows[i]!;
+        let bIdx = constIdx;
+        let start = firstBucket;
+        if (ts !== null) {
+          start = bucketStart(ts[tsRows === null ? tsStart + i : tsRows[tsStart + i]!]!, b);
+          if (start !== lastStart) {
+            lastStart = start;
+            lastIdx = bucketIdxOf(start);
+          }
+          bIdx = lastIdx;
+        }
+        for (let k = 0; k < groupDims.length; k++) gidScratch[k] = groupQds[k]!.id(groupDicts[k]!, translations[k]!, dimIds[k]![r]!);
+        groupOf[r] = groups.find(bIdx, start, gidScratch);
+      }
     }
 
     plan.aggregations.forEach((a, i) => {
@@ -545,12 +577,57 @@ function preselect(plan: Plan, G: number, firstAggCol: number, aggValue: (g: num
     if (v === null || v !== v) return null;
     values[g] = v;
   }
-  const sorted = values.slice().sort();
   const desc = plan.orderBy[0]!.desc;
-  const threshold = desc ? sorted[G - k]! : sorted[k - 1]!;
+  const threshold = kthBest(values, k, desc);
   const out: number[] = [];
   for (let g = 0; g < G; g++) if (desc ? values[g]! >= threshold : values[g]! <= threshold) out.push(g);
   return out;
+}
+
+/**
+ * The k-th best of `values` (1 ≤ k ≤ length; the k-th largest when `desc`, else the k-th smallest), by a bounded
+ * heap of the best k: a top-10 of thousands of groups costs a comparison per group, not a sort.
+ */
+export function kthBest(values: Float64Array, k: number, desc: boolean): number {
+  // heap[0] is the worst of the best k so far: the smallest when desc (a min-heap), the largest otherwise.
+  const sign = desc ? 1 : -1;
+  const heap = new Float64Array(k);
+  let size = 0;
+  const down = (): void => {
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < size && sign * heap[l]! < sign * heap[m]!) m = l;
+      if (r < size && sign * heap[r]! < sign * heap[m]!) m = r;
+      if (m === i) return;
+      const tmp = heap[i]!;
+      heap[i] = heap[m]!;
+      heap[m] = tmp;
+      i = m;
+    }
+  };
+  for (let g = 0; g < values.length; g++) {
+    const v = values[g]!;
+    if (size < k) {
+      // Sift up.
+      let i = size++;
+      heap[i] = v;
+      while (i > 0) {
+        const p = (i - 1) >> 1;
+        if (sign * heap[p]! <= sign * heap[i]!) break;
+        const tmp = heap[i]!;
+        heap[i] = heap[p]!;
+        heap[p] = tmp;
+        i = p;
+      }
+    } else if (sign * v > sign * heap[0]!) {
+      heap[0] = v;
+      down();
+    }
+  }
+  return heap[0]!;
 }
 
 /** The first `k` rows in `cmp` order: a bounded heap when k is small against the input, a sort otherwise. */
