@@ -40,6 +40,10 @@ const per = Math.floor(SEL / 450);
 for (let g = 0; g < 450; g++) for (let i = 0; i < per; i++) grouped[g * per + i] = ts[Math.min(N - 1, Math.floor(((i * 450 + g) * N) / SEL))]!;
 for (let j = 450 * per; j < SEL; j++) grouped[j] = ts[N - 1]!;
 const buckets = new Float64Array(Math.floor(ts[N - 1]! / 60_000) - first + 1);
+// The same timestamps packed with their block anchors, and as a day segment's minute column (u16) with its table.
+const tsAnchors = kernels.timestampAnchors(tsPacked, ts[0]!);
+const minutes = Uint16Array.from(ts, (x) => Math.floor(x / 60_000) - first);
+const minuteTable = Uint32Array.from({ length: buckets.length }, (_, m) => m);
 const keyCounts = new Float64Array(100_000);
 
 const cases: [string, (k: Kernels) => unknown][] = [
@@ -48,6 +52,9 @@ const cases: [string, (k: Kernels) => unknown][] = [
   [`bucketCounts ${SEL.toLocaleString()} contiguous rows`, (k) => k.bucketCounts(ts, null, N / 2, N / 2 + SEL, 60_000, first, buckets)],
   [`bucketCounts ${SEL.toLocaleString()} rows in 450 sorted groups`, (k) => k.bucketCounts(grouped, null, 0, SEL, 60_000, first, buckets)],
   [`bucketCounts ${SEL.toLocaleString()} scattered rows`, (k) => k.bucketCounts(ts, scattered, 0, SEL, 60_000, first, buckets)],
+  [`bucketCountsAt ${SEL.toLocaleString()} contiguous rows (packed)`, (k) => k.bucketCountsAt(tsPacked, tsAnchors, null, N / 2, N / 2 + SEL, 60_000, first, buckets)],
+  [`countByCode ${SEL.toLocaleString()} contiguous rows (minute column)`, (k) => k.countByCode(minutes, null, N / 2, N / 2 + SEL, minuteTable, buckets)],
+  [`countByCode ${SEL.toLocaleString()} scattered rows (minute column)`, (k) => k.countByCode(minutes, scattered, 0, SEL, minuteTable, buckets)],
   [`selectTimeRange over ${N.toLocaleString()} rows`, (k) => k.selectTimeRange(ts, null, 0, N, ts[N / 2]!, ts[N / 2 + 30_000]!)],
   [`countByKey ${SEL.toLocaleString()} scattered rows`, (k) => k.countByKey(ids, scattered, 0, SEL, null, keyCounts)],
 ];

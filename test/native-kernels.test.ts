@@ -269,6 +269,26 @@ describe('native kernels', () => {
     expect(n2).toMatchObject({ error: 'TypeError' });
   });
 
+  it('selectCodeRange keeps exactly the selected rows whose code is in [lo, hi), in selection order, in both versions', () => {
+    const arb = fc.record({ wide: fc.boolean(), codes: fc.array(fc.nat({ max: 300 }), { maxLength: 300 }), lo: fc.integer({ min: -2, max: 302 }), hi: fc.integer({ min: -2, max: 302 }) })
+      .chain((r) => selectionArb(r.codes.length).map((sel) => ({ ...r, sel })));
+    fc.assert(fc.property(arb, ({ wide, codes, lo, hi, sel }) => {
+      const column = wide ? Uint16Array.from(codes, (c) => c * 200) : Uint8Array.from(codes, (c) => c % 256);
+      const [l, h] = wide ? [lo * 200, hi * 200] : [lo, hi];
+      const expected: number[] = [];
+      for (let j = sel.start; j < sel.end; j++) {
+        const r = sel.rows === null ? j : sel.rows[j]!;
+        if (column[r]! >= l && column[r]! < h) expected.push(r);
+      }
+      const [n, t] = both((k) => k.selectCodeRange(column, sel.rows, sel.start, sel.end, l, h));
+      expect(n).toEqual(t);
+      expect(n).toEqual({ ok: expected });
+    }), { numRuns: 400 });
+    const [n, t] = both((k) => k.selectCodeRange(Uint8Array.of(1), null, 0, 2, 0, 5));
+    expect(n).toEqual(t);
+    expect(n).toMatchObject({ error: 'RangeError' });
+  });
+
   it('selectTimeRange keeps exactly the selected rows inside [from, to), in selection order, in both versions', () => {
     const arb = fc.array(fc.integer({ min: 0, max: 100 }), { maxLength: 200 }).chain((col) =>
       fc.tuple(fc.constant(col), selectionArb(col.length), fc.integer({ min: -5, max: 105 }), fc.integer({ min: -5, max: 105 })));

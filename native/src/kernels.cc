@@ -618,6 +618,40 @@ Napi::Value CountByCode(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// selectCodeRange(codes, rows | null, start, end, lo, hi): Uint32Array — the selected rows with lo <= codes[r] < hi
+// (a segment's rows in a range of minutes, by its minute column).
+template <typename Code>
+void SelectCodes(const Code* codes, const Selection& sel, double lo, double hi, std::vector<uint32_t>* keep) {
+  ForEach(sel, [&](uint32_t r) {
+    double c = codes[r];
+    if (c >= lo && c < hi) keep->push_back(r);
+    return true;
+  });
+}
+
+Napi::Value SelectCodeRange(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const Napi::Value& v = info[0];
+  napi_typedarray_type kind = v.IsTypedArray() ? v.As<Napi::TypedArray>().TypedArrayType() : napi_int8_array;
+  if (kind != napi_uint8_array && kind != napi_uint16_array) {
+    TypeFail(env, "codes must be a Uint8Array or a Uint16Array");
+    return env.Undefined();
+  }
+  Selection sel;
+  double lo, hi;
+  if (!GetSelection(info, 1, v.As<Napi::TypedArray>().ElementLength(), &sel) || !GetNumber(info[4], &lo, "lo") ||
+      !GetNumber(info[5], &hi, "hi")) {
+    return env.Undefined();
+  }
+  std::vector<uint32_t> keep;
+  keep.reserve(sel.size() / 4 + 16);
+  if (kind == napi_uint8_array) SelectCodes(v.As<Napi::Uint8Array>().Data(), sel, lo, hi, &keep);
+  else SelectCodes(v.As<Napi::Uint16Array>().Data(), sel, lo, hi, &keep);
+  auto out = Napi::Uint32Array::New(env, keep.size());
+  if (!keep.empty()) std::memcpy(out.Data(), keep.data(), keep.size() * 4);
+  return out;
+}
+
 // countByKey(keys, rows | null, start, end, weights | null, counts): counts[keys[r]] += weights ? weights[r] : 1.
 Napi::Value CountByKey(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -660,6 +694,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("bucketCountsAt", Napi::Function::New(env, BucketCountsAt, "bucketCountsAt"));
   exports.Set("selectTimeRange", Napi::Function::New(env, SelectTimeRange, "selectTimeRange"));
   exports.Set("countByCode", Napi::Function::New(env, CountByCode, "countByCode"));
+  exports.Set("selectCodeRange", Napi::Function::New(env, SelectCodeRange, "selectCodeRange"));
   exports.Set("countByKey", Napi::Function::New(env, CountByKey, "countByKey"));
   return exports;
 }

@@ -217,6 +217,7 @@ function columnSource(
     timestamps: () => ts,
     timestampsFor: (sel) => ({ ts, sel }),
     bucketCounts: (sel, size, first, counts) => kernels.bucketCounts(ts, sel.rows, sel.start, sel.end, size, first, counts),
+    selectTimeRange: (sel, from, to) => kernels.selectTimeRange(ts, sel.rows, sel.start, sel.end, from, to),
     indexed: () => false,
     bitmap: () => null,
     keyHashes: () => keys,

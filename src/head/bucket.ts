@@ -117,6 +117,10 @@ export class MinuteBucket implements SegmentSource {
     kernels.bucketCounts(this.timestamps(), sel.rows, sel.start, sel.end, size, first, counts);
   }
 
+  selectTimeRange(sel: Selection, from: number, to: number): Uint32Array {
+    return kernels.selectTimeRange(this.timestamps(), sel.rows, sel.start, sel.end, from, to);
+  }
+
   indexed(dim: number): boolean {
     return this.indexedRows[dim] !== 0 || this.dicts[dim]!.size <= highCardinality;
   }

@@ -35,6 +35,8 @@ export interface Kernels {
    * mapped to a counter by `table`.
    */
   countByCode(codes: Uint8Array | Uint16Array, rows: Uint32Array | null, start: number, end: number, table: Uint32Array, counts: Float64Array): void;
+  /** The selected rows r with lo ≤ codes[r] < hi, in selection order (rows in a range of minutes). */
+  selectCodeRange(codes: Uint8Array | Uint16Array, rows: Uint32Array | null, start: number, end: number, lo: number, hi: number): Uint32Array;
   /** counts[keys[r]] += (weights ? weights[r] : 1) for every selected row r. */
   countByKey(keys: Uint32Array, rows: Uint32Array | null, start: number, end: number, weights: Float64Array | null, counts: Float64Array): void;
 }
@@ -144,6 +146,19 @@ export const typescriptKernels: Kernels = {
       if (k >= limit) throw new RangeError('a key falls outside the counters');
       counts[k]! += 1;
     }
+  },
+
+  selectCodeRange(codes, rows, start, end, lo, hi) {
+    if (!(codes instanceof Uint8Array || codes instanceof Uint16Array)) throw new TypeError('codes must be a Uint8Array or a Uint16Array');
+    checkSelection(rows, start, end, codes.length);
+    const keep = new Uint32Array(end - start);
+    let n = 0;
+    for (let j = start; j < end; j++) {
+      const r = rows === null ? j : rows[j]!;
+      const c = codes[r]!;
+      if (c >= lo && c < hi) keep[n++] = r;
+    }
+    return keep.slice(0, n);
   },
 
   countByKey(keys, rows, start, end, weights, counts) {

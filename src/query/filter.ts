@@ -7,7 +7,6 @@
  * cases — no filter, a value absent from this reader — cost nothing.
  */
 import { RoaringBitmap32, type Bitmap } from '../bitmap.js';
-import { kernels } from '../native/index.js';
 import type { SegmentReader, Selection } from './reader.js';
 import type { ResolvedFilter } from './shape.js';
 
@@ -145,12 +144,7 @@ export function timeRangeRows(reader: SegmentReader, from: number, to: number, w
   if (reader.maxTs < from || reader.minTs >= to) return 'none';
   const n = reader.rowCount;
   const sel = selection(within, n);
-  const view = reader.timestampsFor(sel);
-  const rows = kernels.selectTimeRange(view.ts, view.sel.rows, view.sel.start, view.sel.end, from, to);
-  // Timestamps gathered for the selection answer with positions in it: back to row ids.
-  if (view.sel !== sel) {
-    for (let i = 0; i < rows.length; i++) rows[i] = sel.rows === null ? sel.start + rows[i]! : sel.rows[sel.start + rows[i]!]!;
-  }
+  const rows = reader.selectTimeRange(sel, from, to);
   if (rows.length === 0) return 'none';
   if (rows.length === n) return 'all';
   return rows.length === sel.end - sel.start && within !== 'all' ? within : new RoaringBitmap32(rows);

@@ -69,6 +69,11 @@ export interface SegmentReader {
    */
   bucketCounts(sel: Selection, size: number, first: number, counts: Float64Array): void;
   /**
+   * The rows `sel` selects whose timestamp lies in [from, to), as row ids in selection order. A large segment
+   * narrows them by its minute column first and reads the timestamps of only the rows in the range's end minutes.
+   */
+  selectTimeRange(sel: Selection, from: number, to: number): Uint32Array;
+  /**
    * Whether `bitmap(dim, ·)` reads a stored index. False when it is derived from the id column (a high-cardinality
    * dimension such as an image id): a filter that has already narrowed the rows then tests those rows' ids instead.
    */

@@ -221,6 +221,28 @@ export class DiskSegment implements SegmentSource {
     });
   }
 
+  selectTimeRange(sel: Selection, from: number, to: number): Uint32Array {
+    if (!this.readsPacked()) return kernels.selectTimeRange(this.timestamps(), sel.rows, sel.start, sel.end, from, to);
+    let candidates = sel;
+    const minutes = this.minuteColumn();
+    if (minutes !== null) {
+      // Rows in the minutes the range touches, by their minute codes: all of them when the range's ends are whole
+      // minutes, otherwise a superset whose timestamps are then read (a few minutes' rows, not the selection's).
+      const m0 = Math.floor(this.minTs / MINUTE_MS);
+      const lo = Math.max(0, Math.floor(from / MINUTE_MS) - m0);
+      const hi = Math.ceil(to / MINUTE_MS) - m0;
+      const rows = hi > lo ? kernels.selectCodeRange(minutes, sel.rows, sel.start, sel.end, lo, hi) : new Uint32Array(0);
+      if (from % MINUTE_MS === 0 && to % MINUTE_MS === 0) return rows;
+      candidates = { rows, start: 0, end: rows.length };
+    }
+    const packed = this.packedTimestamps()!;
+    const ts = kernels.timestampsAt(packed.raw, packed.anchors, candidates.rows, candidates.start, candidates.end);
+    const kept = kernels.selectTimeRange(ts, null, 0, ts.length, from, to);
+    // Positions in the candidates: back to row ids.
+    for (let i = 0; i < kept.length; i++) kept[i] = candidates.rows === null ? candidates.start + kept[i]! : candidates.rows[candidates.start + kept[i]!]!;
+    return kept;
+  }
+
   timestampsFor(sel: Selection): TimestampView {
     const packed = this.packedTimestamps();
     if (packed === null) return { ts: this.timestamps(), sel };

@@ -22,7 +22,8 @@ function source(ts: number[], values: string[], keys: number[]): SegmentSource {
     minTs: Math.min(...ts), maxTs: Math.max(...ts), rowCount: ts.length,
     dictionary: () => dict, dimensionIds: () => ids, metricValues: () => Float64Array.from(ts.map(() => 1)),
     timestamps: () => Float64Array.from(ts), timestampsFor: (sel) => ({ ts: Float64Array.from(ts), sel }),
-    bucketCounts: () => { throw new Error('not read by the merge'); }, indexed: () => false,
+    bucketCounts: () => { throw new Error('not read by the merge'); },
+    selectTimeRange: () => { throw new Error('not read by the merge'); }, indexed: () => false,
     bitmap: () => null, rollup: () => null,
     keyHashes: () => Uint32Array.from(keys),
   };

@@ -118,14 +118,15 @@ describe('reads for large data: packed timestamps and candidate-row tests of uni
     }
   }, 300_000);
 
-  it.each(['loaded', 'typescript'] as const)('rows per time bucket of compacted segments are the model\'s through the minute column, the packed column and the decoded column (%s kernels)', async (which) => {
+  it.each(['loaded', 'typescript'] as const)('rows per time bucket and rows in a time range of compacted segments are the model\'s through the minute column, the packed column and the decoded column (%s kernels)', async (which) => {
     const previous = setKernelsForTests(which);
     const minuteColumn = vi.spyOn(typescriptKernels, 'countByCode');
     const packedCounts = vi.spyOn(typescriptKernels, 'bucketCountsAt');
+    const minuteRange = vi.spyOn(typescriptKernels, 'selectCodeRange');
     // Times all over each minute (both halves, its first and last millisecond), so a minute taken by rounding or a
     // bucket off by one shows.
     const events = Array.from({ length: 900 }, (_, i) => ({
-      ts: START + (i % 45) * M + [0, M - 1, 29_999, 30_000, (i * 7919) % M][i % 5]!,
+      ts: START + (i % 45) * M + [0, M - 1, 29_999, 30_000, (i * 7919) % M][Math.floor(i / 45) % 5]!,
       event: i % 3 === 0 ? 'click' : 'impression', image: IMAGES[i % 7], location: LOCATIONS[i % 4],
     }));
     try {
@@ -138,7 +139,8 @@ describe('reads for large data: packed timestamps and candidate-row tests of uni
           await db.flush();
           await db.compact();
           for (const granularity of ['minute', '5 minutes', '30 seconds', '7 seconds']) {
-            for (const [from, to] of [[START, NOW], [START + 90_500, START + 40 * M + 17]]) {
+            // The whole data; whole minutes cutting through segments; ends inside minutes.
+            for (const [from, to] of [[START, NOW], [START + 2 * M, START + 30 * M], [START + 90_500, START + 40 * M + 17]]) {
               for (const filter of [undefined, { dimension: 'event', eq: 'click' }] as const) {
                 const q: Query = { datasource: 'ev', from, to, granularity, ...(filter ? { filter } : {}), aggregations: [{ name: 'n', type: 'count' }] };
                 const got = await db.query(q);
@@ -153,10 +155,12 @@ describe('reads for large data: packed timestamps and candidate-row tests of uni
       if (which === 'typescript') {
         expect(minuteColumn).toHaveBeenCalled();
         expect(packedCounts).toHaveBeenCalled();
+        expect(minuteRange).toHaveBeenCalled();
       }
     } finally {
       minuteColumn.mockRestore();
       packedCounts.mockRestore();
+      minuteRange.mockRestore();
       setKernelsForTests(previous);
     }
   });
