@@ -189,7 +189,13 @@ async function main(): Promise<void> {
     const st = tally.db.stats('events');
     console.log(`tallydb: ${st.storage!.segments} segments, ${(st.storage!.segmentBytes / EVENTS).toFixed(2)} bytes per event on disk; RSS ${gib(process.memoryUsage().rss)} GiB (peak ${peak()} GiB) after loading`);
     const tallyRuns = [];
-    for (const q of QUESTIONS) tallyRuns.push(await timed(async () => normal((await tally.db.query(q.tally)).rows)));
+    for (const q of QUESTIONS) {
+      const r = await timed(async () => normal((await tally.db.query(q.tally)).rows));
+      tallyRuns.push(r);
+      // Printed as it comes, so a long scale run shows tallydb's figures before DuckDB has loaded.
+      const { stats } = await tally.db.query(q.tally);
+      console.log(`tallydb: ${q.name}: median ${median(r.ms).toFixed(2)} ms (${stats.readers} readers, ${stats.rowsScanned} rows scanned)`);
+    }
     console.log(`tallydb alone: peak RSS ${peak()} GiB (load, compaction and questions), RSS now ${gib(process.memoryUsage().rss)} GiB; kernels: ${nativeStatus.kind}`);
 
     const duck = await loadDuck(path.join(dir, 'duck.db'));

@@ -214,10 +214,17 @@ export class DiskSegment implements SegmentSource {
     const span = Math.floor(this.maxTs / MINUTE_MS) - m0 + 1;
     if (span > 65_536) return null;
     return this.cache.get<Uint8Array | Uint16Array>(`${this.prefix}M`, () => {
-      const ts = this.decoded(() => decode.timestamps(this.section(this.footer.ts), this.footer));
-      const out = span <= 256 ? new Uint8Array(ts.length) : new Uint16Array(ts.length);
-      for (let r = 0; r < ts.length; r++) out[r] = Math.floor(ts[r]! / MINUTE_MS) - m0;
-      return { value: out, bytes: out.byteLength };
+      return this.decoded(() => {
+        const ts = decode.timestamps(this.section(this.footer.ts), this.footer);
+        const out = span <= 256 ? new Uint8Array(ts.length) : new Uint16Array(ts.length);
+        for (let r = 0; r < ts.length; r++) {
+          const m = Math.floor(ts[r]! / MINUTE_MS) - m0;
+          // A code that does not fit would wrap around silently: a row outside the footer's range is damage.
+          if (!(m >= 0 && m < span)) throw new Error(`row ${r}'s timestamp ${ts[r]} lies outside the footer's range [${this.minTs}, ${this.maxTs}]`);
+          out[r] = m;
+        }
+        return { value: out, bytes: out.byteLength };
+      });
     });
   }
 

@@ -14,7 +14,9 @@ import { MemFs } from '../support/memfs.js';
 import { Model } from '../support/model.js';
 import { setHighCardinalityForTests } from '../../src/head/bucket.js';
 import { setKernelsForTests, typescriptKernels } from '../../src/native/index.js';
-import { setSegmentIndexMaxForTests } from '../../src/segment/format.js';
+import { readFooter, SEGMENT_TRAILER_BYTES, setSegmentIndexMaxForTests } from '../../src/segment/format.js';
+import { pack } from 'msgpackr';
+import { crc32c } from '@node-rs/crc32';
 
 const M = 60_000;
 const NOW = Date.parse('2026-11-23T06:00:00Z');
@@ -162,6 +164,41 @@ describe('reads for large data: packed timestamps and candidate-row tests of uni
       packedCounts.mockRestore();
       minuteRange.mockRestore();
       setKernelsForTests(previous);
+    }
+  });
+
+  it('a segment whose rows lie outside its footer\'s time range is quarantined when its minute column is built, never miscounted', async () => {
+    const fs = new MemFs();
+    const openIt = (): Promise<Tally> => open({ dir: '/db', fileSystem: fs, clock: () => NOW, cacheBytes: 4096, compaction: { auto: false } });
+    const db = await openIt();
+    await db.createDatasource(SPEC);
+    await db.ingest('ev', Array.from({ length: 300 }, (_, i) => ({ ts: START + (i % 10) * M + i, event: 'click' })));
+    await db.flush();
+    await db.compact();
+    await db.close();
+    // The segment holding all ten minutes, its footer rewritten (with a valid checksum) to claim only the first five.
+    const dir = '/db/segments/ev';
+    const file = `${dir}/${(await fs.list(dir)).find((n) => {
+      const b = fs.bytes(`${dir}/${n}`);
+      const f = readFooter(b.length, (p, l) => b.subarray(p, p + l));
+      return f.maxTs - f.minTs >= 9 * M;
+    })!}`;
+    const b = fs.bytes(file);
+    const footer = readFooter(b.length, (p, l) => b.subarray(p, p + l));
+    const oldLength = b.readUInt32LE(b.length - SEGMENT_TRAILER_BYTES);
+    const footerBytes = pack({ ...footer, maxTs: footer.minTs + 5 * M });
+    const trailer = Buffer.from(b.subarray(b.length - SEGMENT_TRAILER_BYTES));
+    trailer.writeUInt32LE(footerBytes.length, 0);
+    trailer.writeUInt32LE(crc32c(footerBytes), 4);
+    fs.setBytes(file, Buffer.concat([b.subarray(0, b.length - SEGMENT_TRAILER_BYTES - oldLength), footerBytes, trailer]));
+    const re = await openIt();
+    try {
+      const q: Query = { datasource: 'ev', from: START, to: NOW, granularity: 'minute', filter: { dimension: 'event', eq: 'click' }, aggregations: [{ name: 'n', type: 'count' }] };
+      await expect(re.query(q)).rejects.toMatchObject({ code: 'SEGMENT_CORRUPT' });
+      expect(re.stats('ev').storage!.quarantined.map((x) => x.file)).toEqual([file.slice('/db/'.length)]);
+      expect((await re.query(q)).rows).toEqual([]);
+    } finally {
+      await re.close();
     }
   });
 
