@@ -385,6 +385,15 @@ inline double FloorDiv(double t, double size, double inv) {
   return q;
 }
 
+// Adds interleaved counter lanes (kLanes u32 counters per counter, see BucketCounter) into `counts`.
+constexpr size_t kLanes = 4;
+void FoldLanes(const std::vector<uint32_t>& lanes, F64 counts) {
+  for (size_t k = 0; k < counts.n; k++) {
+    uint32_t c = lanes[k * kLanes] + lanes[k * kLanes + 1] + lanes[k * kLanes + 2] + lanes[k * kLanes + 3];
+    if (c != 0) counts.p[k] += c;
+  }
+}
+
 // counts[floor(t / size) − first] += 1 for one timestamp t at a time (bucketCounts, bucketCountsAt).
 //
 // Four interleaved u32 counter lanes: consecutive rows that hit one bucket then do not wait for each other's store
@@ -459,15 +468,10 @@ class BucketCounter {
   // Adds the lanes into `counts`; called also when a bad timestamp stopped the rows, which leaves what was counted
   // before it (as the TypeScript version does).
   void Fold() {
-    if (!integer_) return;
-    for (size_t k = 0; k < counts_.n; k++) {
-      uint32_t c = lanes_[k * kLanes] + lanes_[k * kLanes + 1] + lanes_[k * kLanes + 2] + lanes_[k * kLanes + 3];
-      if (c != 0) counts_.p[k] += c;
-    }
+    if (integer_) FoldLanes(lanes_, counts_);
   }
 
  private:
-  static constexpr size_t kLanes = 4;
   double size_ = 0, first_ = 0, inv_ = 0, limit_ = 0;
   F64 counts_;
   bool integer_ = false;
@@ -547,10 +551,26 @@ Napi::Value SelectTimeRange(const Napi::CallbackInfo& info) {
 
 // countByCode(codes, rows | null, start, end, table, counts): counts[table[codes[r]]] += 1 — rows per minute from a
 // segment's minute column (a byte or two a row) instead of its timestamps.
+// A codes argument: a Uint8Array or a Uint16Array (TypeError otherwise).
+struct Codes {
+  const uint8_t* u8 = nullptr;
+  const uint16_t* u16 = nullptr;
+  size_t n = 0;
+  uint32_t At(uint32_t r) const { return u8 != nullptr ? u8[r] : u16[r]; }
+};
+
+bool GetCodes(const Napi::Value& v, Codes* out) {
+  napi_typedarray_type kind = v.IsTypedArray() ? v.As<Napi::TypedArray>().TypedArrayType() : napi_int8_array;
+  if (kind == napi_uint8_array) out->u8 = v.As<Napi::Uint8Array>().Data();
+  else if (kind == napi_uint16_array) out->u16 = v.As<Napi::Uint16Array>().Data();
+  else return TypeFail(v.Env(), "codes must be a Uint8Array or a Uint16Array");
+  out->n = v.As<Napi::TypedArray>().ElementLength();
+  return true;
+}
+
 template <typename Code>
 bool CountCodes(const Code* codes, const Selection& sel, const U32& table, F64 counts) {
   // The interleaved counter lanes of BucketCounter, for the same reason; few counters (the buckets of one query).
-  constexpr size_t kLanes = 4;
   const size_t limit = counts.n;
   if (limit > (1u << 16) || sel.size() > 0xffffffffu) {
     return ForEach(sel, [&](uint32_t r) {
@@ -575,38 +595,26 @@ bool CountCodes(const Code* codes, const Selection& sel, const U32& table, F64 c
     return true;
   });
   // What was counted before a bad row stays counted, as in the TypeScript version.
-  for (size_t k = 0; k < limit; k++) {
-    uint32_t c = L[k * kLanes] + L[k * kLanes + 1] + L[k * kLanes + 2] + L[k * kLanes + 3];
-    if (c != 0) counts.p[k] += c;
-  }
+  FoldLanes(lanes, counts);
   return ok;
 }
 
 Napi::Value CountByCode(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const Napi::Value& v = info[0];
-  napi_typedarray_type kind = v.IsTypedArray() ? v.As<Napi::TypedArray>().TypedArrayType() : napi_int8_array;
-  if (kind != napi_uint8_array && kind != napi_uint16_array) {
-    TypeFail(env, "codes must be a Uint8Array or a Uint16Array");
-    return env.Undefined();
-  }
+  Codes codes;
   U32 table;
   F64 counts;
-  if (!GetU32(info[4], &table, "table")) return env.Undefined();
-  size_t n = v.As<Napi::TypedArray>().ElementLength();
   Selection sel;
-  if (!GetSelection(info, 1, n, &sel) || !GetF64(info[5], &counts, "counts")) return env.Undefined();
-  bool ok;
-  if (kind == napi_uint8_array) {
-    ok = CountCodes(v.As<Napi::Uint8Array>().Data(), sel, table, counts);
-  } else {
-    ok = CountCodes(v.As<Napi::Uint16Array>().Data(), sel, table, counts);
+  if (!GetCodes(info[0], &codes) || !GetU32(info[4], &table, "table") || !GetSelection(info, 1, codes.n, &sel) ||
+      !GetF64(info[5], &counts, "counts")) {
+    return env.Undefined();
   }
+  bool ok = codes.u8 != nullptr ? CountCodes(codes.u8, sel, table, counts) : CountCodes(codes.u16, sel, table, counts);
   if (!ok) {
     // Which bound the first bad row broke, as the TypeScript version reports it.
     bool codeBad = false;
     ForEach(sel, [&](uint32_t r) {
-      uint32_t c = kind == napi_uint8_array ? v.As<Napi::Uint8Array>().Data()[r] : v.As<Napi::Uint16Array>().Data()[r];
+      uint32_t c = codes.At(r);
       if (c >= table.n) {
         codeBad = true;
         return false;
@@ -631,22 +639,17 @@ void SelectCodes(const Code* codes, const Selection& sel, double lo, double hi, 
 
 Napi::Value SelectCodeRange(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const Napi::Value& v = info[0];
-  napi_typedarray_type kind = v.IsTypedArray() ? v.As<Napi::TypedArray>().TypedArrayType() : napi_int8_array;
-  if (kind != napi_uint8_array && kind != napi_uint16_array) {
-    TypeFail(env, "codes must be a Uint8Array or a Uint16Array");
-    return env.Undefined();
-  }
+  Codes codes;
   Selection sel;
   double lo, hi;
-  if (!GetSelection(info, 1, v.As<Napi::TypedArray>().ElementLength(), &sel) || !GetNumber(info[4], &lo, "lo") ||
+  if (!GetCodes(info[0], &codes) || !GetSelection(info, 1, codes.n, &sel) || !GetNumber(info[4], &lo, "lo") ||
       !GetNumber(info[5], &hi, "hi")) {
     return env.Undefined();
   }
   std::vector<uint32_t> keep;
   keep.reserve(sel.size() / 4 + 16);
-  if (kind == napi_uint8_array) SelectCodes(v.As<Napi::Uint8Array>().Data(), sel, lo, hi, &keep);
-  else SelectCodes(v.As<Napi::Uint16Array>().Data(), sel, lo, hi, &keep);
+  if (codes.u8 != nullptr) SelectCodes(codes.u8, sel, lo, hi, &keep);
+  else SelectCodes(codes.u16, sel, lo, hi, &keep);
   auto out = Napi::Uint32Array::New(env, keep.size());
   if (!keep.empty()) std::memcpy(out.Data(), keep.data(), keep.size() * 4);
   return out;
