@@ -10,7 +10,7 @@
  * A *selection* is `rows, start, end`: the row ids rows[start..end), or the ids start..end−1 themselves when rows
  * is null (a contiguous run, which is what a filter on a sorted segment's leading dimension mostly is).
  */
-import { BLOCK, unpack as unpackBits, unzigzag } from '../segment/bitpack.js';
+import { BLOCK, packedBlocks, unpack as unpackBits, unzigzag } from '../segment/bitpack.js';
 
 export interface Kernels {
   /** Decode a bit-packed u32 column (docs/format/segment.md#bit-packed-columns). */
@@ -91,16 +91,24 @@ export const typescriptKernels: Kernels = {
 
   timestampsAt(buf, anchors, rows, start, end) {
     if (!(anchors instanceof Float64Array)) throw new TypeError('anchors must be a Float64Array');
-    const z = unpackBits(Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength));
-    if (anchors.length !== Math.ceil(z.length / BLOCK)) throw new RangeError("anchors do not match the column's blocks");
-    checkSelection(rows, start, end, z.length);
+    // The column is checked whole, but only the blocks holding selected rows are decoded.
+    const col = packedBlocks(Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength));
+    if (anchors.length !== col.blocks) throw new RangeError("anchors do not match the column's blocks");
+    checkSelection(rows, start, end, col.n);
     const out = new Float64Array(end - start);
+    const z = new Uint32Array(BLOCK);
+    const ts = new Float64Array(BLOCK);
+    let current = -1;
     for (let j = start; j < end; j++) {
       const r = rows === null ? j : rows[j]!;
       const b = Math.floor(r / BLOCK);
-      let t = anchors[b]!;
-      for (let i = b * BLOCK; i <= r; i++) t += unzigzag(z[i]!);
-      out[j - start] = t;
+      if (b !== current) {
+        current = b;
+        const count = col.block(b, z);
+        let t = anchors[b]!;
+        for (let i = 0; i < count; i++) ts[i] = t += unzigzag(z[i]!);
+      }
+      out[j - start] = ts[r - b * BLOCK]!;
     }
     return out;
   },

@@ -59,6 +59,22 @@ export function pack(values: ArrayLike<number>, n: number): Buffer {
 }
 
 export function unpack(buf: Buffer): Uint32Array {
+  const col = packedBlocks(buf);
+  const out = new Uint32Array(col.n);
+  for (let b = 0; b < col.blocks; b++) col.block(b, out.subarray(b * BLOCK));
+  return out;
+}
+
+/** A bit-packed column checked whole (header, block table, length, widths), whose blocks decode one at a time. */
+export interface PackedBlocks {
+  n: number;
+  blocks: number;
+  /** Decode block b's values into out[0..count); returns count. */
+  block(b: number, out: Uint32Array): number;
+}
+
+/** Checks `buf` as `unpack` does, with the same errors in the same order, without decoding it. */
+export function packedBlocks(buf: Buffer): PackedBlocks {
   if (buf.length < 4) throw new Error('bit-packed column is shorter than its header');
   const n = buf.readUInt32LE(0);
   const blocks = Math.ceil(n / BLOCK);
@@ -68,32 +84,41 @@ export function unpack(buf: Buffer): Uint32Array {
   let words = 0;
   for (let b = 0; b < blocks; b++) words += 4 * buf[4 + b]!;
   if (buf.length !== headerBytes + 4 * words) throw new Error(`bit-packed column is ${buf.length} bytes; its block table says ${headerBytes + 4 * words}`);
-  const aligned = Buffer.from(buf.subarray(headerBytes));
-  const w = new Uint32Array(aligned.buffer, aligned.byteOffset, words);
-  const out = new Uint32Array(n);
+  const wordAt = new Float64Array(blocks);
   let at = 0;
   for (let b = 0; b < blocks; b++) {
     const width = buf[4 + b]!;
     if (width > 32) throw new Error(`bit-packed block ${b} has width ${width}`);
-    const base = buf.readUInt32LE(basesAt + 4 * b);
-    const end = Math.min(n, (b + 1) * BLOCK);
-    if (width === 0) {
-      out.fill(base, b * BLOCK, end);
-      continue;
-    }
-    const mask = width === 32 ? 0xffffffff : (1 << width) - 1;
-    let bit = 0;
-    for (let i = b * BLOCK; i < end; i++) {
-      const k = at + (bit >>> 5);
-      const off = bit & 31;
-      let v = w[k]! >>> off;
-      if (off + width > 32) v |= w[k + 1]! << (32 - off);
-      out[i] = ((v & mask) + base) >>> 0;
-      bit += width;
-    }
+    wordAt[b] = at;
     at += 4 * width;
   }
-  return out;
+  const aligned = Buffer.from(buf.subarray(headerBytes));
+  const w = new Uint32Array(aligned.buffer, aligned.byteOffset, words);
+  return {
+    n,
+    blocks,
+    block(b, out) {
+      const width = buf[4 + b]!;
+      const base = buf.readUInt32LE(basesAt + 4 * b);
+      const count = Math.min(n - b * BLOCK, BLOCK);
+      if (width === 0) {
+        out.fill(base, 0, count);
+        return count;
+      }
+      const mask = width === 32 ? 0xffffffff : (1 << width) - 1;
+      const first = wordAt[b]!;
+      let bit = 0;
+      for (let i = 0; i < count; i++) {
+        const k = first + (bit >>> 5);
+        const off = bit & 31;
+        let v = w[k]! >>> off;
+        if (off + width > 32) v |= w[k + 1]! << (32 - off);
+        out[i] = ((v & mask) + base) >>> 0;
+        bit += width;
+      }
+      return count;
+    },
+  };
 }
 
 /** Zigzag: signed 32-bit deltas to u32 with small magnitudes small. */

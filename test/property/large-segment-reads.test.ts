@@ -99,23 +99,16 @@ describe('reads for large data: packed timestamps and candidate-row tests of uni
   it.each(['loaded', 'typescript'] as const)('give the reference model\'s answers in the head and in segments (%s kernels)', async (which) => {
     const previous = setKernelsForTests(which);
     const packed = vi.spyOn(typescriptKernels, 'timestampsAt');
-    const minuteColumn = vi.spyOn(typescriptKernels, 'countByCode');
-    const packedCounts = vi.spyOn(typescriptKernels, 'bucketCountsAt');
     try {
       await fc.assert(fc.asyncProperty(historyArb, async ([steps, queries]) => {
         await run([...steps, { kind: 'flush' }], queries);
       }), { numRuns: Number(process.env.PROPERTY_RUNS ?? 40) });
       // With the TypeScript kernels the spy sees the packed path being taken (the native twin is compared with
-      // this one in test/native-kernels.test.ts).
-      if (which === 'typescript') {
-        expect(packed).toHaveBeenCalled();
-        expect(minuteColumn).toHaveBeenCalled();
-        expect(packedCounts).toHaveBeenCalled();
-      }
+      // this one in test/native-kernels.test.ts). The minute-column paths, which random histories reach only now
+      // and then, are asserted taken by the deterministic test below.
+      if (which === 'typescript') expect(packed).toHaveBeenCalled();
     } finally {
       packed.mockRestore();
-      minuteColumn.mockRestore();
-      packedCounts.mockRestore();
       setKernelsForTests(previous);
     }
   }, 300_000);
