@@ -92,7 +92,8 @@ export function packedBlocks(buf: Buffer): PackedBlocks {
     wordAt[b] = at;
     at += 4 * width;
   }
-  const aligned = Buffer.from(buf.subarray(headerBytes));
+  // The words read in place when they sit 4-byte aligned; copied once otherwise (a Uint32Array view needs it).
+  const aligned = (buf.byteOffset + headerBytes) % 4 === 0 ? buf.subarray(headerBytes) : Buffer.from(buf.subarray(headerBytes));
   const w = new Uint32Array(aligned.buffer, aligned.byteOffset, words);
   return {
     n,
