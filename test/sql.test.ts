@@ -5,6 +5,8 @@
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { open, type Filter, type Query, type Tally } from 'tallydb';
+import { SQL_PARSE_CACHE } from '../src/limits.js';
+import { sqlParseStats } from '../src/query/sql.js';
 
 const DAY0 = Date.parse('2026-11-22T00:00:00Z');
 const NOW = Date.parse('2026-11-23T00:00:00Z');
@@ -208,6 +210,55 @@ describe('outside the subset: a stable code that says what and where', () => {
   it('refuses SQL longer than limits.maxSqlLength with SQL_TOO_LONG', async () => {
     const small = await open({ memory: true, limits: { maxSqlLength: 50 } });
     await expect(small.sql(`SELECT count(*) FROM events WHERE location = '${'x'.repeat(100)}'`)).rejects.toMatchObject({ code: 'SQL_TOO_LONG', status: 413 });
+  });
+});
+
+describe('a statement is parsed once per text; what it means is decided on every run', () => {
+  it('a repeated statement skips the parser and answers as the first run did', async () => {
+    const text = `SELECT location, countIf(event = 'click') AS c FROM events WHERE ts >= ${DAY0} GROUP BY location ORDER BY c DESC`;
+    const before = sqlParseStats.parses;
+    const first = await sql(text);
+    const second = await sql(text);
+    expect(sqlParseStats.parses - before).toBe(1);
+    expect(second.rows).toEqual(first.rows);
+    expect(second.columns).toEqual(first.columns);
+    expect(first.rows.length).toBe(3);
+  });
+
+  it('now() is read from the engine clock on each run, not from the cached parse', async () => {
+    let now = NOW;
+    const moving = await open({ memory: true, clock: () => now });
+    await moving.createDatasource({ name: 'events', dimensions: ['location'] });
+    await moving.ingest('events', Array.from({ length: 120 }, (_, i) => ({ ts: NOW - (i + 1) * M, location: 'x' })));
+    const text = 'SELECT count(*) FROM events WHERE ts >= now() - INTERVAL 30 MINUTE AND ts < now()';
+    expect((await moving.sql(text)).rows).toEqual([[30]]);
+    now = NOW - 60 * M;
+    expect((await moving.sql(text)).rows).toEqual([[30]]);
+    now = NOW - 100 * M;
+    expect((await moving.sql(text)).rows).toEqual([[20]]);
+  });
+
+  it('a statement refused after parsing is refused the same way when run again', async () => {
+    const text = 'SELECT median(cost) FROM events';
+    const a = await sql(text).catch((e) => e);
+    const b = await sql(text).catch((e) => e);
+    expect(a.code).toBe('SQL_UNSUPPORTED');
+    expect({ code: b.code, message: b.message }).toEqual({ code: a.code, message: a.message });
+  });
+
+  it(`keeps at most ${SQL_PARSE_CACHE.entries} statements, dropping the least recently used`, async () => {
+    const text = (i: number): string => `SELECT count(*) FROM events WHERE location = 'evict${i}'`;
+    await sql(text(0));
+    for (let i = 1; i <= SQL_PARSE_CACHE.entries; i++) {
+      await sql(text(i));
+      if (i === SQL_PARSE_CACHE.entries - 1) await sql(text(0)); // used again: now the newest, not the oldest
+    }
+    let before = sqlParseStats.parses;
+    await sql(text(0));
+    expect(sqlParseStats.parses - before).toBe(0);
+    before = sqlParseStats.parses;
+    await sql(text(1)); // the least recently used when the cache overflowed
+    expect(sqlParseStats.parses - before).toBe(1);
   });
 });
 

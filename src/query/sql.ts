@@ -15,7 +15,7 @@
  */
 import nodeSqlParser from 'node-sql-parser';
 import { TallyError } from '../errors.js';
-import type { Limits } from '../limits.js';
+import { SQL_PARSE_CACHE, type Limits } from '../limits.js';
 import type { Datasource } from '../schema/datasource.js';
 import { parseDuration, parseTimestamp, MAX_TIMESTAMP_MS } from '../time.js';
 import type { Aggregation, AggregationType, Expr, Filter, Having, OrderBy, PostAggregation, Query } from './shape.js';
@@ -56,8 +56,33 @@ export function compileSql(text: unknown, ctx: SqlContext): CompiledSql {
   if (text.length > ctx.limits.maxSqlLength) {
     throw new TallyError('SQL_TOO_LONG', `sql: got ${text.length} characters; want at most ${ctx.limits.maxSqlLength}`, { limit: ctx.limits.maxSqlLength });
   }
+  let ast = parse(text);
+  if (Array.isArray(ast)) {
+    if (ast.length !== 1) throw new TallyError('SQL_UNSUPPORTED', `sql: got ${ast.length} statements; want exactly one SELECT`);
+    ast = ast[0];
+  }
+  return new Compiler(text, ctx).compile(ast);
+}
+
+/**
+ * Parsed statements by text, in order of last use (a Map iterates in insertion order: the first key is the least
+ * recently used). A cached tree is deep-frozen: the compiler only reads it, and a write would throw, not leak into
+ * the next query. `now()` and the datasource are resolved by the compiler on every call, never cached.
+ */
+const parsed = new Map<string, Node>();
+/** Parses done by node-sql-parser (tests check that a repeated statement is parsed once). */
+export const sqlParseStats = { parses: 0 };
+
+function parse(text: string): Node {
+  const hit = parsed.get(text);
+  if (hit !== undefined) {
+    parsed.delete(text);
+    parsed.set(text, hit);
+    return hit;
+  }
   let ast: Node;
   try {
+    sqlParseStats.parses++;
     ast = parser.astify(text, { database: 'PostgresQL', parseOptions: { includeLocations: true } } as never);
   } catch (e: any) {
     const start = e?.location?.start;
@@ -65,11 +90,18 @@ export function compileSql(text: unknown, ctx: SqlContext): CompiledSql {
     const found = e?.found === null || e?.found === undefined ? 'end of input' : JSON.stringify(e.found);
     throw new TallyError('SQL_PARSE_ERROR', `sql: syntax error${where}: unexpected ${found}`, start ? { line: start.line, column: start.column } : undefined);
   }
-  if (Array.isArray(ast)) {
-    if (ast.length !== 1) throw new TallyError('SQL_UNSUPPORTED', `sql: got ${ast.length} statements; want exactly one SELECT`);
-    ast = ast[0];
+  if (text.length <= SQL_PARSE_CACHE.maxChars) {
+    deepFreeze(ast);
+    parsed.set(text, ast);
+    if (parsed.size > SQL_PARSE_CACHE.entries) parsed.delete(parsed.keys().next().value!);
   }
-  return new Compiler(text, ctx).compile(ast);
+  return ast;
+}
+
+function deepFreeze(node: Node): void {
+  if (node === null || typeof node !== 'object' || Object.isFrozen(node)) return;
+  Object.freeze(node);
+  for (const v of Object.values(node)) deepFreeze(v);
 }
 
 class Compiler {
