@@ -5,7 +5,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { open, type Tally } from 'tallydb';
+import { open, type Filter, type Tally } from 'tallydb';
 import { kthBest } from '../src/query/execute.js';
 
 const T0 = Date.parse('2026-11-23T10:00:00Z');
@@ -236,5 +236,48 @@ describe('top-N over many groups (candidates preselected by the order column bef
       const sorted = [...xs].sort((a, b) => a - b);
       expect(kthBest(Float64Array.from(xs), k, desc)).toBe(desc ? sorted[xs.length - k] : sorted[k - 1]);
     }), { numRuns: 500 });
+  });
+});
+
+describe('row sets built for one reader are not reused while that reader still needs them (filter.ts scratch arena)', () => {
+  it('composite aggregation filters under the bitmap and scan strategies equal a plain count, query after query', async () => {
+    const t = await open({ memory: true, clock: () => T0 + 3_600_000 });
+    await t.createDatasource({ name: 'ev', dimensions: ['event', 'location', 'gender', 'img'], lateness: '1d' });
+    const EVENTS = ['click', 'impression', 'view'];
+    const LOC = ['bangalore', 'delhi', 'mumbai'];
+    const GEN = ['male', 'female', 'other'];
+    // 4 minutes (4 head readers of 3,000 rows: enough rows for the bitmap strategy of 9 combinations × 5 counts);
+    // values rotate at different strides so the combinations have different counts.
+    const events = Array.from({ length: 12_000 }, (_, i) => ({
+      ts: T0 + (i % 4) * M + (i % 1000), event: EVENTS[(i * 7) % 3]!, location: LOC[(i * 5) % 3 === 0 ? 0 : (i >> 2) % 3]!,
+      gender: GEN[(i >> 3) % 3]!, img: `i${(i * 11) % 40}`,
+    }));
+    await t.ingest('ev', events);
+    type Ev = (typeof events)[number];
+    // Every composite shape evalFilter builds into scratch sets: in, or, not, and of indexed terms.
+    const filters: [Filter, (e: Ev) => boolean][] = [
+      [{ dimension: 'event', in: ['click', 'view'] }, (e) => e.event !== 'impression'],
+      [{ or: [{ dimension: 'event', eq: 'click' }, { dimension: 'gender', eq: 'other' }] }, (e) => e.event === 'click' || e.gender === 'other'],
+      [{ not: { dimension: 'event', eq: 'impression' } }, (e) => e.event !== 'impression'],
+      [{ and: [{ dimension: 'event', eq: 'click' }, { not: { dimension: 'gender', eq: 'male' } }] }, (e) => e.event === 'click' && e.gender !== 'male'],
+    ];
+    const aggregations = filters.map(([filter], i) => ({ name: `c${i}`, type: 'count' as const, filter }));
+    for (const groupBy of [['location', 'gender'], ['img']]) {
+      const want = new Map<string, number[]>();
+      for (const e of events) {
+        const key = groupBy.map((d) => e[d as keyof Ev]).join('|');
+        const counts = want.get(key) ?? filters.map(() => 0);
+        filters.forEach(([, pred], i) => { if (pred(e)) counts[i]!++; });
+        want.set(key, counts);
+      }
+      const expected = [...want].map(([k, c]) => [...k.split('|'), ...c]).sort((a, b) => String(a).localeCompare(String(b)));
+      for (let round = 0; round < 2; round++) {
+        const r = await t.query({ datasource: 'ev', groupBy, aggregations });
+        expect([...r.rows].sort((a, b) => String(a).localeCompare(String(b)))).toEqual(expected);
+        if (groupBy.length === 2) expect(r.stats.bitmapReaders).toBe(4);
+        else expect(r.stats.rowsScanned).toBeGreaterThan(0);
+      }
+    }
+    await t.close();
   });
 });

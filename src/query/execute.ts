@@ -20,7 +20,7 @@ import { TallyError, assert } from '../errors.js';
 import type { Limits } from '../limits.js';
 import { bucketStart, HOUR_MS } from '../time.js';
 import { kernels } from '../native/index.js';
-import { cardinality, evalFilter, selection, timeRangeRows, intersect, type RowSet } from './filter.js';
+import { cardinality, evalFilter, selection, timeRangeRows, intersect, releaseScratch, resetScratch, rowsOf, scratchMark, type RowSet } from './filter.js';
 import type { DictionaryView, SegmentReader } from './reader.js';
 import type { GlobalIds, GlobalIdSpace } from './global-ids.js';
 import type { Plan, QueryResult, QueryStats, ResolvedExpr, ResolvedHaving } from './shape.js';
@@ -229,6 +229,8 @@ export async function execute(plan: Plan, readers: readonly SegmentReader[], lim
   const runReader = (reader: SegmentReader): void => {
     const n = reader.rowCount;
     if (n === 0) return;
+    // Row sets of the reader before are void from here (filter.ts's scratch arena).
+    resetScratch();
     // The filter first, then the time range over just the rows it kept (a reader straddling a range end).
     const base = timeRangeRows(reader, plan.from, plan.to, plan.filter === null ? 'all' : evalFilter(plan.filter, reader));
     if (base === 'none') return;
@@ -277,15 +279,20 @@ export async function execute(plan: Plan, readers: readonly SegmentReader[], lim
           const dim = groupDims[depth]!;
           const size = reader.dictionary(dim).size;
           const t = translations[depth]!;
+          const mark = scratchMark();
           for (let id = 0; id < size; id++) {
             const bm = reader.bitmap(dim, id);
             if (bm === null) continue;
             const sub = intersect(set, bm);
-            if (sub === 'none' || (sub !== 'all' && sub.size === 0)) continue;
-            gidScratch[depth] = groupQds[depth]!.id(groupDicts[depth]!, t, id);
-            level(depth + 1, sub);
+            if (sub !== 'none' && (sub === 'all' || sub.size > 0)) {
+              gidScratch[depth] = groupQds[depth]!.id(groupDicts[depth]!, t, id);
+              level(depth + 1, sub);
+            }
+            releaseScratch(mark); // `sub` and what the levels below built are done with
           }
         };
+        // Aggregation filters are evaluated before the levels below release their scratch sets step by step.
+        for (const a of plan.aggregations) aggFilterSet(a.filterKey, a.filter);
         level(0, base);
         return;
       }
@@ -345,7 +352,7 @@ export async function execute(plan: Plan, readers: readonly SegmentReader[], lim
     }
 
     // ---- scan strategy ------------------------------------------------------------------------------------
-    const baseRows = base === 'all' ? null : base.toUint32Array();
+    const baseRows = base === 'all' ? null : rowsOf(base);
     const baseCount = baseRows === null ? n : baseRows.length;
     stats.rowsScanned += baseCount;
     // The group of each base row; only base rows are written and read, so the scratch is reused across readers
@@ -406,7 +413,7 @@ export async function execute(plan: Plan, readers: readonly SegmentReader[], lim
       const f = aggFilterSet(a.filterKey, a.filter);
       const set = f === 'all' ? base : intersect(base, f);
       if (set === 'none') return;
-      const rows = set === 'all' ? null : set === base ? baseRows : set.toUint32Array();
+      const rows = set === 'all' ? null : set === base ? baseRows : rowsOf(set);
       const count = rows === null ? n : rows.length;
       if (f !== 'all') stats.rowsScanned += count;
       const acc = groups.acc[i]!;
@@ -494,6 +501,7 @@ export async function execute(plan: Plan, readers: readonly SegmentReader[], lim
       for (let a = 0; a < plan.aggregations.length; a++) groups.acc[a]![g]! += counts[i]!;
     }
   }
+  resetScratch(); // the last reader's scratch sets go back (their memory at once)
   if (groups.count === 0 && groupDims.length === 0 && b.kind === 'all') groups.find(0, 0, gidScratch);
   stats.groups = groups.count;
   const result = finish(plan, groups, qdicts);
