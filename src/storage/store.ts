@@ -318,6 +318,8 @@ export class Store {
     }
   }
 
+  private readonly packMemo = new Map<string, { of: DiskSegment[]; length: number; pack: boolean }>();
+
   private segment(entry: SegmentEntry, footer: ReturnType<typeof readFooter>): DiskSegment {
     return new DiskSegment(entry.id, this.p(entry.file), footer, entry.bytes, this.opts.fs, this.cache, (seg, reason) => this.quarantineLive(entry, seg, reason), () => this.packTimestamps(entry.datasource));
   }
@@ -329,9 +331,15 @@ export class Store {
   private packTimestamps(datasource: string): boolean {
     const st = this.state.get(datasource);
     if (st === undefined) return false;
+    // Every reader asks once or twice per query: the row total is summed again only when the segment list changed
+    // (segments are immutable; the list is replaced or pushed to, so its identity and length tell).
+    const memo = this.packMemo.get(datasource);
+    if (memo !== undefined && memo.of === st.segments && memo.length === st.segments.length) return memo.pack;
     let rows = 0;
     for (const s of st.segments) rows += s.rowCount;
-    return rows * 8 > this.cache.budgetBytes / 4;
+    const pack = rows * 8 > this.cache.budgetBytes / 4;
+    this.packMemo.set(datasource, { of: st.segments, length: st.segments.length, pack });
+    return pack;
   }
 
   /** Record (minute, LSN) pairs a segment seals (format.ts `sealedMinutes`). */
