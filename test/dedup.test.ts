@@ -2,6 +2,7 @@
  * DedupIndex invariants: a key is remembered while its event time is within the window of the watermark; memory
  * is bounded by limits.maxDedupKeys, and early forgetting is reported rather than hidden.
  */
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { DedupIndex as Index, hashKeyInto } from '../src/ingest/dedup.js';
 
@@ -70,5 +71,56 @@ describe('DedupIndex', () => {
     const s = d.stats();
     expect(s.keys).toBe(1_000_000);
     expect(s.bytes / s.keys).toBeLessThanOrEqual(32);
+  });
+});
+
+type Op = { kind: 'add' | 'addAt' | 'remove' | 'advance'; key: number; ts: number; count: boolean };
+// `count`: compare the live count after this op. Not after every op: reading stats() folds pending runs of added
+// keys into the per-sub-window counts, which would hide a path that forgets to.
+const opArb = fc.record({
+  kind: fc.constantFrom('add' as const, 'addAt' as const, 'addAt' as const, 'remove' as const, 'advance' as const),
+  key: fc.nat(60), ts: fc.nat(3 * H), count: fc.nat(9).map((x) => x < 2),
+});
+
+/**
+ * Runs `ops` on an index and checks that stats().keys equals the number of keys `has` finds (after the ops marked
+ * `count` and at the end: the live count is kept per sub-window, with runs of added keys folded in late — a lost
+ * or doubled run shows here), and after every op that `lookup` agrees with `has`. `insertAt` is how 'addAt' ops insert (the canary passes a wrong one).
+ */
+function liveCountHolds(ops: Op[], maxKeys: number, insertAt = (d: Index, token: number, h: Uint32Array, ts: number) => d.addAt(token, h[0]!, h[1]!, ts)): void {
+  const d = new Index(H, maxKeys, 16);
+  const h = new Uint32Array(2);
+  const hashes = Array.from({ length: 61 }, (_, k) => { const x = new Uint32Array(2); hashKeyInto(`key-${k}`, x, 0); return x; });
+  let watermark = 0;
+  for (const op of ops) {
+    h.set(hashes[op.key]!);
+    if (op.kind === 'add') d.add(h[0]!, h[1]!, op.ts);
+    else if (op.kind === 'addAt') {
+      const at = d.lookup(h[0]!, h[1]!);
+      if (at < 0) insertAt(d, at, h, op.ts);
+    } else if (op.kind === 'remove') d.remove(h[0]!, h[1]!);
+    else d.advance((watermark = Math.max(watermark, op.ts)));
+    let present = 0;
+    for (const x of hashes) {
+      const has = d.has(x[0]!, x[1]!);
+      if (has) present++;
+      if ((d.lookup(x[0]!, x[1]!) >= 0) !== has) throw new Error('lookup and has disagree');
+    }
+    if (op.count && d.stats().keys !== present) throw new Error(`stats().keys ${d.stats().keys}, keys present ${present}`);
+  }
+  let present = 0;
+  for (const x of hashes) if (d.has(x[0]!, x[1]!)) present++;
+  if (d.stats().keys !== present) throw new Error(`at the end: stats().keys ${d.stats().keys}, keys present ${present}`);
+}
+
+describe('DedupIndex under random add, lookup + addAt, remove and advance', () => {
+  it('counts exactly the keys it finds, through growth, expiry and early eviction', () => {
+    fc.assert(fc.property(fc.array(opArb, { maxLength: 300 }), fc.constantFrom(8, 25, 1000), (ops, maxKeys) => liveCountHolds(ops, maxKeys)), { numRuns: 300 });
+  });
+
+  it('canary: the same property fails for an index handed a wrong insertion token', () => {
+    const wrong = (d: Index, _token: number, h: Uint32Array, ts: number) => d.addAt(-1, h[0]!, h[1]!, ts); // always slot 0
+    const r = fc.check(fc.property(fc.array(opArb, { maxLength: 300 }), (ops) => liveCountHolds(ops, 1000, wrong)), { numRuns: 300 });
+    expect(r.failed).toBe(true);
   });
 });

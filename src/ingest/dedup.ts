@@ -83,8 +83,10 @@ export class DedupIndex {
   private mask: number;
   /** Slots not EMPTY: live, dead (expired) and tombstones. */
   private used = 0;
-  /** Live keys per relative sub-window. */
+  /** Live keys per relative sub-window, but for the pending run (`runCount` keys in `runSub`; see `insert`). */
   private readonly perSub = new Map<number, number>();
+  private runSub = NaN;
+  private runCount = 0;
   private live = 0;
   private floorSub = -0x7ffffffe;
   private watermark = -Infinity;
@@ -104,7 +106,7 @@ export class DedupIndex {
     return Math.max(-0x7ffffffe, Math.min(0x7fffffff, s - this.base));
   }
 
-  /** The slot holding live key (hi, lo), or -1. */
+  /** The slot holding live key (hi, lo), or −1 − (the empty slot that ends its probe sequence). */
   private find(hi: number, lo: number): number {
     const floor = this.floorSub;
     const slots = this.slots;
@@ -112,7 +114,7 @@ export class DedupIndex {
     const l = lo | 0;
     for (let i = (hi ^ lo) & this.mask; ; i = (i + 1) & this.mask) {
       const s = slots[3 * i + 2]!;
-      if (s === EMPTY) return -1;
+      if (s === EMPTY) return -1 - i;
       if (s >= floor && slots[3 * i] === h && slots[3 * i + 1] === l) return i;
     }
   }
@@ -120,6 +122,14 @@ export class DedupIndex {
   /** True when the key hash (hi, lo) was added, not removed, and is still remembered. */
   has(hi: number, lo: number): boolean {
     return this.find(hi, lo) >= 0;
+  }
+
+  /**
+   * `has` for a key that the caller may then `addAt`: ≥ 0 when present; otherwise a negative token naming where
+   * the key would go, valid for `addAt` of the same key until the index next changes.
+   */
+  lookup(hi: number, lo: number): number {
+    return this.find(hi, lo);
   }
 
   /**
@@ -142,26 +152,60 @@ export class DedupIndex {
   /** Remember the key hash (hi, lo) of an accepted event at `ts`; returns false when it is not remembered. */
   add(hi: number, lo: number, ts: number): boolean {
     if (!this.remembers(ts)) return false;
-    if (this.find(hi, lo) >= 0) return true;
-    if ((this.used + 1) > (this.mask + 1) * MAX_LOAD) this.rebuild();
+    const at = this.find(hi, lo);
+    if (at >= 0) return true;
+    this.insert(at, hi, lo, ts);
+    return true;
+  }
+
+  /**
+   * `add` of a key just found absent by `lookup` (which returned `token`), with no change to the index since: the
+   * probe sequence is not walked again.
+   */
+  addAt(token: number, hi: number, lo: number, ts: number): boolean {
+    if (!this.remembers(ts)) return false;
+    this.insert(token, hi, lo, ts);
+    return true;
+  }
+
+  private insert(token: number, hi: number, lo: number, ts: number): void {
+    let i = -1 - token;
+    if ((this.used + 1) > (this.mask + 1) * MAX_LOAD) {
+      this.rebuild();
+      i = (hi ^ lo) & this.mask;
+      while (this.slots[3 * i + 2] !== EMPTY) i = (i + 1) & this.mask;
+    }
     const s = this.subOf(ts);
     const slots = this.slots;
-    let i = (hi ^ lo) & this.mask;
-    while (slots[3 * i + 2] !== EMPTY) i = (i + 1) & this.mask;
     slots[3 * i] = hi;
     slots[3 * i + 1] = lo;
     slots[3 * i + 2] = s;
     this.used++;
     this.live++;
-    this.perSub.set(s, (this.perSub.get(s) ?? 0) + 1);
+    // Keys of a batch fall in one or two sub-windows: count a run of them, and fold it into the map when the
+    // sub-window changes or the map is read (`settle`).
+    if (s === this.runSub) {
+      this.runCount++;
+    } else {
+      this.settle();
+      this.runSub = s;
+      this.runCount = 1;
+    }
     if (this.live > this.maxKeys) this.evictOldest();
-    return true;
+  }
+
+  /** Fold the pending run of added keys into `perSub`; every reader of `perSub` calls it first. */
+  private settle(): void {
+    if (this.runCount === 0) return;
+    this.perSub.set(this.runSub, (this.perSub.get(this.runSub) ?? 0) + this.runCount);
+    this.runCount = 0;
   }
 
   /** Forget a key added by a batch that was not committed. */
   remove(hi: number, lo: number): void {
     const i = this.find(hi, lo);
     if (i < 0) return;
+    this.settle();
     const s = this.slots[3 * i + 2]!;
     this.slots[3 * i + 2] = TOMB;
     this.live--;
@@ -181,6 +225,7 @@ export class DedupIndex {
 
   private raiseFloor(floor: number): void {
     if (floor <= this.floorSub) return;
+    this.settle();
     for (const [s, n] of this.perSub) {
       if (s < floor) {
         this.perSub.delete(s);
@@ -191,6 +236,7 @@ export class DedupIndex {
   }
 
   private evictOldest(): void {
+    this.settle();
     while (this.live > this.maxKeys && this.perSub.size > 1) {
       this.raiseFloor(Math.min(...this.perSub.keys()) + 1);
       this.evictedEarly++;
@@ -220,6 +266,7 @@ export class DedupIndex {
   }
 
   stats(): DedupStats {
+    this.settle();
     let oldest = Infinity;
     for (const s of this.perSub.keys()) oldest = Math.min(oldest, s);
     const effectiveWindowMs = oldest === Infinity || this.watermark === -Infinity

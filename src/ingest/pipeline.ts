@@ -265,7 +265,9 @@ export class IngestPipeline {
       } else if (keyHashes !== null) {
         const hi = keyHashes[2 * r]!;
         const lo = keyHashes[2 * r + 1]!;
-        if (dedup!.has(hi, lo) || unremembered?.has(`${hi}:${lo}`)) {
+        // One probe decides "duplicate" and, for a new key, where it goes: nothing changes the index in between.
+        const at = dedup!.lookup(hi, lo);
+        if (at >= 0 || unremembered?.has(`${hi}:${lo}`)) {
           duplicates++;
         } else if (t < lateLimit) {
           rejected.push(this.tooLate(cols.index[r]!, t, lateLimit));
@@ -274,7 +276,7 @@ export class IngestPipeline {
         } else {
           keyHashes[2 * k] = hi;
           keyHashes[2 * k + 1] = lo;
-          if (!dedup!.add(hi, lo, t)) (unremembered ??= new Set()).add(`${hi}:${lo}`);
+          if (!dedup!.addAt(at, hi, lo, t)) (unremembered ??= new Set()).add(`${hi}:${lo}`);
           ok = true;
         }
       } else if (t < lateLimit) {
