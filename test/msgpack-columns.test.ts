@@ -10,13 +10,10 @@ import { columnize } from '../src/ingest/columns.js';
 import { MsgpackColumnizer } from '../src/ingest/msgpack-columns.js';
 import { resolveDatasource } from '../src/schema/datasource.js';
 import { DEFAULT_LIMITS, type Limits } from '../src/limits.js';
+import { SMALL_SPECS } from './support/specs.js';
 
 const LIMITS: Limits = { ...DEFAULT_LIMITS, maxDimensionValueBytes: 24, maxDedupKeyLength: 12, maxBatchEvents: 50 };
-const SPECS = [
-  { name: 'a', dimensions: ['d0', 'd1'], metrics: [{ name: 'm0', type: 'int' }, { name: 'm1', type: 'float' }], dedupKey: 'id' },
-  { name: 'b', dimensions: ['d0', 'd1'], metrics: [{ name: 'm0', type: 'int' }], dedupKey: 'd1' },
-  { name: 'c', dimensions: ['d0'], metrics: [] },
-].map((s) => resolveDatasource(s, LIMITS));
+const SPECS = SMALL_SPECS.map((s) => resolveDatasource(s, LIMITS));
 
 const str = fc.oneof(
   { weight: 6, arbitrary: fc.constantFrom('bangalore', 'male', 'img12345', 'x'.repeat(11), 'y'.repeat(12), 'z'.repeat(25), '', 'é', 'ünïcödé', '日本', '\ud800') },

@@ -8,13 +8,10 @@ import { describe, expect, it } from 'vitest';
 import { EventValidator, allocRowBatch } from '../src/schema/event.js';
 import { resolveDatasource } from '../src/schema/datasource.js';
 import { DEFAULT_LIMITS, type Limits } from '../src/limits.js';
+import { SMALL_SPECS } from './support/specs.js';
 
 const LIMITS: Limits = { ...DEFAULT_LIMITS, maxDimensionValueBytes: 30, maxDedupKeyLength: 12 };
-const SPECS = [
-  { name: 'a', dimensions: ['d0', 'd1'], metrics: [{ name: 'm0', type: 'int' }, { name: 'm1', type: 'float' }], dedupKey: 'id' },
-  { name: 'b', dimensions: ['d0', 'd1'], metrics: [{ name: 'm0', type: 'int' }], dedupKey: 'd1' },
-  { name: 'c', dimensions: ['d0'], metrics: [] },
-].map((s) => resolveDatasource(s, LIMITS));
+const SPECS = SMALL_SPECS.map((s) => resolveDatasource(s, LIMITS));
 
 const stringArb = fc.oneof(
   fc.constantFrom('bangalore', 'male', '', 'x'.repeat(10), 'x'.repeat(11), 'é'.repeat(10), '\ud800', 'a\udc00b'),
