@@ -107,6 +107,7 @@ class Groups {
   acc: Float64Array[];
   n: Float64Array[];
   distinct: Set<number>[][];
+  /** Composite key → group + 1 (0: no group yet), when the key space is small enough for a table. */
   private readonly dense: Int32Array | null;
   private readonly numeric: Map<number, number> | null;
   private readonly text: Map<string, number> | null;
@@ -118,7 +119,8 @@ class Groups {
     this.distinct = plan.aggregations.map(() => []);
     let product = 1;
     for (const r of radices) product *= r;
-    this.dense = product <= DENSE_GROUP_TABLE_MAX ? new Int32Array(product).fill(-1) : null;
+    // Group + 1 per composite key, 0 for none yet: a new typed array is zeroed already (no fill pass).
+    this.dense = product <= DENSE_GROUP_TABLE_MAX ? new Int32Array(product) : null;
     this.numeric = this.dense === null && product <= Number.MAX_SAFE_INTEGER ? new Map() : null;
     this.text = this.dense === null && this.numeric === null ? new Map() : null;
   }
@@ -143,8 +145,8 @@ class Groups {
     let key = bucketIdx;
     for (let i = 0; i < ids.length; i++) key = key * this.radices[i + 1]! + ids[i]!;
     if (this.dense !== null) {
-      g = this.dense[key]!;
-      if (g < 0) this.dense[key] = g = this.create(bucket, ids);
+      g = this.dense[key]! - 1;
+      if (g < 0) this.dense[key] = (g = this.create(bucket, ids)) + 1;
       return g;
     }
     g = this.numeric!.get(key);
