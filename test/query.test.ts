@@ -281,3 +281,19 @@ describe('row sets built for one reader are not reused while that reader still n
     await t.close();
   });
 });
+
+describe('counts by one dimension reuse zeroed counters per id (execute.ts idCounters)', () => {
+  it('a query that fails part-way with QUERY_TOO_MANY_GROUPS leaves no count behind for the next', async () => {
+    const t = await open({ memory: true, clock: () => T0 + 3_600_000, limits: { maxGroups: 5 } });
+    await t.createDatasource({ name: 'ev', dimensions: ['img', 'event'], lateness: '1d' });
+    // One minute, 20 images with 10 rows each (7 impressions, 3 clicks): counters for 21 ids, 200 rows.
+    await t.ingest('ev', Array.from({ length: 200 }, (_, i) => ({ ts: T0 + i, img: `i${i % 20}`, event: Math.floor(i / 20) < 3 ? 'click' : 'impression' })));
+    const byImg = { datasource: 'ev', groupBy: ['img'], aggregations: [{ name: 'n', type: 'count' as const }, { name: 'c', type: 'count' as const, filter: { dimension: 'event', eq: 'click' } }] };
+    await expect(t.query(byImg)).rejects.toMatchObject({ code: 'QUERY_TOO_MANY_GROUPS' });
+    const last5 = ['i15', 'i16', 'i17', 'i18', 'i19'];
+    const r = await t.query({ ...byImg, filter: { dimension: 'img', in: last5 }, orderBy: [{ column: 'img', direction: 'asc' }] });
+    expect(r.rows).toEqual(last5.map((img) => [img, 10, 3]));
+    expect(r.stats.rowsScanned).toBeGreaterThan(0);
+    await t.close();
+  });
+});

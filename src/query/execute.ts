@@ -79,6 +79,20 @@ class QueryDictionary {
 }
 
 const DENSE_GROUP_TABLE_MAX = 1 << 20;
+/** Counters per dictionary id reused by the counts-by-one-dimension strategy, all zero between uses. */
+const idCounterScratch: Float64Array[] = [];
+/** Dictionaries above this many values get counters of their own (not kept: 8 bytes an id each). */
+const ID_COUNTERS_KEPT_MAX = 1 << 20;
+
+/** `k` zeroed counter arrays of at least `size` entries (the caller leaves them zeroed again). */
+function idCounters(k: number, size: number): Float64Array[] {
+  if (size > ID_COUNTERS_KEPT_MAX) return Array.from({ length: k }, () => new Float64Array(size));
+  for (let i = 0; i < k; i++) {
+    if (i === idCounterScratch.length) idCounterScratch.push(new Float64Array(0));
+    if (idCounterScratch[i]!.length < size) idCounterScratch[i] = new Float64Array(Math.min(ID_COUNTERS_KEPT_MAX, Math.max(size, 2 * idCounterScratch[i]!.length)));
+  }
+  return idCounterScratch.slice(0, k);
+}
 let groupScratch = new Int32Array(1024);
 /**
  * The group of each dictionary id of a reader's one group-by dimension, valid where `idStamp[id]` equals the
@@ -107,6 +121,8 @@ class Groups {
   acc: Float64Array[];
   n: Float64Array[];
   distinct: Set<number>[][];
+  /** The aggregations that are distinct counts (a set per group each). */
+  private readonly distinctAggs: number[];
   /** Composite key → group + 1 (0: no group yet), when the key space is small enough for a table. */
   private readonly dense: Int32Array | null;
   private readonly numeric: Map<number, number> | null;
@@ -117,6 +133,7 @@ class Groups {
     this.acc = plan.aggregations.map((a) => this.initial(a.type, 64));
     this.n = plan.aggregations.map(() => new Float64Array(64));
     this.distinct = plan.aggregations.map(() => []);
+    this.distinctAggs = plan.aggregations.flatMap((a, i) => (a.type === 'distinctCount' ? [i] : []));
     let product = 1;
     for (const r of radices) product *= r;
     // Group + 1 per composite key, 0 for none yet: a new typed array is zeroed already (no fill pass).
@@ -162,9 +179,7 @@ class Groups {
     if (g === this.capacity) this.grow();
     this.bucket.push(bucket);
     for (let i = 0; i < ids.length; i++) this.gids[i]!.push(ids[i]!);
-    this.plan.aggregations.forEach((a, i) => {
-      if (a.type === 'distinctCount') this.distinct[i]!.push(new Set());
-    });
+    if (this.distinctAggs.length > 0) for (const i of this.distinctAggs) this.distinct[i]!.push(new Set());
     this.count = g + 1;
     return g;
   }
@@ -323,31 +338,44 @@ export async function execute(plan: Plan, readers: readonly SegmentReader[], lim
       // Worth it when the rows outnumber the counters the fold then reads; otherwise the scan below is cheaper.
       if (rows >= size / 4) {
         stats.rowsScanned += rows;
-        const local = plan.aggregations.map(() => new Float64Array(size));
-        sets.forEach((set, i) => {
-          if (set === 'none') return;
-          const sel = selection(set, n);
-          kernels.countByKey(ids, sel.rows, sel.start, sel.end, ru === null ? null : ru.counts, local[i]!);
-        });
-        // A group exists for every value of a base row, also when a filtered count of it is 0 (as in the scan).
-        let present: Float64Array[] = local;
-        if (sets.some((set) => set !== base)) {
-          const rowsOf = new Float64Array(size);
-          const sel = selection(base, n);
-          kernels.countByKey(ids, sel.rows, sel.start, sel.end, null, rowsOf);
-          present = [rowsOf];
-        }
-        const bIdx = bucketIdxOf(firstBucket);
-        const t = translations[0]!;
-        const qd0 = groupQds[0]!;
-        const dict0 = groupDicts[0]!;
-        for (let id = 0; id < size; id++) {
-          let any = false;
-          for (const c of present) if (c[id] !== 0) any = true;
-          if (!any) continue;
-          gidScratch[0] = qd0.id(dict0, t, id);
-          const g = groups.find(bIdx, firstBucket, gidScratch);
-          for (let i = 0; i < local.length; i++) groups.acc[i]![g]! += local[i]![id]!;
+        const A = plan.aggregations.length;
+        // Counters per id: zeroed scratch, reused (the fold below zeroes every counter it reads, and no counter is
+        // nonzero that it does not read).
+        const local = idCounters(A + 1, size);
+        let folded = false;
+        try {
+          sets.forEach((set, i) => {
+            if (set === 'none') return;
+            const sel = selection(set, n);
+            kernels.countByKey(ids, sel.rows, sel.start, sel.end, ru === null ? null : ru.counts, local[i]!);
+          });
+          // A group exists for every value of a base row, also when a filtered count of it is 0 (as in the scan):
+          // the base rows' own counts say which ids are present, unless every count is over the base rows (then the
+          // first count does). Every set is a subset of the base rows, so an id absent there has all counts 0.
+          let present = local[0]!;
+          if (sets.some((set) => set !== base)) {
+            present = local[A]!;
+            const sel = selection(base, n);
+            kernels.countByKey(ids, sel.rows, sel.start, sel.end, null, present);
+          }
+          const bIdx = bucketIdxOf(firstBucket);
+          const t = translations[0]!;
+          const qd0 = groupQds[0]!;
+          const dict0 = groupDicts[0]!;
+          for (let id = 0; id < size; id++) {
+            if (present[id] === 0) continue;
+            gidScratch[0] = qd0.id(dict0, t, id);
+            const g = groups.find(bIdx, firstBucket, gidScratch);
+            for (let i = 0; i < A; i++) {
+              groups.acc[i]![g]! += local[i]![id]!;
+              local[i]![id] = 0;
+            }
+            present[id] = 0;
+          }
+          folded = true;
+        } finally {
+          // A failure part-way (too many groups) leaves counts behind: clear them for the next use.
+          if (!folded) for (const c of local) c.fill(0, 0, size);
         }
         return;
       }
