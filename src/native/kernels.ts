@@ -53,6 +53,18 @@ function checkSelection(rows: Uint32Array | null, start: number, end: number, li
   for (let j = start; j < end; j++) if (rows[j]! >= limit) throw new RangeError('row id past the column');
 }
 
+/** The selected rows (checked) whose value lies in [lo, hi): selectTimeRange over timestamps, selectCodeRange over codes. */
+function keepInRange(values: ArrayLike<number>, rows: Uint32Array | null, start: number, end: number, lo: number, hi: number): Uint32Array {
+  const keep = new Uint32Array(end - start);
+  let n = 0;
+  for (let j = start; j < end; j++) {
+    const r = rows === null ? j : rows[j]!;
+    const v = values[r]!;
+    if (v >= lo && v < hi) keep[n++] = r;
+  }
+  return keep.slice(0, n);
+}
+
 /** floor(t / size) exactly: a multiply and one correction step, as the C++ version does. */
 function floorDiv(t: number, size: number, inv: number): number {
   let q = Math.floor(t * inv);
@@ -132,14 +144,7 @@ export const typescriptKernels: Kernels = {
 
   selectTimeRange(ts, rows, start, end, from, to) {
     checkSelection(rows, start, end, ts.length);
-    const keep = new Uint32Array(end - start);
-    let n = 0;
-    for (let j = start; j < end; j++) {
-      const r = rows === null ? j : rows[j]!;
-      const t = ts[r]!;
-      if (t >= from && t < to) keep[n++] = r;
-    }
-    return keep.slice(0, n);
+    return keepInRange(ts, rows, start, end, from, to);
   },
 
   countByCode(codes, rows, start, end, table, counts) {
@@ -159,14 +164,7 @@ export const typescriptKernels: Kernels = {
   selectCodeRange(codes, rows, start, end, lo, hi) {
     if (!(codes instanceof Uint8Array || codes instanceof Uint16Array)) throw new TypeError('codes must be a Uint8Array or a Uint16Array');
     checkSelection(rows, start, end, codes.length);
-    const keep = new Uint32Array(end - start);
-    let n = 0;
-    for (let j = start; j < end; j++) {
-      const r = rows === null ? j : rows[j]!;
-      const c = codes[r]!;
-      if (c >= lo && c < hi) keep[n++] = r;
-    }
-    return keep.slice(0, n);
+    return keepInRange(codes, rows, start, end, lo, hi);
   },
 
   countByKey(keys, rows, start, end, weights, counts) {

@@ -179,7 +179,7 @@ class Groups {
     if (g === this.capacity) this.grow();
     this.bucket.push(bucket);
     for (let i = 0; i < ids.length; i++) this.gids[i]!.push(ids[i]!);
-    if (this.distinctAggs.length > 0) for (const i of this.distinctAggs) this.distinct[i]!.push(new Set());
+    for (const i of this.distinctAggs) this.distinct[i]!.push(new Set());
     this.count = g + 1;
     return g;
   }

@@ -87,6 +87,8 @@ interface DsStorage {
   /** Minute → highest LSN sealed into a segment for that minute. */
   sealedLsn: Map<number, number>;
   compaction: CompactionStats;
+  /** `packTimestamps`'s last answer and the segment list it was for (see there). */
+  packMemo?: { of: DiskSegment[]; length: number; pack: boolean };
 }
 
 function newCompactionStats(): CompactionStats {
@@ -318,8 +320,6 @@ export class Store {
     }
   }
 
-  private readonly packMemo = new Map<string, { of: DiskSegment[]; length: number; pack: boolean }>();
-
   private segment(entry: SegmentEntry, footer: ReturnType<typeof readFooter>): DiskSegment {
     return new DiskSegment(entry.id, this.p(entry.file), footer, entry.bytes, this.opts.fs, this.cache, (seg, reason) => this.quarantineLive(entry, seg, reason), () => this.packTimestamps(entry.datasource));
   }
@@ -333,12 +333,12 @@ export class Store {
     if (st === undefined) return false;
     // Every reader asks once or twice per query: the row total is summed again only when the segment list changed
     // (segments are immutable; the list is replaced or pushed to, so its identity and length tell).
-    const memo = this.packMemo.get(datasource);
+    const memo = st.packMemo;
     if (memo !== undefined && memo.of === st.segments && memo.length === st.segments.length) return memo.pack;
     let rows = 0;
     for (const s of st.segments) rows += s.rowCount;
     const pack = rows * 8 > this.cache.budgetBytes / 4;
-    this.packMemo.set(datasource, { of: st.segments, length: st.segments.length, pack });
+    st.packMemo = { of: st.segments, length: st.segments.length, pack };
     return pack;
   }
 
