@@ -15,15 +15,34 @@
  * Layout: one Int32Array, three words a slot (hi, lo, sub-window), so a probe touches one cache line, not three
  * arrays' (a lookup in a table of millions of keys is a cache miss; ingest does one per event).
  *
+ * Rebuilding is incremental: when the table fills, a fresh one takes every insert, and the old one drains into it,
+ * MIGRATE_PER_INSERT slots for each key added, so no insert pauses ingest (and the queries behind it) for a pass
+ * over millions of slots. While it drains, a key lives in exactly one of the two tables: lookups probe the new one,
+ * then the old; an insert goes to the new one only after both probes missed; migration moves a slot and empties it.
+ *
  * Memory: 12 bytes a slot at a load factor of 3/8..3/4 (live and dead slots), i.e. 16–32 bytes per remembered
  * key. With 64-bit hashes the chance that any two of n keys in the window collide (and a distinct event is wrongly
  * taken for a retry) is about n²/2^65: 1 in 28,000 for 36M keys (10k/s for an hour).
  */
 
 const SUBWINDOWS = 8;
-const EMPTY = -0x80000000;
-const TOMB = -0x7fffffff;
+/**
+ * The sub-window word of a slot: EMPTY (0, so a new table needs no fill: zeroed memory is empty), TOMB, or a live
+ * key's sub-window relative to `base`, stored plus SUB_BIAS (relative sub-windows are clamped to ±2^30: ~250 years
+ * at a one-minute window), so that every stored sub-window is ≥ 2 and comparisons keep their order.
+ */
+const EMPTY = 0;
+const TOMB = 1;
+const SUB_BIAS = 0x40000002;
+const SUB_MIN = 2;
+const SUB_MAX = 0x7ffffffe;
 const MAX_LOAD = 0.75;
+/**
+ * Old-table slots moved into the new table per insert while a rebuild drains. A drain then lasts capacity/32
+ * inserts, while the new table fills from at most 3/8 (live keys) to at most 3/8 + 1/32 of it: it does not fill up
+ * before the old one is empty (if it did — a test's slower drain — the next rebuild finishes the drain first).
+ */
+const MIGRATE_PER_INSERT = 32;
 
 /** The final mix of both lanes of `hashKeyInto` / `hashAsciiInto`, written as (hi, lo) at out[2i], out[2i+1]. */
 function finishHash(h1: number, h2: number, out: Uint32Array, i: number): void {
@@ -47,10 +66,9 @@ export function hashKeyInto(key: string, out: Uint32Array, i: number): void {
   finishHash(h1, h2, out, i);
 }
 
+/** A table of empty slots (zeroed memory: see EMPTY). */
 function newSlots(capacity: number): Int32Array {
-  const slots = new Int32Array(3 * capacity);
-  for (let i = 2; i < slots.length; i += 3) slots[i] = EMPTY;
-  return slots;
+  return new Int32Array(3 * capacity);
 }
 
 /** `hashKeyInto` of the ASCII string in `bytes[off, off + len)` (every byte < 0x80), without making the string. */
@@ -76,25 +94,30 @@ export interface DedupStats {
 
 export class DedupIndex {
   private readonly subMs: number;
-  /** Sub-windows are stored relative to this, as Int32 (±2^31 sub-windows is centuries for a 1-minute window). */
+  /** Sub-windows are stored relative to this (see SUB_BIAS). */
   private base = NaN;
   /** Slot i is slots[3i] = hi, slots[3i+1] = lo (both as int32), slots[3i+2] = sub-window, EMPTY or TOMB. */
   private slots: Int32Array;
   private mask: number;
-  /** Slots not EMPTY: live, dead (expired) and tombstones. */
+  /** Slots not EMPTY in `slots`: live, dead (expired) and tombstones. */
   private used = 0;
+  /** The table being drained into `slots` by an incremental rebuild, or null; its slots below `drainAt` are moved. */
+  private old: Int32Array | null = null;
+  private oldMask = 0;
+  private drainAt = 0;
   /** Live keys per relative sub-window, but for the pending run (`runCount` keys in `runSub`; see `insert`). */
   private readonly perSub = new Map<number, number>();
   private runSub = NaN;
   private runCount = 0;
   private live = 0;
-  private floorSub = -0x7ffffffe;
+  private floorSub = SUB_MIN;
   private watermark = -Infinity;
   private evictedEarly = 0;
   /** Keys found by `probeAll` (kept so the probes have an observable effect). */
   private probed = 0;
 
-  constructor(private readonly windowMs: number, private readonly maxKeys: number, capacity = 1024) {
+  /** `migratePerInsert`: tests slow the drain of a rebuild down (to 1) so that every path meets a half-drained table. */
+  constructor(private readonly windowMs: number, private readonly maxKeys: number, capacity = 1024, private readonly migratePerInsert = MIGRATE_PER_INSERT) {
     this.subMs = Math.max(1, Math.ceil(windowMs / SUBWINDOWS));
     this.slots = newSlots(capacity);
     this.mask = capacity - 1;
@@ -103,10 +126,18 @@ export class DedupIndex {
   private subOf(ts: number): number {
     const s = Math.floor(ts / this.subMs);
     if (Number.isNaN(this.base)) this.base = s;
-    return Math.max(-0x7ffffffe, Math.min(0x7fffffff, s - this.base));
+    return this.stored(s - this.base);
   }
 
-  /** The slot holding live key (hi, lo), or −1 − (the empty slot that ends its probe sequence). */
+  /** A sub-window relative to `base` as slots store it. */
+  private stored(relative: number): number {
+    return Math.max(SUB_MIN, Math.min(SUB_MAX, relative + SUB_BIAS));
+  }
+
+  /**
+   * The slot holding live key (hi, lo) — i for slot i of `slots`, capacity + j for slot j of the table being
+   * drained — or −1 − (the empty slot of `slots` that ends the key's probe sequence there).
+   */
   private find(hi: number, lo: number): number {
     const floor = this.floorSub;
     const slots = this.slots;
@@ -114,8 +145,23 @@ export class DedupIndex {
     const l = lo | 0;
     for (let i = (hi ^ lo) & this.mask; ; i = (i + 1) & this.mask) {
       const s = slots[3 * i + 2]!;
-      if (s === EMPTY) return -1 - i;
+      if (s === EMPTY) {
+        if (this.old === null) return -1 - i;
+        const j = this.findOld(h, l);
+        return j < 0 ? -1 - i : this.mask + 1 + j;
+      }
       if (s >= floor && slots[3 * i] === h && slots[3 * i + 1] === l) return i;
+    }
+  }
+
+  /** The slot of the draining table holding live key (hi, lo), or −1. */
+  private findOld(h: number, l: number): number {
+    const old = this.old!;
+    const floor = this.floorSub;
+    for (let j = (h ^ l) & this.oldMask; ; j = (j + 1) & this.oldMask) {
+      const s = old[3 * j + 2]!;
+      if (s === EMPTY) return -1;
+      if (s >= floor && old[3 * j] === h && old[3 * j + 1] === l) return j;
     }
   }
 
@@ -133,13 +179,13 @@ export class DedupIndex {
   }
 
   /**
-   * Probe the keys `hashes[2i], hashes[2i+1]` for i < n in one tight loop and return how many are present. Callers
-   * use it to bring a batch's slots into cache before deciding row by row: the probes are independent, so the CPU
-   * overlaps their cache misses, which the per-row loop (with its other work between probes) does not.
+   * Probe the keys `hashes[2i], hashes[2i+1]` for from <= i < to in one tight loop and return how many are present.
+   * Callers use it to bring a batch's slots into cache before deciding row by row: the probes are independent, so
+   * the CPU overlaps their cache misses, which the per-row loop (with its other work between probes) does not.
    */
-  probeAll(hashes: Uint32Array, n: number): number {
+  probeAll(hashes: Uint32Array, from: number, to: number): number {
     let hits = 0;
-    for (let i = 0; i < n; i++) if (this.find(hashes[2 * i]!, hashes[2 * i + 1]!) >= 0) hits++;
+    for (let i = from; i < to; i++) if (this.find(hashes[2 * i]!, hashes[2 * i + 1]!) >= 0) hits++;
     this.probed += hits;
     return hits;
   }
@@ -172,8 +218,7 @@ export class DedupIndex {
     let i = -1 - token;
     if ((this.used + 1) > (this.mask + 1) * MAX_LOAD) {
       this.rebuild();
-      i = (hi ^ lo) & this.mask;
-      while (this.slots[3 * i + 2] !== EMPTY) i = (i + 1) & this.mask;
+      i = this.emptySlotFor(hi, lo);
     }
     const s = this.subOf(ts);
     const slots = this.slots;
@@ -182,6 +227,8 @@ export class DedupIndex {
     slots[3 * i + 2] = s;
     this.used++;
     this.live++;
+    // After the key is placed (its token named a slot of the table as it was): move the next old slots over.
+    if (this.old !== null) this.drain(this.migratePerInsert);
     // Keys of a batch fall in one or two sub-windows: count a run of them, and fold it into the map when the
     // sub-window changes or the map is read (`settle`).
     if (s === this.runSub) {
@@ -203,11 +250,13 @@ export class DedupIndex {
 
   /** Forget a key added by a batch that was not committed. */
   remove(hi: number, lo: number): void {
-    const i = this.find(hi, lo);
-    if (i < 0) return;
+    const at = this.find(hi, lo);
+    if (at < 0) return;
     this.settle();
-    const s = this.slots[3 * i + 2]!;
-    this.slots[3 * i + 2] = TOMB;
+    const table = at > this.mask ? this.old! : this.slots;
+    const i = at > this.mask ? at - this.mask - 1 : at;
+    const s = table[3 * i + 2]!;
+    table[3 * i + 2] = TOMB;
     this.live--;
     const n = this.perSub.get(s)! - 1;
     if (n === 0) this.perSub.delete(s);
@@ -220,7 +269,7 @@ export class DedupIndex {
     this.watermark = watermark;
     const horizon = watermark - this.windowMs;
     if (Number.isNaN(this.base)) return;
-    this.raiseFloor(Math.floor(horizon / this.subMs) - this.base);
+    this.raiseFloor(this.stored(Math.floor(horizon / this.subMs) - this.base));
   }
 
   private raiseFloor(floor: number): void {
@@ -243,26 +292,63 @@ export class DedupIndex {
     }
   }
 
-  /** Re-insert live slots into a table sized for them: drops dead slots and tombstones, grows when needed. */
+  /** The first empty slot of `slots` on the probe sequence of (hi, lo). */
+  private emptySlotFor(hi: number, lo: number): number {
+    let i = (hi ^ lo) & this.mask;
+    while (this.slots[3 * i + 2] !== EMPTY) i = (i + 1) & this.mask;
+    return i;
+  }
+
+  /**
+   * Start moving the live slots into a table sized for them (drops dead slots and tombstones, grows when needed).
+   * If the table fills while the previous drain is still under way (never at MIGRATE_PER_INSERT; a test's slower
+   * drain can), both tables' live slots go into a new one at once instead.
+   */
   private rebuild(): void {
-    const capacity = this.live * 2 > (this.mask + 1) * MAX_LOAD ? (this.mask + 1) * 2 : this.mask + 1;
-    const old = this.slots;
-    const slots = newSlots(capacity);
-    this.slots = slots;
+    let capacity = this.mask + 1;
+    while (this.live * 2 > capacity * MAX_LOAD) capacity *= 2;
+    if (this.old !== null) {
+      const tables = [this.slots, this.old];
+      this.old = null;
+      this.slots = newSlots(capacity);
+      this.mask = capacity - 1;
+      this.used = 0;
+      for (const t of tables) this.moveLive(t, 0, t.length / 3);
+      return;
+    }
+    this.old = this.slots;
+    this.oldMask = this.mask;
+    this.drainAt = 0;
+    this.slots = newSlots(capacity);
     this.mask = capacity - 1;
     this.used = 0;
-    for (let j = 0; j < old.length; j += 3) {
-      const s = old[j + 2]!;
-      if (s === EMPTY || s === TOMB || s < this.floorSub) continue;
-      const hi = old[j]!;
-      const lo = old[j + 1]!;
-      let i = (hi ^ lo) & this.mask;
-      while (slots[3 * i + 2] !== EMPTY) i = (i + 1) & this.mask;
-      slots[3 * i] = hi;
-      slots[3 * i + 1] = lo;
-      slots[3 * i + 2] = s;
+  }
+
+  /** Move the live slots from..to-1 of `table` (not `slots`) into `slots`, leaving tombstones behind. */
+  private moveLive(table: Int32Array, from: number, to: number): void {
+    const floor = this.floorSub;
+    for (let j = from; j < to; j++) {
+      const s = table[3 * j + 2]!;
+      if (s === EMPTY || s === TOMB || s < floor) continue;
+      const hi = table[3 * j]!;
+      const lo = table[3 * j + 1]!;
+      const i = this.emptySlotFor(hi, lo);
+      this.slots[3 * i] = hi;
+      this.slots[3 * i + 1] = lo;
+      this.slots[3 * i + 2] = s;
+      // A tombstone, not EMPTY: the old table's probe sequences must still run through the slot.
+      table[3 * j + 2] = TOMB;
       this.used++;
     }
+  }
+
+  /** Move up to `count` slots of the draining table, in slot order, into `slots`; drop that table once empty. */
+  private drain(count: number): void {
+    const old = this.old!;
+    const end = Math.min(old.length / 3, this.drainAt + count);
+    this.moveLive(old, this.drainAt, end);
+    this.drainAt = end;
+    if (end === old.length / 3) this.old = null;
   }
 
   stats(): DedupStats {
@@ -271,7 +357,7 @@ export class DedupIndex {
     for (const s of this.perSub.keys()) oldest = Math.min(oldest, s);
     const effectiveWindowMs = oldest === Infinity || this.watermark === -Infinity
       ? this.windowMs
-      : Math.min(this.windowMs, Math.max(0, this.watermark - (oldest + this.base) * this.subMs));
-    return { keys: this.live, bytes: this.slots.byteLength, evictedEarly: this.evictedEarly, effectiveWindowMs };
+      : Math.min(this.windowMs, Math.max(0, this.watermark - (oldest - SUB_BIAS + this.base) * this.subMs));
+    return { keys: this.live, bytes: this.slots.byteLength + (this.old?.byteLength ?? 0), evictedEarly: this.evictedEarly, effectiveWindowMs };
   }
 }
