@@ -25,8 +25,10 @@ import { DedupIndex } from './dedup.js';
 import { MINUTE_MS } from '../time.js';
 import type { BatchRecord, LoggedDimension } from '../wal/record.js';
 
-/** How long `prepare` runs before it yields to the event loop. */
-const PREPARE_SLICE_MS = 2;
+/** How long `decide` runs before it yields to the event loop. */
+const PREPARE_SLICE_MS = 1;
+/** Rows whose dedup slots the column-wise decide brings into cache at once (a power of two). */
+const PROBE_CHUNK = 1024;
 /**
  * Batches up to this many rows are decided column by column without yielding (about 1 ms at 10k rows) when no new
  * value can overflow a dimension's cardinality limit; larger or borderline batches take the row-by-row path.
@@ -74,6 +76,8 @@ export class IngestPipeline {
   readonly dedup: DedupIndex | null;
   private readonly validator: EventValidator;
   private watermarkMs = -Infinity;
+  /** Settles when the batch deciding now (if any) is done; see `decide`. */
+  private deciding: Promise<void> = Promise.resolve();
 
   constructor(
     readonly ds: Datasource,
@@ -103,6 +107,20 @@ export class IngestPipeline {
    * `cols` belongs to the call from then on: its columns may be compacted in place and become the batch's.
    */
   async decide(cols: EventColumns): Promise<PreparedBatch> {
+    // One batch decides at a time: a batch that yields part-way (below) leaves the dictionaries and the dedup index
+    // to no other batch until it is done, so its cardinality check still holds when it interns.
+    const before = this.deciding;
+    let done!: () => void;
+    this.deciding = new Promise<void>((resolve) => (done = resolve));
+    try {
+      await before;
+      return await this.decideAlone(cols);
+    } finally {
+      done();
+    }
+  }
+
+  private async decideAlone(cols: EventColumns): Promise<PreparedBatch> {
     const ds = this.ds;
     const n = cols.n;
     const dimCount = ds.dimensions.length;
@@ -130,12 +148,12 @@ export class IngestPipeline {
     const fresh = new Int32Array(dimCount);
     /** Keys of this batch too old to be remembered by the index (only when lateness exceeds the dedup window). */
     let unremembered: Set<string> | null = null;
-    if (cols.keyHashes !== null && dedup !== null) dedup.probeAll(cols.keyHashes, n);
     if (n <= columnwiseMaxRows && this.cannotOverflow(toHead)) {
       decidePaths.columnwise++;
       return this.decideColumnwise(cols, toHead, { futureLimit, lateLimit, retentionLimit }, rejected);
     }
     decidePaths.rowwise++;
+    if (cols.keyHashes !== null && dedup !== null) dedup.probeAll(cols.keyHashes, 0, n);
     const ts = new Float64Array(n);
     const metrics = Array.from({ length: metricCount }, () => new Float64Array(n));
     const loggedIds = Array.from({ length: dimCount }, () => new Uint32Array(n));
@@ -241,10 +259,12 @@ export class IngestPipeline {
   /**
    * `decide` for a batch in which no row can be rejected for cardinality: one pass over the rows for time and dedup
    * (in row order, so a key repeated within the batch is accepted once), then each column copied for the accepted
-   * rows in a tight loop of its own. Synchronous: nothing can intern a value between the check and the interning.
-   * Same decisions, ids and order of new ids (per dimension, by first accepted row) as the row-by-row path.
+   * rows in a tight loop of its own. It yields every PREPARE_SLICE_MS, so a query waits for one slice, not a batch;
+   * nothing can intern a value between the check and the interning all the same, since batches decide one at a
+   * time (`decide`). Same decisions, ids and order of new ids (per dimension, by first accepted row) as the
+   * row-by-row path.
    */
-  private decideColumnwise(cols: EventColumns, toHead: Int32Array[], lim: { futureLimit: number; lateLimit: number; retentionLimit: number }, rejected: RejectedEvent[]): PreparedBatch {
+  private async decideColumnwise(cols: EventColumns, toHead: Int32Array[], lim: { futureLimit: number; lateLimit: number; retentionLimit: number }, rejected: RejectedEvent[]): Promise<PreparedBatch> {
     const n = cols.n;
     const dedup = this.dedup;
     const keyHashes = dedup === null ? null : cols.keyHashes;
@@ -256,8 +276,17 @@ export class IngestPipeline {
     let duplicates = 0;
     let maxTs = -Infinity;
     let k = 0;
+    let sliceStart = performance.now();
     // Accepted rows are compacted in place (row r moves to k <= r): `cols` belongs to this call.
     for (let r = 0; r < n; r++) {
+      if ((r & (PROBE_CHUNK - 1)) === 0) {
+        if (r > 0 && performance.now() - sliceStart > PREPARE_SLICE_MS) {
+          await new Promise((resolve) => setImmediate(resolve));
+          sliceStart = performance.now();
+        }
+        // Bring the next chunk's slots into cache in a tight loop (independent misses overlap), then decide them.
+        if (keyHashes !== null) dedup!.probeAll(keyHashes, r, Math.min(n, r + PROBE_CHUNK));
+      }
       const t = ts[r]!;
       let ok = false;
       if (t > futureLimit) {
