@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { open, TallyError, type Tally } from 'tallydb';
+import { setSliceMsForTests } from '../src/ingest/pipeline.js';
 
 const T0 = Date.parse('2026-11-23T10:00:00Z');
 const MIN = 60_000;
@@ -226,6 +227,55 @@ describe('large batches', () => {
     await new Promise((r) => setImmediate(r));
     await db.close();
     await expect(ingest).rejects.toMatchObject({ code: 'ENGINE_CLOSED' });
+  });
+});
+
+describe('batches deciding at once', () => {
+  // Every column-wise decide yields at each 1,024-row chunk here, so batches and queries interleave inside batches.
+  const yieldingAlways = async <T>(run: () => Promise<T>): Promise<T> => {
+    const previous = setSliceMsForTests(0);
+    try {
+      return await run();
+    } finally {
+      setSliceMsForTests(previous);
+    }
+  };
+  const batch = (from: number, n: number, extra: Record<string, unknown> = {}) =>
+    Array.from({ length: n }, (_, i) => ({ ts: T0 + ((from + i) % 60_000), event_id: `e${from + i}`, event: 'click', ...extra }));
+
+  it('a key in two batches that decide at the same time is accepted once', async () => {
+    const db = await engine();
+    const [a, b] = await yieldingAlways(() => Promise.all([db.ingest('events', batch(0, 5000)), db.ingest('events', batch(2500, 5000))]));
+    expect(a.accepted + b.accepted).toBe(7500);
+    expect(a.duplicates + b.duplicates).toBe(2500);
+    expect(await count(db)).toBe(7500);
+  });
+
+  it('a query issued while a column-wise batch decides answers from the state before it', async () => {
+    const db = await engine();
+    await db.ingest('events', batch(0, 1));
+    const order: string[] = [];
+    await yieldingAlways(async () => {
+      const ingest = db.ingest('events', batch(1, 8000)).then((r) => order.push(`ingest:${r.accepted}`));
+      await new Promise((r) => setImmediate(r));
+      const query = count(db).then((n) => order.push(`query:${n}`));
+      await Promise.all([ingest, query]);
+    });
+    expect(order).toEqual(['query:1', 'ingest:8000']);
+    expect(await count(db)).toBe(8001);
+  });
+
+  it('the cardinality limit holds for batches whose new values arrive at the same time', async () => {
+    const db = await engine({ limits: { maxDimensionCardinality: 3000 } });
+    // Each batch alone fits (2,000 new image ids); together they would not: the second decides after the first.
+    const [a, b] = await yieldingAlways(() => Promise.all([
+      db.ingest('events', batch(0, 2000).map((e, i) => ({ ...e, image_id: `a${i}` }))),
+      db.ingest('events', batch(2000, 2000).map((e, i) => ({ ...e, image_id: `b${i}` }))),
+    ]));
+    expect(a.accepted).toBe(2000);
+    expect(b.accepted).toBe(1000);
+    expect(new Set(b.rejected.map((r) => r.code))).toEqual(new Set(['DIMENSION_CARDINALITY']));
+    expect(db.stats('events').rows).toBe(3000);
   });
 });
 

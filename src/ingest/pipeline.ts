@@ -25,8 +25,15 @@ import { DedupIndex } from './dedup.js';
 import { MINUTE_MS } from '../time.js';
 import type { BatchRecord, LoggedDimension } from '../wal/record.js';
 
-/** How long `decide` runs before it yields to the event loop. */
-const PREPARE_SLICE_MS = 1;
+/** How long `decide` runs before it yields to the event loop (tests set it: setSliceMsForTests). */
+let PREPARE_SLICE_MS = 1;
+
+/** Tests make `decide` yield at every chance (0) to interleave batches and queries; returns the previous value. */
+export function setSliceMsForTests(ms: number): number {
+  const previous = PREPARE_SLICE_MS;
+  PREPARE_SLICE_MS = ms;
+  return previous;
+}
 /** Rows whose dedup slots the column-wise decide brings into cache at once (a power of two). */
 const PROBE_CHUNK = 1024;
 /**
@@ -280,7 +287,7 @@ export class IngestPipeline {
     // Accepted rows are compacted in place (row r moves to k <= r): `cols` belongs to this call.
     for (let r = 0; r < n; r++) {
       if ((r & (PROBE_CHUNK - 1)) === 0) {
-        if (r > 0 && performance.now() - sliceStart > PREPARE_SLICE_MS) {
+        if (r > 0 && performance.now() - sliceStart >= PREPARE_SLICE_MS) {
           await new Promise((resolve) => setImmediate(resolve));
           sliceStart = performance.now();
         }
