@@ -5,9 +5,11 @@
  * `--runs` of events/s, and the seed query's latency p50/p99 while ingest runs, against the same query idle.
  *
  *   npm run build && npm run bench:http -- [--runs 3] [--events 1000000] [--clients 4] [--fsync always]
+ *   (env: PROFILE_DAEMON=DIR writes a CPU profile of the daemon; DAEMON_NODE_FLAGS="--trace-gc ..." adds node flags)
  */
 import { median } from './util.js';
-import { spawn } from 'node:child_process';
+import { fork, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -23,12 +25,20 @@ const RUNS = Number(arg('runs', '3'));
 const EVENTS = Number(arg('events', '1000000'));
 const CLIENTS = Number(arg('clients', '4'));
 const FSYNC = arg('fsync', 'always');
+const QUERY_CLIENT = arg('query-client', 'process');
 const SEED = `SELECT count(*) FROM events WHERE event = 'click' AND image_id = 'img0' AND location = 'bangalore' AND gender = 'male' AND ts >= now() - INTERVAL 1 DAY`;
 
 async function daemon(dir: string): Promise<{ url: string; stop: () => Promise<void> }> {
-  const proc = spawn(process.execPath, [...(process.env.PROFILE_DAEMON ? ['--cpu-prof', '--cpu-prof-dir', process.env.PROFILE_DAEMON] : []), 'dist/cli/main.js', 'serve', '--dir', dir, '--port', '0', '--fsync', FSYNC, '--log-level', 'silent', '--head-bytes', String(8e9)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const flags = [
+    ...(process.env.PROFILE_DAEMON ? ['--cpu-prof', '--cpu-prof-dir', process.env.PROFILE_DAEMON] : []),
+    ...(process.env.DAEMON_NODE_FLAGS ? process.env.DAEMON_NODE_FLAGS.split(' ') : []),
+  ];
+  const proc = spawn(process.execPath, [...flags, 'dist/cli/main.js', 'serve', '--dir', dir, '--port', '0', '--fsync', FSYNC, '--log-level', 'silent', '--head-bytes', String(8e9)], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
-  proc.stdout.on('data', (d) => (out += d));
+  proc.stdout.on('data', (d) => {
+    out += d;
+    if (flags.length > 0) process.stderr.write(d); // what the flags print (--trace-gc, ...)
+  });
   while (!/tallydb ready/.test(out)) await new Promise((r) => setTimeout(r, 20));
   const url = /listening on (http:\/\/\S+)/.exec(out)![1]!;
   return { url, stop: () => new Promise((resolve) => { proc.on('exit', () => resolve()); proc.kill('SIGTERM'); }) };
@@ -43,6 +53,26 @@ async function queryLoop(url: string, stopAt: () => boolean): Promise<hdr.Histog
     h.recordValue(Math.max(1, Math.round((performance.now() - t) * 1000)));
   }
   return h;
+}
+
+/**
+ * The query loop in a process of its own (`--query-client process`, the default): a dashboard is not the producer,
+ * and in the ingest clients' process every query's reply also waits for that event loop's turn between the
+ * clients' 400 KB request bodies. `--query-client same` keeps the loop beside the ingest clients, as runs before
+ * 2026-12-01 (second session) measured it.
+ */
+function queryLoopElsewhere(url: string): { stop: () => Promise<hdr.Histogram> } {
+  const child = fork(fileURLToPath(import.meta.url), ['--query-loop', url], { execArgv: process.execArgv });
+  const result = new Promise<string>((resolve, reject) => {
+    child.once('message', (m) => resolve(m as string));
+    child.once('exit', (code) => reject(new Error(`query client exited with ${code}`)));
+  });
+  return {
+    stop: async () => {
+      child.send('stop');
+      return hdr.decodeFromCompressedBase64(await result);
+    },
+  };
 }
 
 const ms = (h: hdr.Histogram, p: number): string => (Math.min(h.getValueAtPercentile(p), h.maxValue) / 1000).toFixed(2);
@@ -61,7 +91,8 @@ async function main(): Promise<void> {
     let next = 0;
     let done = false;
     const t = performance.now();
-    const q = queryLoop(d.url, () => done);
+    const q = QUERY_CLIENT === 'same' ? queryLoop(d.url, () => done) : null;
+    const remote = QUERY_CLIENT === 'same' ? null : queryLoopElsewhere(d.url);
     await Promise.all(Array.from({ length: CLIENTS }, async () => {
       while (next < bodies.length) {
         const res = await fetch(`${d.url}/v1/datasources/events/events`, { method: 'POST', headers: { 'content-type': 'application/msgpack' }, body: bodies[next++]! });
@@ -71,7 +102,7 @@ async function main(): Promise<void> {
     }));
     const seconds = (performance.now() - t) / 1000;
     done = true;
-    const h = await q;
+    const h = q !== null ? await q : await remote!.stop();
     if (busy === null || h.getValueAtPercentile(99) < busy.getValueAtPercentile(99) || r === Math.floor(RUNS / 2)) busy = h;
     rates.push(EVENTS / seconds);
     if (r === 0) {
@@ -87,4 +118,12 @@ async function main(): Promise<void> {
   console.log(`seed query idle:            p50 ${ms(idle!, 50)} ms, p99 ${ms(idle!, 99)} ms`);
 }
 
-await main();
+if (process.argv.includes('--query-loop')) {
+  // The child of queryLoopElsewhere: query until told to stop, then send the latencies (µs) back.
+  let stop = false;
+  process.on('message', () => (stop = true));
+  const h = await queryLoop(arg('query-loop', ''), () => stop);
+  process.send!(hdr.encodeIntoCompressedBase64(h), () => process.exit(0));
+} else {
+  await main();
+}
