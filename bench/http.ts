@@ -4,7 +4,7 @@
  * the seed query (clicks for one image, location and gender over 24 h) in a loop. Reports the median over
  * `--runs` of events/s, and the seed query's latency p50/p99 while ingest runs, against the same query idle.
  *
- *   npm run build && npm run bench:http -- [--runs 3] [--events 1000000] [--clients 4] [--fsync always]
+ *   npm run build && npm run bench:http -- [--runs 3] [--events 1000000] [--clients 4] [--fsync always] [--rate 0] [--query-client process]
  *   (env: PROFILE_DAEMON=DIR writes a CPU profile of the daemon; DAEMON_NODE_FLAGS="--trace-gc ..." adds node flags)
  */
 import { median } from './util.js';
@@ -26,6 +26,8 @@ const EVENTS = Number(arg('events', '1000000'));
 const CLIENTS = Number(arg('clients', '4'));
 const FSYNC = arg('fsync', 'always');
 const QUERY_CLIENT = arg('query-client', 'process');
+/** Events per second the clients send at most (0: as fast as the daemon takes them). */
+const RATE = Number(arg('rate', '0'));
 const SEED = `SELECT count(*) FROM events WHERE event = 'click' AND image_id = 'img0' AND location = 'bangalore' AND gender = 'male' AND ts >= now() - INTERVAL 1 DAY`;
 
 async function daemon(dir: string): Promise<{ url: string; stop: () => Promise<void> }> {
@@ -80,7 +82,7 @@ const ms = (h: hdr.Histogram, p: number): string => (Math.min(h.getValueAtPercen
 async function main(): Promise<void> {
   const end = Date.now();
   const bodies = batches({ count: EVENTS, end, spanMs: 3_600_000 }, 10_000).map((b) => pack(b));
-  console.log(`tallydb HTTP ingest — ${EVENTS.toLocaleString()} events, MessagePack batches of 10k, ${CLIENTS} clients, fsync ${FSYNC}, median of ${RUNS} runs`);
+  console.log(`tallydb HTTP ingest — ${EVENTS.toLocaleString()} events, MessagePack batches of 10k, ${CLIENTS} clients${RATE > 0 ? ` paced at ${RATE.toLocaleString()} events/s` : ''}, fsync ${FSYNC}, median of ${RUNS} runs`);
   const rates: number[] = [];
   let busy: hdr.Histogram | null = null;
   let idle: hdr.Histogram | null = null;
@@ -95,7 +97,11 @@ async function main(): Promise<void> {
     const remote = QUERY_CLIENT === 'same' ? null : queryLoopElsewhere(d.url);
     await Promise.all(Array.from({ length: CLIENTS }, async () => {
       while (next < bodies.length) {
-        const res = await fetch(`${d.url}/v1/datasources/events/events`, { method: 'POST', headers: { 'content-type': 'application/msgpack' }, body: bodies[next++]! });
+        const i = next++;
+        // --rate: batch i goes out no earlier than its place in a steady stream of RATE events/s.
+        const due = t + (i * 10_000 * 1000) / RATE;
+        if (RATE > 0 && performance.now() < due) await new Promise((resolve) => setTimeout(resolve, due - performance.now()));
+        const res = await fetch(`${d.url}/v1/datasources/events/events`, { method: 'POST', headers: { 'content-type': 'application/msgpack' }, body: bodies[i]! });
         if (res.status !== 200) throw new Error(`ingest answered ${res.status}: ${await res.text()}`);
         await res.text();
       }
