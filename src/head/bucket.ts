@@ -190,7 +190,7 @@ export class MinuteBucket implements SegmentSource {
     const from = this.indexedRows[dim]!;
     const to = this.rowCount;
     const ids = this.ids[dim]!;
-    const counts = countScratch(this.dicts[dim]!.size);
+    const counts = countScratch(this.dicts[dim]!.size + 1);
     const distinct: number[] = [];
     for (let r = from; r < to; r++) if (counts[ids[r]!]!++ === 0) distinct.push(ids[r]!);
     // counts[id] becomes the start of id's slice, then (after the placement pass) its end.

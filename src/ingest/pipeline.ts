@@ -108,9 +108,10 @@ export class IngestPipeline {
 
   /**
    * Phase B: decide every validated row against the engine's state — future, duplicate, late, cardinality — and
-   * intern each distinct new value once. A large batch yields to the event loop every PREPARE_SLICE_MS, so queries
-   * are served meanwhile; that changes no decision: the watermark and the clock are read once at the start, and a
-   * key enters the dedup index the moment its event is accepted, so batches that interleave still see it.
+   * intern each distinct new value once. A batch yields to the event loop every PREPARE_SLICE_MS, so queries are
+   * served meanwhile; that changes no decision: batches of this pipeline decide one at a time, the watermark and
+   * the clock are read once when a batch starts deciding, and a key enters the dedup index the moment its event is
+   * accepted, so the batches after it (deciding while it waits for its WAL write) see it.
    * `cols` belongs to the call from then on: its columns may be compacted in place and become the batch's.
    */
   async decide(cols: EventColumns): Promise<PreparedBatch> {
@@ -198,7 +199,7 @@ export class IngestPipeline {
         continue;
       }
       // Each distinct value is looked up in the head once; a value absent from the head is looked up again on its
-      // next row, because a batch interleaved at a yield may have interned it meanwhile.
+      // next row (cheap, and right even if interning ever happened elsewhere during a yield; today nothing does).
       let full = -1;
       let anyFresh = false;
       for (let d = 0; d < dimCount; d++) {
