@@ -4,12 +4,13 @@
  * restart, and every acknowledged event is there. A second signal exits at once.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pack } from 'msgpackr';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { DECODE_THREAD_NICE } from '../../src/http/decode-worker.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const work = mkdtempSync(path.join(tmpdir(), 'tallydb-e2e-'));
@@ -68,6 +69,13 @@ it('ingests over a socket, answers SQL, stops on SIGTERM with exit 0, and restar
   acked += partial.json.accepted;
   const q = await call(`${a.url}/v1/sql`, 'POST', "SELECT countIf(event = 'click') AS clicks, count(*) FROM events", 'text/plain');
   expect(q.json.rows).toEqual([[1001, acked]]);
+  if (process.platform === 'linux') {
+    // The decode thread yields the CPU to the main thread (a lower priority of its own); the main thread keeps its.
+    const nice = (tid: string): number => Number(readFileSync(`/proc/${a.proc.pid}/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ')[16]);
+    const threads = readdirSync(`/proc/${a.proc.pid}/task`);
+    expect(nice(String(a.proc.pid))).toBe(0);
+    expect(threads.filter((t) => nice(t) === DECODE_THREAD_NICE)).toHaveLength(1);
+  }
 
   a.proc.kill('SIGTERM');
   expect(await a.exited).toBe(0);
