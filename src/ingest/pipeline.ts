@@ -122,6 +122,8 @@ export class IngestPipeline {
     this.deciding = new Promise<void>((resolve) => (done = resolve));
     try {
       await before;
+      // Start on an event-loop turn of its own, not straight after the batch before's last slice.
+      await new Promise((resolve) => setImmediate(resolve));
       return await this.decideAlone(cols);
     } finally {
       done();

@@ -194,6 +194,13 @@ describe('limits and protection', () => {
     const accepted = replies.filter((r) => r.statusCode === 200).length;
     expect(accepted + refused.length).toBe(6);
     expect((await db.sql('SELECT count(*) FROM events')).rows).toEqual([[accepted * 2]]);
+    // A refused batch left nothing behind, its dedup keys included: sent again one at a time, each is accepted.
+    for (const [b, r] of replies.entries()) {
+      if (r.statusCode !== 503) continue;
+      const again = await app.inject({ method: 'POST', url: '/v1/datasources/events/events', payload: [ev(b * 10), ev(b * 10 + 1)] });
+      expect([again.statusCode, again.json().accepted]).toEqual([200, 2]);
+    }
+    expect((await db.sql('SELECT count(*) FROM events')).rows).toEqual([[12]]);
     await db.close();
   });
 
