@@ -4,7 +4,7 @@
  * the seed query (clicks for one image, location and gender over 24 h) in a loop. Reports the median over
  * `--runs` of events/s, and the seed query's latency p50/p99 while ingest runs, against the same query idle.
  *
- *   npm run build && npm run bench:http -- [--runs 3] [--events 1000000] [--clients 4] [--fsync always] [--rate 0] [--query-client process]
+ *   npm run build && npm run bench:http -- [--runs 3] [--events 1000000] [--clients 4] [--fsync always] [--rate 0] [--query-client process] [--query-every 0]
  *   (env: PROFILE_DAEMON=DIR writes a CPU profile of the daemon; DAEMON_NODE_FLAGS="--trace-gc ..." adds node flags)
  */
 import { median } from './util.js';
@@ -26,6 +26,8 @@ const EVENTS = Number(arg('events', '1000000'));
 const CLIENTS = Number(arg('clients', '4'));
 const FSYNC = arg('fsync', 'always');
 const QUERY_CLIENT = arg('query-client', 'process');
+/** Milliseconds between the starts of two seed queries at least (0: back to back). */
+const QUERY_EVERY_MS = Number(arg('query-every', '0'));
 /** Events per second the clients send at most (0: as fast as the daemon takes them). */
 const RATE = Number(arg('rate', '0'));
 const SEED = `SELECT count(*) FROM events WHERE event = 'click' AND image_id = 'img0' AND location = 'bangalore' AND gender = 'male' AND ts >= now() - INTERVAL 1 DAY`;
@@ -53,6 +55,9 @@ async function queryLoop(url: string, stopAt: () => boolean): Promise<hdr.Histog
     const res = await fetch(`${url}/v1/sql`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: SEED });
     await res.text();
     h.recordValue(Math.max(1, Math.round((performance.now() - t) * 1000)));
+    // --query-every MS: a query starts every MS milliseconds at most (0: back to back — each reply starts the next).
+    const wait = QUERY_EVERY_MS - (performance.now() - t);
+    if (QUERY_EVERY_MS > 0 && wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
   }
   return h;
 }
@@ -64,7 +69,7 @@ async function queryLoop(url: string, stopAt: () => boolean): Promise<hdr.Histog
  * 2026-12-01 (second session) measured it.
  */
 function queryLoopElsewhere(url: string): { stop: () => Promise<hdr.Histogram> } {
-  const child = fork(fileURLToPath(import.meta.url), ['--query-loop', url], { execArgv: process.execArgv });
+  const child = fork(fileURLToPath(import.meta.url), ['--query-loop', url, '--query-every', String(QUERY_EVERY_MS)], { execArgv: process.execArgv });
   const result = new Promise<string>((resolve, reject) => {
     child.once('message', (m) => resolve(m as string));
     child.once('exit', (code) => reject(new Error(`query client exited with ${code}`)));
