@@ -18,7 +18,8 @@
  * Rebuilding is incremental: when the table fills, a fresh one takes every insert, and the old one drains into it,
  * MIGRATE_PER_INSERT slots for each key added, so no insert pauses ingest (and the queries behind it) for a pass
  * over millions of slots. While it drains, a key lives in exactly one of the two tables: lookups probe the new one,
- * then the old; an insert goes to the new one only after both probes missed; migration moves a slot and empties it.
+ * then the old; an insert goes to the new one only after both probes missed; migration moves a live slot over and
+ * leaves a tombstone behind (the old table's probe sequences must still run through it).
  *
  * Memory: 12 bytes a slot at a load factor of 3/8..3/4 (live and dead slots), i.e. 16–32 bytes per remembered
  * key. With 64-bit hashes the chance that any two of n keys in the window collide (and a distinct event is wrongly
@@ -40,7 +41,8 @@ const MAX_LOAD = 0.75;
 /**
  * Old-table slots moved into the new table per insert while a rebuild drains. A drain then lasts capacity/32
  * inserts, while the new table fills from at most 3/8 (live keys) to at most 3/8 + 1/32 of it: it does not fill up
- * before the old one is empty (if it did — a test's slower drain — the next rebuild finishes the drain first).
+ * before the old one is empty (if it did — a test's slower drain — the next rebuild moves both tables' live slots
+ * into a new one at once).
  */
 const MIGRATE_PER_INSERT = 32;
 
