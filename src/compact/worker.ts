@@ -9,6 +9,10 @@
 import { Piscina } from 'piscina';
 import { MergeInputError, mergeSegments, type MergeOptions } from './merge.js';
 import type { Datasource } from '../schema/datasource.js';
+import { lowerWorkerThreadPriority } from '../priority.js';
+
+// A merge is background work: it yields the CPU to ingest and queries on the main thread (priority.ts).
+lowerWorkerThreadPriority();
 
 export interface MergeTask {
   inputs: Uint8Array[];

@@ -15,26 +15,11 @@ import type { Limits } from '../limits.js';
 import type { Datasource } from '../schema/datasource.js';
 import { EventValidator } from '../schema/event.js';
 import { MsgpackColumnizer } from '../ingest/msgpack-columns.js';
-import { setPriority } from 'node:os';
-import { isMainThread } from 'node:worker_threads';
+import { lowerWorkerThreadPriority } from '../priority.js';
 
-/**
- * Decode threads run at a lower CPU priority than the daemon's main thread (on Linux a thread's nice value is its
- * own). On a machine whose cores are all busy — a small box under full ingest — the main thread, which decides,
- * commits and answers queries, then gets the CPU first, instead of waiting out a decode thread's time slice while a
- * query waits behind it; a decoded batch is of no use before the main thread can take it anyway. Measured with
- * `bench:http` (docs/benchmarks.md): seed p50 / p99 under full ingest 4.0 / 20 → 2.1–2.6 / 14–18 ms, ingest the same.
- */
-export const DECODE_THREAD_NICE = 10;
-// Only in a worker thread: a main thread that imports this module (for its types or this constant) keeps its
-// priority, and so do the processes it starts (children inherit the nice value of the thread that spawns them).
-if (!isMainThread) {
-  try {
-    setPriority(DECODE_THREAD_NICE);
-  } catch {
-    // Not permitted on this system: the thread keeps its priority.
-  }
-}
+// Decode threads yield the CPU to the main thread (priority.ts). Measured with `bench:http` (docs/benchmarks.md):
+// seed p50 / p99 under full ingest 4.0 / 20 → 2.1–2.6 / 14–18 ms, ingest the same.
+lowerWorkerThreadPriority();
 
 export interface DecodeRequest {
   body: Uint8Array;

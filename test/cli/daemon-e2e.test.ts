@@ -5,12 +5,12 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { getPriority, tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pack } from 'msgpackr';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { DECODE_THREAD_NICE } from '../../src/http/decode-worker.js';
+import { workerNice } from '../../src/priority.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const work = mkdtempSync(path.join(tmpdir(), 'tallydb-e2e-'));
@@ -70,11 +70,12 @@ it('ingests over a socket, answers SQL, stops on SIGTERM with exit 0, and restar
   const q = await call(`${a.url}/v1/sql`, 'POST', "SELECT countIf(event = 'click') AS clicks, count(*) FROM events", 'text/plain');
   expect(q.json.rows).toEqual([[1001, acked]]);
   if (process.platform === 'linux') {
-    // The decode thread yields the CPU to the main thread (a lower priority of its own); the main thread keeps its.
+    // The decode and compaction threads yield the CPU to the main thread (src/priority.ts); the main thread keeps its.
     const nice = (tid: string): number => Number(readFileSync(`/proc/${a.proc.pid}/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ')[16]);
     const threads = readdirSync(`/proc/${a.proc.pid}/task`);
-    expect(nice(String(a.proc.pid))).toBe(0);
-    expect(threads.filter((t) => nice(t) === DECODE_THREAD_NICE)).toHaveLength(1);
+    const main = nice(String(a.proc.pid));
+    expect(main).toBe(getPriority()); // as this process started it
+    expect(threads.filter((t) => nice(t) === workerNice(main))).toHaveLength(1); // the decode thread (no merge ran)
   }
 
   a.proc.kill('SIGTERM');
