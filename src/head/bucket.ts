@@ -203,17 +203,21 @@ export class MinuteBucket implements SegmentSource {
     const rows = new Uint32Array(to - from);
     for (let r = from; r < to; r++) rows[counts[ids[r]!]!++] = r;
     const perDim = this.bitmaps[dim]!;
-    let start = 0;
-    for (const id of distinct) {
-      const end = counts[id]!;
-      counts[id] = 0;
-      let bm = perDim[id];
-      if (bm === undefined) {
-        bm = new RoaringBitmap32();
-        perDim[id] = bm;
+    try {
+      let start = 0;
+      for (const id of distinct) {
+        const end = counts[id]!;
+        let bm = perDim[id];
+        if (bm === undefined) {
+          bm = new RoaringBitmap32();
+          perDim[id] = bm;
+        }
+        bm.addMany(rows.subarray(start, end));
+        start = end;
       }
-      bm.addMany(rows.subarray(start, end));
-      start = end;
+    } finally {
+      // The counters are shared by every bucket: all zero again, whatever happened above.
+      for (const id of distinct) counts[id] = 0;
     }
     this.indexedRows[dim] = to;
   }
