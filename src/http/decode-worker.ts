@@ -18,7 +18,7 @@ import { MsgpackColumnizer } from '../ingest/msgpack-columns.js';
 import { lowerWorkerThreadPriority } from '../priority.js';
 
 // Decode threads yield the CPU to the main thread (priority.ts). Measured with `bench:http` (docs/benchmarks.md):
-// seed p50 / p99 under full ingest 4.0 / 20 → 2.1–2.6 / 14–18 ms, ingest within the benchmark's run-to-run spread.
+// seed p50 / p99 under full ingest 4.9 / 27 → 3.8 / 22–24 ms, for ~5% of HTTP ingest.
 lowerWorkerThreadPriority();
 
 export interface DecodeRequest {
