@@ -65,8 +65,8 @@ async function queryLoop(url: string, stopAt: () => boolean): Promise<hdr.Histog
 /**
  * The query loop in a process of its own (`--query-client process`, the default): a dashboard is not the producer,
  * and in the ingest clients' process every query's reply also waits for that event loop's turn between the
- * clients' 400 KB request bodies. `--query-client same` keeps the loop beside the ingest clients, as runs before
- * 2026-12-01 (second session) measured it.
+ * clients' 400 KB request bodies. `--query-client same` keeps the loop beside the ingest clients, as every run before
+ * 2026-12-01's third session measured it.
  */
 function queryLoopElsewhere(url: string): { stop: () => Promise<hdr.Histogram> } {
   const child = fork(fileURLToPath(import.meta.url), ['--query-loop', url, '--query-every', String(QUERY_EVERY_MS)], { execArgv: process.execArgv });

@@ -144,7 +144,7 @@ export class IngestPipeline {
     const rejected = [...cols.rejected];
     let duplicates = 0;
     /**
-     * Batch-local id → head id, once known (values absent from the head are looked up again: see below). All
+     * Batch-local id → head id, once known (−1 for a value new to the head until this batch interns it). All
      * distinct values are looked up first, in one tight loop: each lookup in a large dictionary is a cache miss,
      * and independent lookups in a row let the CPU overlap them.
      */
@@ -200,24 +200,18 @@ export class IngestPipeline {
         rejected.push(this.beyondRetention(index, t, retentionLimit));
         continue;
       }
-      // Each distinct value is looked up in the head once; a value absent from the head is looked up again on its
-      // next row (cheap, and right even if interning ever happened elsewhere during a yield; today nothing does).
+      // Each distinct value was looked up in the head once, above; one still absent is new (this batch interns it
+      // on its first accepted row, below, and nothing else interns while the batch decides: see `decide`).
       let full = -1;
       let anyFresh = false;
       for (let d = 0; d < dimCount; d++) {
-        const local = cols.dims[d]!.ids[r]!;
-        let h = toHead[d]![local]!;
+        const h = toHead[d]![cols.dims[d]!.ids[r]!]!;
         if (h < 0) {
-          const found = dicts[d]!.idOf(cols.dims[d]!.values[local]!);
-          if (found !== undefined) {
-            h = found;
-            toHead[d]![local] = found;
-          } else if (dicts[d]!.size - 1 >= maxCard) {
+          if (dicts[d]!.size - 1 >= maxCard) {
             full = d;
             break;
-          } else {
-            anyFresh = true;
           }
+          anyFresh = true;
         }
         fresh[d] = h;
       }
