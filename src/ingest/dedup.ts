@@ -115,8 +115,8 @@ export class DedupIndex {
   private floorSub = SUB_MIN;
   private watermark = -Infinity;
   private evictedEarly = 0;
-  /** Keys found by `probeAll` (kept so the probes have an observable effect). */
-  private probed = 0;
+  /** The sum of the slot words `prefetch` read last (kept so its loads have an observable effect). */
+  private prefetched = 0;
 
   /** `migratePerInsert`: tests slow the drain of a rebuild down (to 1) so that every path meets a half-drained table. */
   constructor(private readonly windowMs: number, private readonly maxKeys: number, capacity = 1024, private readonly migratePerInsert = MIGRATE_PER_INSERT) {
@@ -152,7 +152,9 @@ export class DedupIndex {
         const j = this.findOld(h, l);
         return j < 0 ? -1 - i : this.mask + 1 + j;
       }
-      if (s >= floor && slots[3 * i] === h && slots[3 * i + 1] === l) return i;
+      // The key words first: they almost never match, so this branch predicts well, where "live?" (s >= floor)
+      // would not; one misprediction a lookup (the loop's exit) is left.
+      if (slots[3 * i] === h && slots[3 * i + 1] === l && s >= floor) return i;
     }
   }
 
@@ -163,7 +165,7 @@ export class DedupIndex {
     for (let j = (h ^ l) & this.oldMask; ; j = (j + 1) & this.oldMask) {
       const s = old[3 * j + 2]!;
       if (s === EMPTY) return -1;
-      if (s >= floor && old[3 * j] === h && old[3 * j + 1] === l) return j;
+      if (old[3 * j] === h && old[3 * j + 1] === l && s >= floor) return j;
     }
   }
 
@@ -181,28 +183,46 @@ export class DedupIndex {
   }
 
   /**
-   * Probe the keys `hashes[2i], hashes[2i+1]` for from <= i < to in one tight loop and return how many are present.
-   * Callers use it to bring a batch's slots into cache before deciding row by row: the probes are independent, so
-   * the CPU overlaps their cache misses, which the per-row loop (with its other work between probes) does not.
+   * Bring the home slots of the keys `hashes[2i], hashes[2i+1]` (from <= i < to) into cache, in both tables while
+   * a rebuild drains. Callers run it over a chunk of a batch before deciding its rows one by one. The loads are
+   * independent and nothing branches on what they read, so the CPU keeps many cache misses in flight at once; a
+   * probe loop that branches on each slot it reads (EMPTY? the key?) waits for each miss in turn, since a branch
+   * mispredicted on a missed load throws away the loads issued after it (measured: 60 vs 30 ns a key in a 100 MB
+   * table, 40 vs 8 in a 3 MB one).
    */
-  probeAll(hashes: Uint32Array, from: number, to: number): number {
-    let hits = 0;
-    for (let i = from; i < to; i++) if (this.find(hashes[2 * i]!, hashes[2 * i + 1]!) >= 0) hits++;
-    this.probed += hits;
-    return hits;
+  prefetch(hashes: Uint32Array, from: number, to: number): void {
+    const slots = this.slots;
+    const mask = this.mask;
+    let sum = 0;
+    for (let i = from; i < to; i++) sum = (sum + slots[3 * ((hashes[2 * i]! ^ hashes[2 * i + 1]!) & mask) + 2]!) | 0;
+    const old = this.old;
+    if (old !== null) {
+      const oldMask = this.oldMask;
+      for (let i = from; i < to; i++) sum = (sum + old[3 * ((hashes[2 * i]! ^ hashes[2 * i + 1]!) & oldMask) + 2]!) | 0;
+    }
+    // Kept, so that the loads have an observable effect and are not optimized away.
+    this.prefetched = sum;
   }
 
   /** Whether an event at `ts` would be remembered at all (its sub-window is not yet forgotten). */
   remembers(ts: number): boolean {
-    return ts >= this.watermark - this.windowMs && this.subOf(ts) >= this.floorSub;
+    return this.rememberedSub(ts) !== 0;
+  }
+
+  /** The stored sub-window of an event at `ts`, or 0 (EMPTY) when it would not be remembered. */
+  private rememberedSub(ts: number): number {
+    if (ts < this.watermark - this.windowMs) return EMPTY;
+    const s = this.subOf(ts);
+    return s >= this.floorSub ? s : EMPTY;
   }
 
   /** Remember the key hash (hi, lo) of an accepted event at `ts`; returns false when it is not remembered. */
   add(hi: number, lo: number, ts: number): boolean {
-    if (!this.remembers(ts)) return false;
+    const s = this.rememberedSub(ts);
+    if (s === EMPTY) return false;
     const at = this.find(hi, lo);
     if (at >= 0) return true;
-    this.insert(at, hi, lo, ts);
+    this.insert(at, hi, lo, s);
     return true;
   }
 
@@ -211,18 +231,19 @@ export class DedupIndex {
    * probe sequence is not walked again.
    */
   addAt(token: number, hi: number, lo: number, ts: number): boolean {
-    if (!this.remembers(ts)) return false;
-    this.insert(token, hi, lo, ts);
+    const s = this.rememberedSub(ts);
+    if (s === EMPTY) return false;
+    this.insert(token, hi, lo, s);
     return true;
   }
 
-  private insert(token: number, hi: number, lo: number, ts: number): void {
+  /** Place absent key (hi, lo) with stored sub-window `s` at the slot `token` names (see `lookup`). */
+  private insert(token: number, hi: number, lo: number, s: number): void {
     let i = -1 - token;
     if ((this.used + 1) > (this.mask + 1) * MAX_LOAD) {
       this.rebuild();
       i = this.emptySlotFor(hi, lo);
     }
-    const s = this.subOf(ts);
     const slots = this.slots;
     slots[3 * i] = hi;
     slots[3 * i + 1] = lo;
@@ -331,7 +352,8 @@ export class DedupIndex {
     const floor = this.floorSub;
     for (let j = from; j < to; j++) {
       const s = table[3 * j + 2]!;
-      if (s === EMPTY || s === TOMB || s < floor) continue;
+      // EMPTY and TOMB are below every floor (SUB_MIN): one comparison skips them and the dead slots.
+      if (s < floor) continue;
       const hi = table[3 * j]!;
       const lo = table[3 * j + 1]!;
       const i = this.emptySlotFor(hi, lo);

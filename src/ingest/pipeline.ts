@@ -163,7 +163,7 @@ export class IngestPipeline {
       return this.decideColumnwise(cols, toHead, { futureLimit, lateLimit, retentionLimit }, rejected);
     }
     decidePaths.rowwise++;
-    if (cols.keyHashes !== null && dedup !== null) dedup.probeAll(cols.keyHashes, 0, n);
+    if (cols.keyHashes !== null && dedup !== null) dedup.prefetch(cols.keyHashes, 0, n);
     const ts = new Float64Array(n);
     const metrics = Array.from({ length: metricCount }, () => new Float64Array(n));
     const loggedIds = Array.from({ length: dimCount }, () => new Uint32Array(n));
@@ -289,7 +289,7 @@ export class IngestPipeline {
           sliceStart = performance.now();
         }
         // Bring the next chunk's slots into cache in a tight loop (independent misses overlap), then decide them.
-        if (keyHashes !== null) dedup!.probeAll(keyHashes, r, Math.min(n, r + PROBE_CHUNK));
+        if (keyHashes !== null) dedup!.prefetch(keyHashes, r, Math.min(n, r + PROBE_CHUNK));
       }
       const t = ts[r]!;
       let ok = false;
