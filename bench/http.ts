@@ -16,6 +16,8 @@ import * as path from 'node:path';
 import * as hdr from 'hdr-histogram-js';
 import { pack } from 'msgpackr';
 import { AD_DATASOURCE, batches } from './gen.js';
+import { HttpClient } from '../src/cli/http-client.js';
+import { NODE_FLAGS } from '../src/cli/node-flags.js';
 
 const arg = (name: string, fallback: string): string => {
   const i = process.argv.indexOf(`--${name}`);
@@ -33,15 +35,17 @@ const RATE = Number(arg('rate', '0'));
 const SEED = `SELECT count(*) FROM events WHERE event = 'click' AND image_id = 'img0' AND location = 'bangalore' AND gender = 'male' AND ts >= now() - INTERVAL 1 DAY`;
 
 async function daemon(dir: string): Promise<{ url: string; stop: () => Promise<void> }> {
+  // Started as `npm start` starts it (with NODE_FLAGS; DAEMON_NODE_FLAGS adds more, or overrides a V8 flag).
   const flags = [
+    ...NODE_FLAGS,
     ...(process.env.PROFILE_DAEMON ? ['--cpu-prof', '--cpu-prof-dir', process.env.PROFILE_DAEMON] : []),
-    ...(process.env.DAEMON_NODE_FLAGS ? process.env.DAEMON_NODE_FLAGS.split(' ') : []),
+    ...(process.env.DAEMON_NODE_FLAGS ? process.env.DAEMON_NODE_FLAGS.split(' ').filter((f) => f.length > 0) : []),
   ];
   const proc = spawn(process.execPath, [...flags, 'dist/cli/main.js', 'serve', '--dir', dir, '--port', '0', '--fsync', FSYNC, '--log-level', 'silent', '--head-bytes', String(8e9)], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   proc.stdout.on('data', (d) => {
     out += d;
-    if (flags.length > 0) process.stderr.write(d); // what the flags print (--trace-gc, ...)
+    if (flags.length > NODE_FLAGS.length) process.stderr.write(d); // what the flags print (--trace-gc, ...)
   });
   while (!/tallydb ready/.test(out)) await new Promise((r) => setTimeout(r, 20));
   const url = /listening on (http:\/\/\S+)/.exec(out)![1]!;
@@ -50,15 +54,17 @@ async function daemon(dir: string): Promise<{ url: string; stop: () => Promise<v
 
 async function queryLoop(url: string, stopAt: () => boolean): Promise<hdr.Histogram> {
   const h = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
+  const client = new HttpClient(url, 1);
   while (!stopAt()) {
     const t = performance.now();
-    const res = await fetch(`${url}/v1/sql`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: SEED });
-    await res.text();
+    const res = await client.request('POST', '/v1/sql', SEED, { 'content-type': 'text/plain' });
+    if (res.status !== 200) throw new Error(`query answered ${res.status}: ${res.text}`);
     h.recordValue(Math.max(1, Math.round((performance.now() - t) * 1000)));
     // --query-every MS: a query starts every MS milliseconds at most (0: back to back — each reply starts the next).
     const wait = QUERY_EVERY_MS - (performance.now() - t);
     if (QUERY_EVERY_MS > 0 && wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
   }
+  client.close();
   return h;
 }
 
@@ -94,7 +100,9 @@ async function main(): Promise<void> {
   for (let r = 0; r < RUNS; r++) {
     const dir = mkdtempSync(path.join(tmpdir(), 'tallydb-http-'));
     const d = await daemon(dir);
-    await fetch(`${d.url}/v1/datasources/events`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...AD_DATASOURCE, lateness: '2h' }) });
+    // node:http, not fetch: fetch cost the clients ~a third of a core (cli/http-client.ts), taken from the daemon.
+    const client = new HttpClient(d.url, CLIENTS);
+    await client.request('PUT', '/v1/datasources/events', JSON.stringify({ ...AD_DATASOURCE, lateness: '2h' }), { 'content-type': 'application/json' });
     let next = 0;
     let done = false;
     const t = performance.now();
@@ -106,9 +114,8 @@ async function main(): Promise<void> {
         // --rate: batch i goes out no earlier than its place in a steady stream of RATE events/s.
         const due = t + (i * 10_000 * 1000) / RATE;
         if (RATE > 0 && performance.now() < due) await new Promise((resolve) => setTimeout(resolve, due - performance.now()));
-        const res = await fetch(`${d.url}/v1/datasources/events/events`, { method: 'POST', headers: { 'content-type': 'application/msgpack' }, body: bodies[i]! });
-        if (res.status !== 200) throw new Error(`ingest answered ${res.status}: ${await res.text()}`);
-        await res.text();
+        const res = await client.request('POST', '/v1/datasources/events/events', bodies[i]!, { 'content-type': 'application/msgpack' });
+        if (res.status !== 200) throw new Error(`ingest answered ${res.status}: ${res.text}`);
       }
     }));
     const seconds = (performance.now() - t) / 1000;
@@ -124,6 +131,7 @@ async function main(): Promise<void> {
       let n = 0;
       idle = await queryLoop(d.url, () => ++n > 300);
     }
+    client.close();
     await d.stop();
     rmSync(dir, { recursive: true, force: true });
   }

@@ -9,6 +9,7 @@ import type { IngestResult } from '../ingest/pipeline.js';
 import type { QueryResult } from '../query/shape.js';
 import type { DatasourceSpec } from '../schema/datasource.js';
 import type { FsyncMode } from '../wal/wal.js';
+import { HttpClient } from './http-client.js';
 
 export interface Target {
   readonly description: string;
@@ -27,16 +28,18 @@ export function encodeEvents(events: unknown[]): Buffer {
 
 class HttpTarget implements Target {
   readonly description: string;
-  constructor(private readonly url: string, private readonly token: string | undefined) {
+  private readonly client: HttpClient;
+  constructor(url: string, private readonly token: string | undefined) {
     this.description = url;
+    this.client = new HttpClient(url);
   }
 
   private async call(method: string, path: string, body?: Buffer | string, type = 'application/json'): Promise<{ status: number; json: unknown }> {
     const headers: Record<string, string> = {};
     if (body !== undefined) headers['content-type'] = type;
     if (this.token !== undefined) headers.authorization = `Bearer ${this.token}`;
-    const res = await fetch(`${this.url}${path}`, { method, headers, ...(body !== undefined ? { body } : {}) });
-    const textBody = await res.text();
+    const res = await this.client.request(method, path, body, headers);
+    const textBody = res.text;
     const json = textBody.length > 0 ? JSON.parse(textBody) : null;
     if (res.status >= 400) {
       const e = json as { code?: string; message?: string } | null;
@@ -67,7 +70,9 @@ class HttpTarget implements Target {
     return d.stats?.bytesOnDisk ?? null;
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    this.client.close();
+  }
 }
 
 class LocalTarget implements Target {

@@ -1,6 +1,6 @@
 /**
  * End to end, as a user runs it: the daemon started as a child process the way `npm start` does (build, then
- * `node dist/cli/main.js serve`), events ingested over a real socket, queried through SQL, SIGTERM (exit 0),
+ * `node <NODE_FLAGS> dist/cli/main.js serve`), events ingested over a real socket, queried through SQL, SIGTERM (exit 0),
  * restart, and every acknowledged event is there. A second signal exits at once.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { pack } from 'msgpackr';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { workerNice } from '../../src/priority.js';
+import { NODE_FLAGS } from '../../src/cli/node-flags.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const work = mkdtempSync(path.join(tmpdir(), 'tallydb-e2e-'));
@@ -23,7 +24,7 @@ beforeAll(() => {
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 async function start(): Promise<{ proc: ChildProcess; url: string; output: () => string; exited: Promise<number | null> }> {
-  const proc = spawn(process.execPath, [path.join(root, 'dist/cli/main.js'), 'serve', '--dir', dir, '--port', '0', '--log-level', 'silent'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [...NODE_FLAGS, path.join(root, 'dist/cli/main.js'), 'serve', '--dir', dir, '--port', '0', '--log-level', 'silent'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout!.on('data', (d) => (out += d));
   proc.stderr!.on('data', (d) => (out += d));
