@@ -81,6 +81,41 @@ describe('DedupIndex', () => {
     expect(d.stats().keys).toBe(50_000);
   });
 
+  it('switches every rebuild to a table whose pages were written ahead of it, growing and in a sliding window', () => {
+    const h = new Uint32Array(2);
+    const growing = new Index(H, 10_000_000);
+    for (let i = 0; i < 300_000; i++) {
+      hashKeyInto(`g-${i}`, h, 0);
+      growing.add(h[0]!, h[1]!, i);
+    }
+    expect(growing.rebuildCounts().rebuilds).toBeGreaterThanOrEqual(8);
+    expect(growing.rebuildCounts().prepared).toBe(growing.rebuildCounts().rebuilds);
+    // 1 ms apart under a 20 s window: ~20k live keys, dead slots filling the table, rebuilds at the same size.
+    const sliding = new Index(20_000, 10_000_000);
+    for (let i = 0; i < 400_000; i++) {
+      hashKeyInto(`s-${i}`, h, 0);
+      sliding.add(h[0]!, h[1]!, i);
+      sliding.advance(i);
+    }
+    const c = sliding.rebuildCounts();
+    expect(c.rebuilds).toBeGreaterThanOrEqual(10);
+    expect(c.prepared).toBe(c.rebuilds);
+  });
+
+  it('takes a fresh table when keys expired between preparing one and switching, and loses no live key', () => {
+    const d = new Index(H, 10_000_000, 1024);
+    const h = new Uint32Array(2);
+    const key = (i: number): Uint32Array => (hashKeyInto(`k-${i}`, h, 0), h);
+    // 720 keys an hour old (past PREPARE_LOAD of 1024 slots: a 2048-slot table is prepared for them) ...
+    for (let i = 0; i < 720; i++) d.add(key(i)[0]!, key(i)[1]!, 0);
+    // ... forgotten, then new keys up to the switch: 1024 slots hold the live ones, so the prepared table is dropped.
+    d.advance(3 * H);
+    for (let i = 720; i < 800; i++) d.add(key(i)[0]!, key(i)[1]!, 3 * H);
+    expect(d.rebuildCounts()).toEqual({ rebuilds: 1, prepared: 0 });
+    for (let i = 0; i < 800; i++) expect(d.has(key(i)[0]!, key(i)[1]!)).toBe(i >= 720);
+    expect(d.stats().keys).toBe(80);
+  });
+
   it('costs at most 32 bytes per remembered key', () => {
     const d = new DedupIndex(H, 10_000_000);
     for (let i = 0; i < 1_000_000; i++) d.addKey(`impression-${i}`, i % H);
