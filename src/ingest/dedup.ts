@@ -125,6 +125,7 @@ export class DedupIndex {
   private nextPages = 0;
   private nextPageCount = 0;
   private nextPagesPerInsert = 0;
+  private nextPageCredit = 0;
   /** Rebuilds so far, and how many of them switched to a prepared table (tests and diagnostics read them). */
   private rebuilds = 0;
   private preparedRebuilds = 0;
@@ -393,14 +394,19 @@ export class DedupIndex {
     this.next = newSlots(this.capacityFor(this.live));
     this.nextPages = 0;
     this.nextPageCount = Math.ceil(this.next.length / PAGE_WORDS);
+    // Done by three quarters of the way, at an even pace: a fraction of a page per insert, carried over.
     const inserts = Math.max(1, Math.floor((this.mask + 1) * MAX_LOAD) - this.used);
-    this.nextPagesPerInsert = Math.ceil(this.nextPageCount / inserts);
+    this.nextPagesPerInsert = this.nextPageCount / (0.75 * inserts);
+    this.nextPageCredit = 0;
   }
 
-  /** Write one word (a zero: the table stays empty) in each of the next few unwritten pages of `next`. */
+  /** Write one word (a zero: the table stays empty) in each of the next unwritten pages of `next` this insert pays for. */
   private prepareNext(): void {
     const next = this.next!;
-    const end = Math.min(this.nextPageCount, this.nextPages + this.nextPagesPerInsert);
+    this.nextPageCredit += this.nextPagesPerInsert;
+    if (this.nextPageCredit < 1) return;
+    const end = Math.min(this.nextPageCount, this.nextPages + Math.floor(this.nextPageCredit));
+    this.nextPageCredit -= end - this.nextPages;
     for (let p = this.nextPages; p < end; p++) next[p * PAGE_WORDS] = 0;
     this.nextPages = end;
   }
