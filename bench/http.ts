@@ -4,7 +4,12 @@
  * the seed query (clicks for one image, location and gender over 24 h) in a loop. Reports the median over
  * `--runs` of events/s, and the seed query's latency p50/p99 while ingest runs, against the same query idle.
  *
- *   npm run build && npm run bench:http -- [--runs 3] [--events 1000000] [--clients 4] [--fsync always] [--rate 0] [--query-client process] [--query-every 0]
+ *   npm run build && npm run bench:http -- [--runs 3] [--events 5000000] [--clients 4] [--fsync always] [--rate 0] [--query-client process] [--query-every 10]
+ *
+ * 5M events by default (until 2026-12-01's fourth session 1M): a 1M-event run lasts ~1.5 s, much of it the daemon's
+ * warm-up (JIT, dictionaries and the dedup index growing from empty); 5M runs ~6 s and measures the steady state.
+ * The seed query starts every 10 ms at most by default (before: back to back, which loads the daemon more the faster
+ * its answers come).
  *   (env: PROFILE_DAEMON=DIR writes a CPU profile of the daemon; DAEMON_NODE_FLAGS="--trace-gc ..." adds node flags)
  */
 import { median } from './util.js';
@@ -24,12 +29,12 @@ const arg = (name: string, fallback: string): string => {
   return i < 0 ? fallback : process.argv[i + 1]!;
 };
 const RUNS = Number(arg('runs', '3'));
-const EVENTS = Number(arg('events', '1000000'));
+const EVENTS = Number(arg('events', '5000000'));
 const CLIENTS = Number(arg('clients', '4'));
 const FSYNC = arg('fsync', 'always');
 const QUERY_CLIENT = arg('query-client', 'process');
 /** Milliseconds between the starts of two seed queries at least (0: back to back). */
-const QUERY_EVERY_MS = Number(arg('query-every', '0'));
+const QUERY_EVERY_MS = Number(arg('query-every', '10'));
 /** Events per second the clients send at most (0: as fast as the daemon takes them). */
 const RATE = Number(arg('rate', '0'));
 const SEED = `SELECT count(*) FROM events WHERE event = 'click' AND image_id = 'img0' AND location = 'bangalore' AND gender = 'male' AND ts >= now() - INTERVAL 1 DAY`;
