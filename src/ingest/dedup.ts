@@ -25,11 +25,12 @@
  * pages of the table the coming rebuild will need, so every page is faulted in by the switch at MAX_LOAD. A fresh
  * table is zeroed memory that the kernel maps on first touch — twice for a page read before it is written (the
  * prefetch, then the insert), ~2.7 µs a page on this machine — and a drain's first inserts land on fresh pages
- * nearly every time: 1,000-row chunks of ingest took 10–20 ms there (2,000 faults each) before this preparation.
+ * nearly every time: 1,024-row chunks of ingest took 10–20 ms there (2,000 faults each) before this preparation.
  *
  * Memory: 12 bytes a slot at a load factor of 3/8..3/4 (live and dead slots), i.e. 16–32 bytes per remembered
- * key, and the next table besides from PREPARE_LOAD until the drain into it ends. With 64-bit hashes the chance that any two of n keys in the window collide (and a distinct event is wrongly
- * taken for a retry) is about n²/2^65: 1 in 28,000 for 36M keys (10k/s for an hour).
+ * key, and the next table besides from PREPARE_LOAD until the drain into it ends. With 64-bit hashes the chance
+ * that any two of n keys in the window collide (and a distinct event is wrongly taken for a retry) is about
+ * n²/2^65: 1 in 28,000 for 36M keys (10k/s for an hour).
  */
 
 const SUBWINDOWS = 8;
