@@ -79,17 +79,20 @@ async function queryLoop(url: string, stopAt: () => boolean): Promise<hdr.Histog
  * clients' 400 KB request bodies. `--query-client same` keeps the loop beside the ingest clients, as every run before
  * 2026-12-01's third session measured it.
  */
-function queryLoopElsewhere(url: string): { stop: () => Promise<hdr.Histogram> } {
-  const child = fork(fileURLToPath(import.meta.url), ['--query-loop', url, '--query-every', String(QUERY_EVERY_MS)], { execArgv: process.execArgv });
+function queryLoopElsewhere(url: string, count = 0): { stop: () => Promise<hdr.Histogram>; done: Promise<hdr.Histogram> } {
+  const args = ['--query-loop', url, '--query-every', String(QUERY_EVERY_MS), '--query-count', String(count)];
+  const child = fork(fileURLToPath(import.meta.url), args, { execArgv: process.execArgv });
   const result = new Promise<string>((resolve, reject) => {
     child.once('message', (m) => resolve(m as string));
     child.once('exit', (code) => reject(new Error(`query client exited with ${code}`)));
   });
+  const done = result.then((m) => hdr.decodeFromCompressedBase64(m));
   return {
     stop: async () => {
       child.send('stop');
-      return hdr.decodeFromCompressedBase64(await result);
+      return done;
     },
+    done,
   };
 }
 
@@ -132,9 +135,10 @@ async function main(): Promise<void> {
     else busy.add(h);
     rates.push(EVENTS / seconds);
     if (r === 0) {
-      // The same query on the same data with no ingest running: the baseline.
+      // The same query on the same data with no ingest running: the baseline, from the same kind of client (until
+      // 2026-12-01's fourth session always from this process, which holds the run's bodies and its garbage).
       let n = 0;
-      idle = await queryLoop(d.url, () => ++n > 300);
+      idle = QUERY_CLIENT === 'same' ? await queryLoop(d.url, () => ++n > 300) : await queryLoopElsewhere(d.url, 300).done;
     }
     client.close();
     await d.stop();
@@ -146,10 +150,13 @@ async function main(): Promise<void> {
 }
 
 if (process.argv.includes('--query-loop')) {
-  // The child of queryLoopElsewhere: query until told to stop, then send the latencies (µs) back.
+  // The child of queryLoopElsewhere: query until told to stop (or `--query-count` queries), then send the
+  // latencies (µs) back.
   let stop = false;
+  let n = 0;
+  const count = Number(arg('query-count', '0'));
   process.on('message', () => (stop = true));
-  const h = await queryLoop(arg('query-loop', ''), () => stop);
+  const h = await queryLoop(arg('query-loop', ''), () => stop || (count > 0 && ++n > count));
   process.send!(hdr.encodeIntoCompressedBase64(h), () => process.exit(0));
 } else {
   await main();
