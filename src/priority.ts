@@ -2,9 +2,10 @@
  * priority.ts — the CPU priority of tallydb's worker threads: below the main thread's.
  *
  * Invariant: a decode thread (http/decode-worker.ts) or a compaction thread (compact/worker.ts) runs at a nice value
- * WORKER_THREAD_NICE above that of the thread that decides batches, commits them and answers queries (its creator), so that on a machine whose
- * cores are all busy the foreground work gets the CPU first. Background work only loses time it could not have
- * used well anyway: a decoded batch waits for the main thread to take it, and a merge has no deadline.
+ * WORKER_THREAD_NICE above that of the thread that decides batches, commits them and answers queries (its creator),
+ * so that on a machine whose cores are all busy the foreground work gets the CPU first. Background work only loses
+ * time it could not have used well anyway: a decoded batch waits for the main thread to take it, and a merge has no
+ * deadline.
  *
  * On Linux a thread's nice value is its own (setpriority on the calling thread), so lowering it in a worker leaves
  * the main thread alone. It is only ever done in a worker thread: a main thread that imports a worker module keeps
