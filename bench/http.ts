@@ -4,12 +4,14 @@
  * the seed query (clicks for one image, location and gender over 24 h) in a loop. Reports the median over
  * `--runs` of events/s, and the seed query's latency p50/p99 while ingest runs, against the same query idle.
  *
- *   npm run build && npm run bench:http -- [--runs 3] [--events 5000000] [--clients 4] [--fsync always] [--rate 0] [--query-client process] [--query-every 10]
+ *   npm run build && npm run bench:http -- [--runs 3] [--events 5000000] [--clients 4] [--fsync always] [--rate 0] [--query-client process] [--query-every 10] [--result-cache on]
  *
  * 5M events by default (until 2026-12-01's fourth session 1M): a 1M-event run lasts ~1.5 s, much of it the daemon's
  * warm-up (JIT, dictionaries and the dedup index growing from empty); 5M runs ~6 s and measures the steady state.
  * The seed query starts every 10 ms at most by default (before: back to back, which loads the daemon more the faster
  * its answers come).
+ * The daemon runs as configured by default, its result cache on (query/result-cache.ts: the seed query then computes
+ * only the head minutes that changed since its last run); `--result-cache off` times the query computed in full.
  *   (env: PROFILE_DAEMON=DIR writes a CPU profile of the daemon; DAEMON_NODE_FLAGS="--trace-gc ..." adds node flags)
  */
 import { median } from './util.js';
@@ -37,6 +39,7 @@ const QUERY_CLIENT = arg('query-client', 'process');
 const QUERY_EVERY_MS = Number(arg('query-every', '10'));
 /** Events per second the clients send at most (0: as fast as the daemon takes them). */
 const RATE = Number(arg('rate', '0'));
+const RESULT_CACHE = arg('result-cache', 'on');
 const SEED = `SELECT count(*) FROM events WHERE event = 'click' AND image_id = 'img0' AND location = 'bangalore' AND gender = 'male' AND ts >= now() - INTERVAL 1 DAY`;
 
 async function daemon(dir: string): Promise<{ url: string; stop: () => Promise<void> }> {
@@ -46,7 +49,7 @@ async function daemon(dir: string): Promise<{ url: string; stop: () => Promise<v
     ...(process.env.PROFILE_DAEMON ? ['--cpu-prof', '--cpu-prof-dir', process.env.PROFILE_DAEMON] : []),
     ...(process.env.DAEMON_NODE_FLAGS ? process.env.DAEMON_NODE_FLAGS.split(' ').filter((f) => f.length > 0) : []),
   ];
-  const proc = spawn(process.execPath, [...flags, 'dist/cli/main.js', 'serve', '--dir', dir, '--port', '0', '--fsync', FSYNC, '--log-level', 'silent', '--head-bytes', String(8e9)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const proc = spawn(process.execPath, [...flags, 'dist/cli/main.js', 'serve', '--dir', dir, '--port', '0', '--fsync', FSYNC, '--log-level', 'silent', '--head-bytes', String(8e9), '--result-cache', RESULT_CACHE], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   proc.stdout.on('data', (d) => {
     out += d;
@@ -101,7 +104,7 @@ const ms = (h: hdr.Histogram, p: number): string => (Math.min(h.getValueAtPercen
 async function main(): Promise<void> {
   const end = Date.now();
   const bodies = batches({ count: EVENTS, end, spanMs: 3_600_000 }, 10_000).map((b) => pack(b));
-  console.log(`tallydb HTTP ingest — ${EVENTS.toLocaleString()} events, MessagePack batches of 10k, ${CLIENTS} clients${RATE > 0 ? ` paced at ${RATE.toLocaleString()} events/s` : ''}, fsync ${FSYNC}, median of ${RUNS} runs`);
+  console.log(`tallydb HTTP ingest — ${EVENTS.toLocaleString()} events, MessagePack batches of 10k, ${CLIENTS} clients${RATE > 0 ? ` paced at ${RATE.toLocaleString()} events/s` : ''}, fsync ${FSYNC}, result cache ${RESULT_CACHE}, median of ${RUNS} runs`);
   const rates: number[] = [];
   let busy: hdr.Histogram | null = null;
   let idle: hdr.Histogram | null = null;

@@ -86,6 +86,13 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
  */
 export const SQL_PARSE_CACHE = Object.freeze({ entries: 256, maxChars: 4096 });
 
+/**
+ * Per-reader partial results of queries without group-by (query/result-cache.ts): at most `keysPerReader` distinct
+ * plans (filter, aggregations, bucketing) per head bucket or segment, the least recently used dropped first. An
+ * entry is a few numbers, held weakly by its reader. `open({ resultCache: false })` turns the cache off.
+ */
+export const READER_RESULT_CACHE = Object.freeze({ keysPerReader: 32 });
+
 /** Merge user overrides over the defaults; every override must be a positive integer. */
 export function resolveLimits(overrides: Partial<Limits> | undefined, fail: (message: string) => never): Limits {
   const limits: Limits = { ...DEFAULT_LIMITS };

@@ -24,14 +24,16 @@ export interface ServeConfig {
   decodeWorkers: number;
   /** Worker threads for compaction merges (0: no merging; retention still runs). */
   compactionWorkers: number;
+  /** Keep per-reader results of queries without group-by (query/result-cache.ts). */
+  resultCache: boolean;
 }
 
-export const SERVE_DEFAULTS = { dir: './data', host: '127.0.0.1', port: 8080, fsync: 'always', headBytes: 512 * 1024 * 1024, cacheBytes: 1024 * 1024 * 1024, logLevel: 'info', decodeWorkers: 1, compactionWorkers: 1 } as const;
+export const SERVE_DEFAULTS = { dir: './data', host: '127.0.0.1', port: 8080, fsync: 'always', headBytes: 512 * 1024 * 1024, cacheBytes: 1024 * 1024 * 1024, logLevel: 'info', decodeWorkers: 1, compactionWorkers: 1, resultCache: true } as const;
 
 const ENV: Record<string, string> = {
   dir: 'TALLYDB_DIR', host: 'TALLYDB_HOST', port: 'TALLYDB_PORT', fsync: 'TALLYDB_FSYNC', headBytes: 'TALLYDB_HEAD_BYTES',
   cacheBytes: 'TALLYDB_CACHE_BYTES', tokens: 'TALLYDB_TOKENS', logLevel: 'TALLYDB_LOG_LEVEL', decodeWorkers: 'TALLYDB_DECODE_WORKERS',
-  compactionWorkers: 'TALLYDB_COMPACTION_WORKERS',
+  compactionWorkers: 'TALLYDB_COMPACTION_WORKERS', resultCache: 'TALLYDB_RESULT_CACHE',
 };
 
 function fail(message: string): never {
@@ -78,6 +80,13 @@ export function resolveServeConfig(flags: Record<string, string | string[] | boo
     if (!Number.isSafeInteger(n) || n < min) fail(`${v.from}: got ${JSON.stringify(v.value)}; want an integer ≥ ${min}`);
     return n;
   };
+  const onOff = (key: string, fallback: boolean): boolean => {
+    const v = pick(key);
+    if (v === undefined) return fallback;
+    if (v.value === true || v.value === 'on') return true;
+    if (v.value === false || v.value === 'off') return false;
+    return fail(`${v.from}: got ${JSON.stringify(v.value)}; want on or off`);
+  };
   const fsync = str('fsync', SERVE_DEFAULTS.fsync);
   if (!['always', 'interval', 'none'].includes(fsync)) fail(`fsync: got ${JSON.stringify(fsync)}; want always, interval or none`);
   const tokenSpec = pick('tokens') ?? (flags.token !== undefined ? { value: flags.token, from: '--token' } : undefined);
@@ -101,6 +110,7 @@ export function resolveServeConfig(flags: Record<string, string | string[] | boo
     limits: resolveLimits((file.limits as Partial<Limits> | undefined) ?? {}, fail),
     decodeWorkers: int('decodeWorkers', SERVE_DEFAULTS.decodeWorkers, 0),
     compactionWorkers: int('compactionWorkers', SERVE_DEFAULTS.compactionWorkers, 0),
+    resultCache: onOff('resultCache', SERVE_DEFAULTS.resultCache),
   };
 }
 

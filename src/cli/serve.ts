@@ -32,7 +32,7 @@ export async function serve(cfg: ServeConfig, log: (line: string) => void = (l) 
   const ready = (async () => {
     const started = Date.now();
     db = await open({
-      dir: cfg.dir, fsync: cfg.fsync, headBytes: cfg.headBytes, cacheBytes: cfg.cacheBytes, repair: cfg.repair, limits: cfg.limits, compaction: { workers: cfg.compactionWorkers },
+      dir: cfg.dir, fsync: cfg.fsync, headBytes: cfg.headBytes, cacheBytes: cfg.cacheBytes, repair: cfg.repair, limits: cfg.limits, compaction: { workers: cfg.compactionWorkers }, resultCache: cfg.resultCache,
       onWalSync: (s) => metricsOf(app).walFsync.observe(s),
     });
     const r = db.recovery;

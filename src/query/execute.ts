@@ -24,6 +24,7 @@ import { cardinality, evalFilter, selection, timeRangeRows, intersect, releaseSc
 import type { DictionaryView, SegmentReader } from './reader.js';
 import type { GlobalIds, GlobalIdSpace } from './global-ids.js';
 import type { Plan, QueryResult, QueryStats, ResolvedExpr, ResolvedHaving } from './shape.js';
+import { lookup, planKey, remember, type Contribution } from './result-cache.js';
 
 type Cell = string | number | null;
 
@@ -142,6 +143,22 @@ class Groups {
     this.text = this.dense === null && this.numeric === null ? new Map() : null;
   }
 
+  /** Forget every group (the arrays stay allocated), as a new Groups of the same plan would start. */
+  clear(): void {
+    for (let i = 0; i < this.plan.aggregations.length; i++) {
+      const type = this.plan.aggregations[i]!.type;
+      this.acc[i]!.fill(type === 'min' ? Infinity : type === 'max' ? -Infinity : 0, 0, this.count);
+      this.n[i]!.fill(0, 0, this.count);
+    }
+    for (const d of this.distinct) d.length = 0;
+    for (const g of this.gids) g.length = 0;
+    this.bucket.length = 0;
+    this.dense?.fill(0);
+    this.numeric?.clear();
+    this.text?.clear();
+    this.count = 0;
+  }
+
   private initial(type: string, size: number): Float64Array {
     const a = new Float64Array(size);
     if (type === 'min') a.fill(Infinity);
@@ -200,8 +217,13 @@ class Groups {
   }
 }
 
-export async function execute(plan: Plan, readers: readonly SegmentReader[], limits: Limits, startedAt: number, globals: GlobalIdSpace): Promise<QueryResult> {
-  const stats: QueryStats = { elapsedMs: 0, readers: readers.length, rowsScanned: 0, bitmapReaders: 0, groups: 0 };
+/**
+ * Run `plan` over `readers`. With `resultCache`, what a reader wholly inside the time range contributes to a query
+ * without group-by is kept and reused while the reader's rows are unchanged (result-cache.ts); the answer is the
+ * same either way.
+ */
+export async function execute(plan: Plan, readers: readonly SegmentReader[], limits: Limits, startedAt: number, globals: GlobalIdSpace, resultCache = true): Promise<QueryResult> {
+  const stats: QueryStats = { elapsedMs: 0, readers: readers.length, rowsScanned: 0, bitmapReaders: 0, cachedReaders: 0, groups: 0 };
   const b = plan.bucketing;
   const groupDims = plan.groupDims;
 
@@ -223,9 +245,11 @@ export async function execute(plan: Plan, readers: readonly SegmentReader[], lim
   let bucketRadix = 1;
   if (b.kind === 'fixed' && hi >= lo) bucketRadix = Math.floor(hi / b.sizeMs) - Math.floor(lo / b.sizeMs) + 1;
   if (b.kind === 'calendar' && hi >= lo) bucketRadix = Math.ceil((hi - lo + 1) / (b.unitMs === HOUR_MS ? HOUR_MS / 4 : b.unitMs / 2)) + 3;
-  const groups = new Groups(plan, [bucketRadix, ...groupDims.map((d) => qdicts.get(d)!.radix)], limits.maxGroups);
+  const answer = new Groups(plan, [bucketRadix, ...groupDims.map((d) => qdicts.get(d)!.radix)], limits.maxGroups);
+  // Where runReader puts what it finds: the query's groups, or a reader's own group (see runContributing).
+  let groups = answer;
   const bucketIndex = new Map<number, number>();
-  const bucketIdxOf = (start: number): number => {
+  const queryBucketIdx = (start: number): number => {
     let i = bucketIndex.get(start);
     if (i === undefined) {
       i = bucketIndex.size;
@@ -234,6 +258,7 @@ export async function execute(plan: Plan, readers: readonly SegmentReader[], lim
     }
     return i;
   };
+  let bucketIdxOf = queryBucketIdx;
 
   const allCounts = plan.aggregations.every((a) => a.type === 'count' && a.metric < 0);
   // Fast path for "row counts per fixed time bucket" (clicks per minute): a dense counter per bucket, folded into
@@ -506,11 +531,57 @@ export async function execute(plan: Plan, readers: readonly SegmentReader[], lim
     });
   };
 
+  // A reader wholly inside the range of a query without group-by, in one time bucket, runs into a group of its own
+  // that is then merged into the answer: that contribution can be kept and reused while the reader's rows are
+  // unchanged (result-cache.ts). Such readers take this path with the cache off too, so the answer is the same.
+  const key = planKey(plan);
+  const own = key === null ? null : new Groups(plan, [1], limits.maxGroups);
+  const ownBucketIdx = (): number => 0;
+  const A = plan.aggregations.length;
+  const contributes = (r: SegmentReader): boolean =>
+    own !== null && r.minTs >= plan.from && r.maxTs < plan.to && (b.kind === 'all' || bucketStart(r.minTs, b) === bucketStart(r.maxTs, b));
+  const runContributing = (reader: SegmentReader): void => {
+    const rows = reader.rowCount;
+    let c = resultCache ? lookup(reader, rows, key!) : undefined;
+    if (c !== undefined) {
+      stats.cachedReaders++;
+    } else {
+      own!.clear();
+      groups = own!;
+      bucketIdxOf = ownBucketIdx;
+      try {
+        runReader(reader);
+      } finally {
+        groups = answer;
+        bucketIdxOf = queryBucketIdx;
+      }
+      assert(own!.count <= 1, 'a reader in one time bucket makes at most one group');
+      c = { bucket: own!.count === 1 ? own!.bucket[0]! : null, acc: new Float64Array(A), n: new Float64Array(A) } satisfies Contribution;
+      for (let i = 0; i < A; i++) {
+        c.acc[i] = own!.acc[i]![0]!;
+        c.n[i] = own!.n[i]![0]!;
+      }
+      if (resultCache && rows > 0) remember(reader, rows, key!, c);
+    }
+    if (c.bucket === null) return;
+    const g = answer.find(queryBucketIdx(c.bucket), c.bucket, gidScratch);
+    for (let i = 0; i < A; i++) {
+      const acc = answer.acc[i]!;
+      switch (plan.aggregations[i]!.type) {
+        case 'min': if (c.acc[i]! < acc[g]!) acc[g] = c.acc[i]!; break;
+        case 'max': if (c.acc[i]! > acc[g]!) acc[g] = c.acc[i]!; break;
+        default: acc[g]! += c.acc[i]!;
+      }
+      answer.n[i]![g]! += c.n[i]!;
+    }
+  };
+
   // Readers run one at a time; between them the query checks its deadline and, every few milliseconds, yields
   // to the event loop so that ingest and other requests are served while a long query runs.
   let lastYield = performance.now();
   for (const reader of readers) {
-    runReader(reader);
+    if (contributes(reader)) runContributing(reader);
+    else runReader(reader);
     const now = performance.now();
     if (now - startedAt > limits.queryTimeoutMs) {
       throw new TallyError('QUERY_TIMEOUT', `the query ran longer than ${limits.queryTimeoutMs} ms and was cancelled; narrow its time range or filter`, { limit: limits.queryTimeoutMs });
@@ -527,14 +598,14 @@ export async function execute(plan: Plan, readers: readonly SegmentReader[], lim
     for (let i = 0; i < counts.length; i++) {
       if (counts[i] === 0) continue;
       const start = (first + i) * size;
-      const g = groups.find(bucketIdxOf(start), start, gidScratch);
-      for (let a = 0; a < plan.aggregations.length; a++) groups.acc[a]![g]! += counts[i]!;
+      const g = answer.find(queryBucketIdx(start), start, gidScratch);
+      for (let a = 0; a < plan.aggregations.length; a++) answer.acc[a]![g]! += counts[i]!;
     }
   }
   resetScratch(); // the last reader's scratch sets go back (their memory at once)
-  if (groups.count === 0 && groupDims.length === 0 && b.kind === 'all') groups.find(0, 0, gidScratch);
-  stats.groups = groups.count;
-  const result = finish(plan, groups, qdicts);
+  if (answer.count === 0 && groupDims.length === 0 && b.kind === 'all') answer.find(0, 0, gidScratch);
+  stats.groups = answer.count;
+  const result = finish(plan, answer, qdicts);
   stats.elapsedMs = performance.now() - startedAt;
   return { columns: [...plan.columns], rows: result, stats };
 }

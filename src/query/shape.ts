@@ -87,6 +87,8 @@ export interface QueryStats {
   rowsScanned: number;
   /** Readers answered from bitmap cardinalities alone. */
   bitmapReaders: number;
+  /** Readers whose part of the answer was kept from an earlier query over the same rows (query/result-cache.ts). */
+  cachedReaders: number;
   groups: number;
 }
 

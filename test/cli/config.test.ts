@@ -15,6 +15,22 @@ it('defaults: ./data on 127.0.0.1:8080, fsync always, no tokens', () => {
   expect(() => resolveServeConfig({}, { TALLYDB_COMPACTION_WORKERS: '-1' })).toThrow(/TALLYDB_COMPACTION_WORKERS/);
 });
 
+it('the result cache is on unless --result-cache, TALLYDB_RESULT_CACHE or the file says off', () => {
+  expect(resolveServeConfig({}, {}).resultCache).toBe(true);
+  expect(resolveServeConfig({ resultCache: 'off' }, {}).resultCache).toBe(false);
+  expect(resolveServeConfig({}, { TALLYDB_RESULT_CACHE: 'off' }).resultCache).toBe(false);
+  expect(resolveServeConfig({ resultCache: 'on' }, { TALLYDB_RESULT_CACHE: 'off' }).resultCache).toBe(true);
+  const dir = mkdtempSync(path.join(tmpdir(), 'tallydb-cfg-'));
+  try {
+    const file = path.join(dir, 'tallydb.json');
+    writeFileSync(file, JSON.stringify({ resultCache: false }));
+    expect(resolveServeConfig({ config: file }, {}).resultCache).toBe(false);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  expect(() => resolveServeConfig({ resultCache: 'maybe' }, {})).toThrow(/--resultCache.*on or off/);
+});
+
 it('flags over environment over config file', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'tallydb-cfg-'));
   try {

@@ -1,6 +1,9 @@
 /**
  * Property: for random schemas, random ingest histories (duplicates, late, future and malformed events included)
  * and random queries, the engine's ingest outcomes and query answers equal the plain reference model's.
+ * Queries run after every batch, each twice, once more over all time and once in other time buckets, so
+ * that kept per-reader results (query/result-cache.ts) are met while their readers are unchanged (reused), after
+ * appends to them (recomputed), and under a range or buckets they were not computed for (not reused).
  * The canary runs the same property against a deliberately wrong model and must find the difference.
  */
 import fc from 'fast-check';
@@ -161,7 +164,7 @@ const scenarioArb: fc.Arbitrary<Scenario> = schemaArb.chain((s) => {
   }).map(({ batches, queries }) => ({ spec, latenessMs: s.latenessMs, maxCardinality: s.maxCardinality, cards: s.cards, batches, queries }));
 });
 
-const coverage = { bitmapReaders: 0, rowsScanned: 0 };
+const coverage = { bitmapReaders: 0, rowsScanned: 0, cachedReaders: 0 };
 
 async function agrees(sc: Scenario, broken: boolean): Promise<void> {
   const db = await open({ memory: true, clock: () => NOW, limits: { maxDimensionCardinality: sc.maxCardinality } });
@@ -172,12 +175,20 @@ async function agrees(sc: Scenario, broken: boolean): Promise<void> {
       const got = await db.ingest('ev', batch);
       const want = model.ingest(batch);
       expect({ ...got, rejected: got.rejected.map((r) => [r.index, r.code]) }).toEqual({ ...want, rejected: want.rejected.map((r) => [r.index, r.code]) });
-    }
-    for (const q of sc.queries) {
-      const got = await db.query(q);
-      coverage.bitmapReaders += got.stats.bitmapReaders;
-      coverage.rowsScanned += got.stats.rowsScanned;
-      expect({ columns: got.columns, rows: got.rows }).toEqual(model.query(q));
+      for (const q0 of sc.queries) {
+        // The query, the same question over all time (kept results of readers its range cut must not be reused
+        // there) and in other time buckets (nor those of other buckets), then the query again.
+        const { from: _from, to: _to, ...unbounded } = q0;
+        const rebucketed: Query = { ...q0, granularity: q0.granularity === 'minute' ? 'hour' : 'minute' };
+        for (const q of [q0, unbounded, rebucketed, q0]) {
+          const answer = model.query(q);
+          const r = await db.query(q);
+          coverage.bitmapReaders += r.stats.bitmapReaders;
+          coverage.rowsScanned += r.stats.rowsScanned;
+          coverage.cachedReaders += r.stats.cachedReaders;
+          expect({ columns: r.columns, rows: r.rows }).toEqual(answer);
+        }
+      }
     }
   } finally {
     await db.close();
@@ -191,6 +202,7 @@ describe('engine matches the reference model', () => {
     // batch (column-wise, and row by row when a dimension's cardinality limit may be reached).
     expect(coverage.bitmapReaders).toBeGreaterThan(0);
     expect(coverage.rowsScanned).toBeGreaterThan(0);
+    expect(coverage.cachedReaders).toBeGreaterThan(0);
     expect(decidePaths.columnwise).toBeGreaterThan(0);
     expect(decidePaths.rowwise).toBeGreaterThan(0);
   });
