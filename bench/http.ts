@@ -4,7 +4,7 @@
  * the seed query (clicks for one image, location and gender over 24 h) in a loop. Reports the median over
  * `--runs` of events/s, and the seed query's latency p50/p99 while ingest runs, against the same query idle.
  *
- *   npm run build && npm run bench:http -- [--runs 3] [--events 5000000] [--clients 4] [--fsync always] [--rate 0] [--query-client process] [--query-every 10] [--result-cache on]
+ *   npm run build && npm run bench:http -- [--runs 3] [--events 5000000] [--clients 4] [--fsync always] [--rate 0] [--query-client process] [--query-every 10] [--result-cache on] [--query-thread off]
  *
  * 5M events by default (until 2026-12-01's fourth session 1M): a 1M-event run lasts ~1.5 s, much of it the daemon's
  * warm-up (JIT, dictionaries and the dedup index growing from empty); 5M runs ~6 s and measures the steady state.
@@ -12,6 +12,8 @@
  * its answers come).
  * The daemon runs as configured by default, its result cache on (query/result-cache.ts: the seed query then computes
  * only the head minutes that changed since its last run); `--result-cache off` times the query computed in full.
+ * `--query-thread on` starts the daemon with `--query-port 0` and sends the seed query to the query thread's
+ * listener (replica/query-thread.ts) instead of the main one, as a dashboard pointed at that port would.
  *   (env: PROFILE_DAEMON=DIR writes a CPU profile of the daemon; DAEMON_NODE_FLAGS="--trace-gc ..." adds node flags)
  */
 import { median } from './util.js';
@@ -40,16 +42,17 @@ const QUERY_EVERY_MS = Number(arg('query-every', '10'));
 /** Events per second the clients send at most (0: as fast as the daemon takes them). */
 const RATE = Number(arg('rate', '0'));
 const RESULT_CACHE = arg('result-cache', 'on');
+const QUERY_THREAD = arg('query-thread', 'off') === 'on';
 const SEED = `SELECT count(*) FROM events WHERE event = 'click' AND image_id = 'img0' AND location = 'bangalore' AND gender = 'male' AND ts >= now() - INTERVAL 1 DAY`;
 
-async function daemon(dir: string): Promise<{ url: string; stop: () => Promise<void> }> {
+async function daemon(dir: string): Promise<{ url: string; queryUrl: string; stop: () => Promise<void> }> {
   // Started as `npm start` starts it (with NODE_FLAGS; DAEMON_NODE_FLAGS adds more, or overrides a V8 flag).
   const flags = [
     ...NODE_FLAGS,
     ...(process.env.PROFILE_DAEMON ? ['--cpu-prof', '--cpu-prof-dir', process.env.PROFILE_DAEMON] : []),
     ...(process.env.DAEMON_NODE_FLAGS ? process.env.DAEMON_NODE_FLAGS.split(' ').filter((f) => f.length > 0) : []),
   ];
-  const proc = spawn(process.execPath, [...flags, 'dist/cli/main.js', 'serve', '--dir', dir, '--port', '0', '--fsync', FSYNC, '--log-level', 'silent', '--head-bytes', String(8e9), '--result-cache', RESULT_CACHE], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const proc = spawn(process.execPath, [...flags, 'dist/cli/main.js', 'serve', '--dir', dir, '--port', '0', '--fsync', FSYNC, '--log-level', 'silent', '--head-bytes', String(8e9), '--result-cache', RESULT_CACHE, ...(QUERY_THREAD ? ['--query-port', '0'] : [])], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   proc.stdout.on('data', (d) => {
     out += d;
@@ -57,7 +60,8 @@ async function daemon(dir: string): Promise<{ url: string; stop: () => Promise<v
   });
   while (!/tallydb ready/.test(out)) await new Promise((r) => setTimeout(r, 20));
   const url = /listening on (http:\/\/\S+)/.exec(out)![1]!;
-  return { url, stop: () => new Promise((resolve) => { proc.on('exit', () => resolve()); proc.kill('SIGTERM'); }) };
+  const queryUrl = QUERY_THREAD ? /queries on (http:\/\/\S+)/.exec(out)![1]! : url;
+  return { url, queryUrl, stop: () => new Promise((resolve) => { proc.on('exit', () => resolve()); proc.kill('SIGTERM'); }) };
 }
 
 async function queryLoop(url: string, stopAt: () => boolean): Promise<hdr.Histogram> {
@@ -104,7 +108,7 @@ const ms = (h: hdr.Histogram, p: number): string => (Math.min(h.getValueAtPercen
 async function main(): Promise<void> {
   const end = Date.now();
   const bodies = batches({ count: EVENTS, end, spanMs: 3_600_000 }, 10_000).map((b) => pack(b));
-  console.log(`tallydb HTTP ingest — ${EVENTS.toLocaleString()} events, MessagePack batches of 10k, ${CLIENTS} clients${RATE > 0 ? ` paced at ${RATE.toLocaleString()} events/s` : ''}, fsync ${FSYNC}, result cache ${RESULT_CACHE}, median of ${RUNS} runs`);
+  console.log(`tallydb HTTP ingest — ${EVENTS.toLocaleString()} events, MessagePack batches of 10k, ${CLIENTS} clients${RATE > 0 ? ` paced at ${RATE.toLocaleString()} events/s` : ''}, fsync ${FSYNC}, result cache ${RESULT_CACHE}, seed queries to the ${QUERY_THREAD ? 'query thread' : 'main listener'}, median of ${RUNS} runs`);
   const rates: number[] = [];
   let busy: hdr.Histogram | null = null;
   let idle: hdr.Histogram | null = null;
@@ -117,8 +121,8 @@ async function main(): Promise<void> {
     let next = 0;
     let done = false;
     const t = performance.now();
-    const q = QUERY_CLIENT === 'same' ? queryLoop(d.url, () => done) : null;
-    const remote = QUERY_CLIENT === 'same' ? null : queryLoopElsewhere(d.url);
+    const q = QUERY_CLIENT === 'same' ? queryLoop(d.queryUrl, () => done) : null;
+    const remote = QUERY_CLIENT === 'same' ? null : queryLoopElsewhere(d.queryUrl);
     await Promise.all(Array.from({ length: CLIENTS }, async () => {
       while (next < bodies.length) {
         const i = next++;
@@ -141,7 +145,7 @@ async function main(): Promise<void> {
       // The same query on the same data with no ingest running: the baseline, from the same kind of client (until
       // 2026-12-01's fourth session always from this process, which holds the run's bodies and its garbage).
       let n = 0;
-      idle = QUERY_CLIENT === 'same' ? await queryLoop(d.url, () => ++n > 300) : await queryLoopElsewhere(d.url, 300).done;
+      idle = QUERY_CLIENT === 'same' ? await queryLoop(d.queryUrl, () => ++n > 300) : await queryLoopElsewhere(d.queryUrl, 300).done;
     }
     client.close();
     await d.stop();

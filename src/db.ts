@@ -16,15 +16,14 @@ import { resolveLimits, type Limits } from './limits.js';
 import { IngestPipeline, type IngestResult, type PreparedBatch } from './ingest/pipeline.js';
 import type { EventColumns } from './ingest/columns.js';
 import { resolveDatasource, sameDatasource, datasourceToSpec, type Datasource, type DatasourceSpec } from './schema/datasource.js';
-import { execute } from './query/execute.js';
-import { queryDatasourceName, resolveQuery, type Query, type QueryResult } from './query/shape.js';
-import { compileSql } from './query/sql.js';
+import type { Query, QueryResult } from './query/shape.js';
+import { runQuery, runSql, type QuerySource } from './query/run.js';
 import type { HeadStats } from './head/head.js';
 import type { DedupStats } from './ingest/dedup.js';
 import { NODE_FS, type FileSystem } from './storage/fs.js';
 import type { SegmentReader } from './query/reader.js';
 import { GlobalIdSpace } from './query/global-ids.js';
-import { Store, type StoreStats } from './storage/store.js';
+import { Store, type StorageObserver, type StoreStats } from './storage/store.js';
 import type { FsyncMode } from './wal/wal.js';
 import type { MergePlan } from './compact/planner.js';
 import * as path from 'node:path';
@@ -90,10 +89,18 @@ export class Tally {
   /** Query-wide value ids per datasource (query/global-ids.ts), kept across queries; tied to the pipeline. */
   private readonly globalIdSpaces = new WeakMap<IngestPipeline, GlobalIdSpace>();
   private closed = false;
+  /** What queries read through (query/run.ts). */
+  private readonly source: QuerySource;
 
   /** @internal use `open()` */
-  constructor(private readonly limits: Limits, private readonly clock: () => number, private readonly store: Store | null = null, private readonly resultCache = true) {
+  constructor(private readonly limits: Limits, private readonly clock: () => number, private readonly store: Store | null = null, resultCache = true) {
     if (store !== null) for (const p of store.pipelines()) this.pipelines.set(p.ds.name, p);
+    this.source = {
+      limits, clock, resultCache,
+      datasource: (name) => this.pipeline(name).ds,
+      globals: (name) => this.globalIds(this.pipeline(name)),
+      withReaders: (name, from, to, run) => this.withReaders(name, from, to, run),
+    };
   }
 
   private check(): void {
@@ -244,26 +251,22 @@ export class Tally {
   /** Run a JSON query (docs/query.md). */
   async query(q: Query): Promise<QueryResult> {
     this.check();
-    const startedAt = performance.now();
-    const p = this.pipeline(queryDatasourceName(q));
-    const plan = resolveQuery(q, p.ds, this.limits);
-    return await this.withReaders(p.ds.name, plan.from, plan.to, (readers) => execute(plan, readers, this.limits, startedAt, this.globalIds(p), this.resultCache));
+    return runQuery(this.source, q);
   }
 
   /** Run a SQL query (docs/query.md#sql); columns come in SELECT order under their SQL names. */
   async sql(text: string): Promise<QueryResult> {
     this.check();
-    const startedAt = performance.now();
-    const compiled = compileSql(text, { now: this.clock(), limits: this.limits, datasource: (name) => this.pipeline(name).ds });
-    const p = this.pipeline(compiled.query.datasource);
-    const plan = resolveQuery(compiled.query, p.ds, this.limits);
-    const result = await this.withReaders(p.ds.name, plan.from, plan.to, (readers) => execute(plan, readers, this.limits, startedAt, this.globalIds(p), this.resultCache));
-    const picks = compiled.select.map((s) => result.columns.indexOf(s.source));
-    return {
-      columns: compiled.select.map((s) => s.name),
-      rows: result.rows.map((row) => picks.map((i) => row[i]!)),
-      stats: { ...result.stats, elapsedMs: performance.now() - startedAt },
-    };
+    return runSql(this.source, text);
+  }
+
+  /**
+   * @internal Durable mode: tell `observer` the datasources, heads and segment lists now and every change from now
+   * on (the daemon's query thread, replica/feed.ts). Memory mode: nothing to follow.
+   */
+  follow(observer: StorageObserver): void {
+    this.check();
+    this.store?.observe(observer);
   }
 
   stats(datasource: string): DatasourceStats {

@@ -26,6 +26,8 @@ export interface ServeConfig {
   compactionWorkers: number;
   /** Keep per-reader results of queries without group-by (query/result-cache.ts). */
   resultCache: boolean;
+  /** Port of the query thread's listener (replica/query-thread.ts; 0: any free port), or null for no query thread. */
+  queryPort: number | null;
 }
 
 export const SERVE_DEFAULTS = { dir: './data', host: '127.0.0.1', port: 8080, fsync: 'always', headBytes: 512 * 1024 * 1024, cacheBytes: 1024 * 1024 * 1024, logLevel: 'info', decodeWorkers: 1, compactionWorkers: 1, resultCache: true } as const;
@@ -34,6 +36,7 @@ const ENV: Record<string, string> = {
   dir: 'TALLYDB_DIR', host: 'TALLYDB_HOST', port: 'TALLYDB_PORT', fsync: 'TALLYDB_FSYNC', headBytes: 'TALLYDB_HEAD_BYTES',
   cacheBytes: 'TALLYDB_CACHE_BYTES', tokens: 'TALLYDB_TOKENS', logLevel: 'TALLYDB_LOG_LEVEL', decodeWorkers: 'TALLYDB_DECODE_WORKERS',
   compactionWorkers: 'TALLYDB_COMPACTION_WORKERS', resultCache: 'TALLYDB_RESULT_CACHE',
+  queryPort: 'TALLYDB_QUERY_PORT',
 };
 
 function fail(message: string): never {
@@ -97,6 +100,9 @@ export function resolveServeConfig(flags: Record<string, string | string[] | boo
   }
   const port = int('port', SERVE_DEFAULTS.port, 0);
   if (port > 65535) fail(`port: got ${port}; want 0..65535`);
+  const queryPort = pick('queryPort') === undefined ? null : int('queryPort', 0, 0);
+  if (queryPort !== null && queryPort > 65535) fail(`queryPort: got ${queryPort}; want 0..65535`);
+  if (queryPort !== null && queryPort === port && port !== 0) fail(`queryPort: ${queryPort} is the port of the main listener; want another`);
   return {
     dir: str('dir', SERVE_DEFAULTS.dir),
     host: str('host', SERVE_DEFAULTS.host),
@@ -111,6 +117,7 @@ export function resolveServeConfig(flags: Record<string, string | string[] | boo
     decodeWorkers: int('decodeWorkers', SERVE_DEFAULTS.decodeWorkers, 0),
     compactionWorkers: int('compactionWorkers', SERVE_DEFAULTS.compactionWorkers, 0),
     resultCache: onOff('resultCache', SERVE_DEFAULTS.resultCache),
+    queryPort,
   };
 }
 

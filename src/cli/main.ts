@@ -16,7 +16,7 @@ const HELP = `tallydb — time-series storage for event metrics
 
   tallydb serve   [--dir ./data] [--host 127.0.0.1] [--port 8080] [--config FILE] [--fsync always|interval|none]
                   [--head-bytes N] [--cache-bytes N] [--token [read|write:]SECRET]… [--log-level info] [--repair]
-                  [--decode-workers 1] [--compaction-workers 1] [--result-cache on|off]
+                  [--decode-workers 1] [--compaction-workers 1] [--result-cache on|off] [--query-port N]
   tallydb sql     "SELECT …" (--url URL | --dir DIR) [--token T] [--format table|json|csv]
   tallydb import  FILE --datasource NAME (--url URL | --dir DIR) [--format ndjson|csv] [--batch 10000] [--token T]
   tallydb bench ingest [--url URL | --dir DIR | --memory] [--events 1000000] [--duration 60] [--batch 10000]
@@ -57,13 +57,13 @@ async function main(argv: string[]): Promise<number> {
         options: {
           ...common, host: { type: 'string' }, port: { type: 'string' }, config: { type: 'string' }, 'head-bytes': { type: 'string' },
           'cache-bytes': { type: 'string' }, 'log-level': { type: 'string' }, repair: { type: 'boolean' }, 'decode-workers': { type: 'string' }, 'compaction-workers': { type: 'string' },
-          'result-cache': { type: 'string' },
+          'result-cache': { type: 'string' }, 'query-port': { type: 'string' },
         },
       });
       const cfg = resolveServeConfig({
         dir: values.dir, host: values.host, port: values.port, config: values.config, fsync: values.fsync, headBytes: values['head-bytes'],
         cacheBytes: values['cache-bytes'], logLevel: values['log-level'], token: values.token, repair: values.repair, decodeWorkers: values['decode-workers'], compactionWorkers: values['compaction-workers'],
-        resultCache: values['result-cache'],
+        resultCache: values['result-cache'], queryPort: values['query-port'],
       }, process.env);
       const running = await serve(cfg, out);
       handleSignals(running, out);

@@ -10,11 +10,14 @@ import type { FastifyInstance } from 'fastify';
 import { open, type Tally } from '../db.js';
 import { build, metricsOf } from '../http/app.js';
 import type { ServeConfig } from './config.js';
+import { startQueryThread, type QueryThread } from '../replica/query-thread.js';
 
 export interface Running {
   app: FastifyInstance;
   url: string;
   ready: Promise<void>;
+  /** The query thread's listener, once ready (with --query-port). */
+  queryUrl: () => string | null;
   stop: () => Promise<void>;
 }
 
@@ -29,6 +32,7 @@ export async function serve(cfg: ServeConfig, log: (line: string) => void = (l) 
   const port = typeof addr === 'object' && addr !== null ? addr.port : cfg.port;
   const url = `http://${cfg.host.includes(':') ? `[${cfg.host}]` : cfg.host}:${port}`;
   log(`tallydb listening on ${url} (data: ${cfg.dir}, fsync: ${cfg.fsync}${Object.keys(cfg.tokens).length ? ', auth: bearer tokens' : ''}, kernels: ${nativeStatus.kind}${nativeStatus.reason ? ` — ${nativeStatus.reason}` : ''})`);
+  let queries: QueryThread | null = null;
   const ready = (async () => {
     const started = Date.now();
     db = await open({
@@ -36,6 +40,13 @@ export async function serve(cfg: ServeConfig, log: (line: string) => void = (l) 
       onWalSync: (s) => metricsOf(app).walFsync.observe(s),
     });
     const r = db.recovery;
+    if (cfg.queryPort !== null) {
+      queries = await startQueryThread(db, {
+        host: cfg.host, port: cfg.queryPort, limits: cfg.limits, tokens: cfg.tokens, cacheBytes: cfg.cacheBytes, resultCache: cfg.resultCache, logLevel: cfg.logLevel,
+        onFailure: (message) => log(`tallydb: ${message}`),
+      });
+      log(`tallydb queries on ${queries.url} (a query thread with its own copy of the head)`);
+    }
     log(`tallydb ready in ${Date.now() - started} ms (replayed ${r?.walRecords ?? 0} WAL records, ${r?.walRowsReplayed ?? 0} rows)`);
   })();
   let stopping: Promise<void> | null = null;
@@ -43,11 +54,12 @@ export async function serve(cfg: ServeConfig, log: (line: string) => void = (l) 
     stopping ??= (async () => {
       await app.close(); // stops accepting, waits for in-flight requests
       await ready.catch(() => {});
+      await queries?.stop();
       await db?.close();
     })();
     return stopping;
   };
-  return { app, url, ready, stop };
+  return { app, url, ready, stop, queryUrl: () => queries?.url ?? null };
 }
 
 /** Wire SIGTERM/SIGINT: the first stops gracefully and exits 0, the second exits at once. */

@@ -45,6 +45,8 @@ export class MinuteBucket implements SegmentSource {
   readonly minTs: number;
   readonly maxTs: number;
   rowCount = 0;
+  /** The bucket's number in its head, in order of creation (a query thread's copy names buckets by it). */
+  serial = 0;
   private capacity = INITIAL_CAPACITY;
   /** Millisecond offset of each row within the minute. */
   private offsets = new Uint16Array(INITIAL_CAPACITY);

@@ -5,6 +5,9 @@
  * Rows are kept in one `MinuteBucket` per minute of event time; all buckets share the head's dictionaries, so a
  * value has one id across the head. Sealing buckets into segment files (and forgetting them here) belongs to the
  * storage layer; the head never drops a row on its own.
+ *
+ * An observer (replica/feed.ts, the daemon's query thread) is told every append, freeze and release as it happens,
+ * naming buckets by their serial, so that a copy applying them in order holds the same rows in the same buckets.
  */
 import type { RowBatch } from '../schema/event.js';
 import type { LoggedDimension } from '../wal/record.js';
@@ -21,7 +24,17 @@ export interface HeadStats {
   maxTs: number | null;
 }
 
+/** What a copy of the head needs to follow it (replica/feed.ts). */
+export interface HeadObserver {
+  /** Rows from..to−1 of the batch went to the bucket `serial` of minute `minute`, for each run. */
+  appended(batch: RowBatch, dims: readonly LoggedDimension[], toHead: readonly Int32Array[], runs: readonly { serial: number; minute: number; from: number; to: number }[]): void;
+  frozen(serial: number): void;
+  released(serial: number): void;
+}
+
 export class Head {
+  observer: HeadObserver | null = null;
+  private nextSerial = 1;
   readonly dictionaries: Dictionary[];
   private readonly buckets = new Map<number, MinuteBucket>();
   /** Buckets being written to segments: no longer appended to, still read until their segment is published. */
@@ -45,6 +58,7 @@ export class Head {
     // column into its bucket.
     const ts = batch.ts;
     const n = batch.length;
+    const runs = this.observer === null ? null : [] as { serial: number; minute: number; from: number; to: number }[];
     let r = 0;
     while (r < n) {
       const t = ts[r]!;
@@ -55,11 +69,14 @@ export class Head {
       let bucket = this.buckets.get(minute);
       if (bucket === undefined) {
         bucket = new MinuteBucket(minute, this.dictionaries, this.metricCount, this.hasKeys);
+        bucket.serial = this.nextSerial++;
         this.buckets.set(minute, bucket);
       }
       bucket.appendRows(ts, dims, toHead, batch.metrics, keyHashes, r, to);
+      runs?.push({ serial: bucket.serial, minute, from: r, to });
       r = to;
     }
+    if (runs !== null && runs.length > 0) this.observer!.appended(batch, dims, toHead, runs);
   }
 
   /** Buckets (live and frozen) that may hold rows in [from, to), in time order. */
@@ -80,6 +97,7 @@ export class Head {
   freeze(bucket: MinuteBucket): void {
     if (this.buckets.get(bucket.minTs) === bucket) this.buckets.delete(bucket.minTs);
     this.frozen.add(bucket);
+    this.observer?.frozen(bucket.serial);
   }
 
   /** Frozen buckets, oldest first. */
@@ -90,6 +108,7 @@ export class Head {
   /** Forget a frozen bucket whose rows are now served by a published segment. */
   release(bucket: MinuteBucket): void {
     this.frozen.delete(bucket);
+    this.observer?.released(bucket.serial);
   }
 
   /** Rows held, live and frozen. */

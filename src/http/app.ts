@@ -7,6 +7,10 @@
  *  - With tokens configured, every data endpoint needs a bearer token with the right scope: `write` for ingest
  *    and datasource changes, `read` for queries, datasource listings and metrics. /healthz and /readyz are open.
  *  - A malformed event costs only itself: NDJSON and line protocol report bad lines per line and ingest the rest.
+ *
+ * `readOnly` builds the query listener of the daemon's query thread (replica/query-thread.ts): health, the
+ * datasource list and definitions, and the two query endpoints, with the same auth, limits and errors; the other
+ * routes are not there (NOT_FOUND).
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Tally } from '../db.js';
@@ -24,9 +28,14 @@ import { decodeBody, utf8Text as text } from './bodies.js';
 
 export type Scope = 'read' | 'write';
 
+/** What the query endpoints need of an engine (the query thread's copy, replica/replica.ts, has just this). */
+export type ReadEngine = Pick<Tally, 'query' | 'sql' | 'listDatasources' | 'getDatasource'>;
+
 export interface AppOptions {
-  /** The engine, or null while it is still recovering (data endpoints answer NOT_READY). */
-  engine: () => Tally | null;
+  /** The engine, or null while it is still recovering (data endpoints answer NOT_READY); a ReadEngine if readOnly. */
+  engine: () => Tally | ReadEngine | null;
+  /** Serve only health, datasource definitions and queries (the query thread's listener). */
+  readOnly?: boolean;
   limits: Limits;
   /** token → scopes. Empty or absent: no authentication (the default bind is loopback). */
   tokens?: Record<string, Scope[]>;
@@ -100,11 +109,12 @@ export function build(opts: AppOptions): FastifyInstance {
   const limits = opts.limits;
   const clock = opts.clock ?? Date.now;
   const app = Fastify({ logger: opts.logger ?? false, bodyLimit: limits.maxBodyBytes, exposeHeadRoutes: false });
-  const metrics = new Metrics(opts.engine);
+  const readOnly = opts.readOnly === true;
+  const metrics = new Metrics(readOnly ? () => null : (opts.engine as () => Tally | null));
   const tokens = opts.tokens ?? {};
   const authOn = Object.keys(tokens).length > 0;
   let runningQueries = 0;
-  const pool = decodePool(opts.decodeWorkers ?? 0);
+  const pool = readOnly ? null : decodePool(opts.decodeWorkers ?? 0);
   if (pool !== null) app.addHook('onClose', async () => pool.destroy());
   /** Event batches for the decode workers stay encoded through body parsing. */
   const leaveEncoded = (req: FastifyRequest): boolean => pool !== null && req.routeOptions.url === EVENTS_ROUTE;
@@ -217,11 +227,13 @@ export function build(opts: AppOptions): FastifyInstance {
   app.addHook('onResponse', async (req, reply) => {
     metrics.requests.inc({ route: req.routeOptions.url ?? 'unknown', status: String(reply.statusCode) });
   });
-  const engine = (): Tally => {
+  const reader = (): ReadEngine => {
     const db = opts.engine();
     if (db === null) throw new TallyError('NOT_READY', 'the daemon is still recovering its data directory; retry shortly', { retryAfterSeconds: 1 });
     return db;
   };
+  /** The full engine: only routes registered when not readOnly call it. */
+  const engine = (): Tally => reader() as Tally;
 
   // ---- health -----------------------------------------------------------------------------------------------
   app.get('/healthz', { config: { scope: null } }, async () => ({ status: 'ok' }));
@@ -232,7 +244,9 @@ export function build(opts: AppOptions): FastifyInstance {
 
   // ---- datasources ------------------------------------------------------------------------------------------
   const dsName = (req: FastifyRequest): string => (req.params as { name: string }).name;
-  app.put('/v1/datasources/:name', { config: { scope: 'write' } }, async (req, reply) => {
+  app.get('/v1/datasources', { config: { scope: 'read' } }, async () => ({ datasources: reader().listDatasources() }));
+  if (readOnly) app.get('/v1/datasources/:name', { config: { scope: 'read' } }, async (req) => reader().getDatasource(dsName(req)));
+  if (!readOnly) app.put('/v1/datasources/:name', { config: { scope: 'write' } }, async (req, reply) => {
     const db = engine();
     const body = req.body;
     refuseUntyped(body);
@@ -244,8 +258,7 @@ export function build(opts: AppOptions): FastifyInstance {
     const created = await db.createDatasource(spec as never);
     return reply.code(existed ? 200 : 201).send(created);
   });
-  app.get('/v1/datasources', { config: { scope: 'read' } }, async () => ({ datasources: engine().listDatasources() }));
-  app.get('/v1/datasources/:name', { config: { scope: 'read' } }, async (req) => {
+  if (!readOnly) app.get('/v1/datasources/:name', { config: { scope: 'read' } }, async (req) => {
     const db = engine();
     const spec = db.getDatasource(dsName(req));
     const s = db.stats(spec.name);
@@ -270,7 +283,7 @@ export function build(opts: AppOptions): FastifyInstance {
     if (r.rejected.length > 0) metrics.ingestEvents.inc({ datasource: ds, outcome: 'rejected' }, r.rejected.length);
     for (const x of r.rejected) metrics.rejections.inc({ code: x.code });
   };
-  app.post(EVENTS_ROUTE, { config: { scope: 'write' } }, async (req, reply) => {
+  if (!readOnly) app.post(EVENTS_ROUTE, { config: { scope: 'write' } }, async (req, reply) => {
     const db = engine();
     const name = dsName(req);
     const body = req.body as unknown;
@@ -299,7 +312,7 @@ export function build(opts: AppOptions): FastifyInstance {
   });
 
   // InfluxDB 1.x compatible write: 204 when every point was stored, 400 with the per-line detail otherwise.
-  app.post('/write', { config: { scope: 'write' } }, async (req, reply) => {
+  if (!readOnly) app.post('/write', { config: { scope: 'write' } }, async (req, reply) => {
     const db = engine();
     const q = req.query as Record<string, string | undefined>;
     if (!q.db) throw new TallyError('REQUEST_INVALID', 'want ?db=<datasource>');
@@ -329,8 +342,8 @@ export function build(opts: AppOptions): FastifyInstance {
   });
 
   // ---- queries ----------------------------------------------------------------------------------------------
-  const runQuery = async (kind: 'json' | 'sql', run: (db: Tally) => Promise<QueryResult>, req: FastifyRequest, reply: FastifyReply) => {
-    const db = engine();
+  const runQuery = async (kind: 'json' | 'sql', run: (db: ReadEngine) => Promise<QueryResult>, req: FastifyRequest, reply: FastifyReply) => {
+    const db = reader();
     const format = (req.query as Record<string, string | undefined>).format ?? 'json';
     if (format !== 'json' && format !== 'csv' && format !== 'ndjson') throw new TallyError('REQUEST_INVALID', `format ${JSON.stringify(format)}: want json, csv or ndjson`);
     if (runningQueries >= limits.maxConcurrentQueries) {
@@ -361,7 +374,7 @@ export function build(opts: AppOptions): FastifyInstance {
   });
 
   // ---- metrics ----------------------------------------------------------------------------------------------
-  app.get('/metrics', { config: { scope: 'read' } }, async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
+  if (!readOnly) app.get('/metrics', { config: { scope: 'read' } }, async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
 
   app.decorate('tallyMetrics', metrics);
   return app;

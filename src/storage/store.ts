@@ -98,6 +98,15 @@ function newCompactionStats(): CompactionStats {
   };
 }
 
+/**
+ * Told every change of a datasource's segment list at the instant it happens (replica/feed.ts): a new datasource
+ * with its pipeline and segments, then segments added and removed. Called synchronously, in the order of the swaps.
+ */
+export interface StorageObserver {
+  datasource(pipeline: IngestPipeline, segments: readonly DiskSegment[]): void;
+  segments(ds: string, added: readonly DiskSegment[], removed: readonly DiskSegment[]): void;
+}
+
 /** A consistent set of readers for one query; `release` when done so retired segment files can go. */
 export interface Snapshot {
   readers: SegmentReader[];
@@ -135,6 +144,7 @@ export class Store {
   private closed = false;
   private nextId = 1;
   private pool: MergePool | null = null;
+  private observer: StorageObserver | null = null;
   private compacting: Promise<void> | null = null;
   /** Segment id → time before which a failed merge of it is not retried. */
   private readonly mergeBackoff = new Map<number, { until: number; failures: number }>();
@@ -387,7 +397,16 @@ export class Store {
   /** Record a datasource in the manifest; a second call for the same name (a concurrent create) changes nothing. */
   async createDatasource(ds: Datasource, pipeline: IngestPipeline): Promise<void> {
     await this.updateManifest((m) => (m.datasources.some((d) => d.name === ds.name) ? m : { ...m, datasources: [...m.datasources, datasourceToSpec(ds)] }));
-    if (!this.state.has(ds.name)) this.state.set(ds.name, { pipeline, segments: [], sealedLsn: new Map(), compaction: newCompactionStats() });
+    if (!this.state.has(ds.name)) {
+      this.state.set(ds.name, { pipeline, segments: [], sealedLsn: new Map(), compaction: newCompactionStats() });
+      this.observer?.datasource(pipeline, []);
+    }
+  }
+
+  /** Follow every datasource and segment list change from now on; told the current ones at once. */
+  observe(observer: StorageObserver): void {
+    this.observer = observer;
+    for (const st of this.state.values()) observer.datasource(st.pipeline, st.segments);
   }
 
   /** The datasources recovered at open, with their pipelines. */
@@ -532,9 +551,11 @@ export class Store {
     const entry: SegmentEntry = { id, datasource: ds.name, file: rel, minTs: footer.minTs, maxTs: footer.maxTs, rows: footer.rows, bytes: bytes.length, lsn, level: 'minute' };
     await this.updateManifest((m) => ({ ...m, nextSegmentId: Math.max(m.nextSegmentId, id + 1), segments: [...m.segments, entry] }));
     // The swap: from here queries read the segment instead of the bucket.
-    st.segments.push(this.segment(entry, footer));
+    const seg = this.segment(entry, footer);
+    st.segments.push(seg);
     st.segments.sort((a, b) => a.minTs - b.minTs || a.id - b.id);
     this.noteSealed(st, sealedMinutes(footer));
+    this.observer?.segments(ds.name, [seg], []);
     st.pipeline.head.release(bucket);
     await this.step('seal:published');
     await this.checkpoint();
@@ -670,8 +691,10 @@ export class Store {
       ...m, nextSegmentId: Math.max(m.nextSegmentId, id + 1), segments: [...m.segments.filter((e) => !inputIds.has(e.id)), entry],
     }));
     // The swap: from here new queries read the output; running ones keep their inputs until they release them.
-    st.segments = [...st.segments.filter((s) => !inputIds.has(s.id)), this.segment(entry, footer)];
+    const output = this.segment(entry, footer);
+    st.segments = [...st.segments.filter((s) => !inputIds.has(s.id)), output];
     st.segments.sort((a, b) => a.minTs - b.minTs || a.id - b.id);
+    this.observer?.segments(ds.name, [output], inputs);
     this.noteSealed(st, sealedMinutes(footer));
     await this.step('compact:published');
     const rowsIn = inputs.reduce((n, s) => n + s.rowCount, 0);
@@ -692,6 +715,7 @@ export class Store {
     const ids = new Set(expired.map((s) => s.id));
     await this.updateManifest((m) => ({ ...m, segments: m.segments.filter((e) => !ids.has(e.id)) }));
     st.segments = st.segments.filter((s) => !ids.has(s.id));
+    this.observer?.segments(st.pipeline.ds.name, [], expired);
     await this.step('retention:published');
     for (const seg of expired) {
       st.compaction.retentionDroppedSegments++;
@@ -774,6 +798,7 @@ export class Store {
     const st = this.state.get(entry.datasource);
     if (st === undefined || !st.segments.includes(seg)) return;
     st.segments = st.segments.filter((s) => s !== seg);
+    this.observer?.segments(entry.datasource, [], [seg]);
     this.cache.drop(seg.cachePrefix);
     void this.updateManifest((m) => ({ ...m, segments: m.segments.filter((e) => e.id !== entry.id) }))
       .then(() => this.moveToQuarantine(entry))

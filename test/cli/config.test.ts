@@ -15,6 +15,15 @@ it('defaults: ./data on 127.0.0.1:8080, fsync always, no tokens', () => {
   expect(() => resolveServeConfig({}, { TALLYDB_COMPACTION_WORKERS: '-1' })).toThrow(/TALLYDB_COMPACTION_WORKERS/);
 });
 
+it('no query thread unless --query-port, TALLYDB_QUERY_PORT or the file names a port (0: any), never the main one', () => {
+  expect(resolveServeConfig({}, {}).queryPort).toBeNull();
+  expect(resolveServeConfig({ queryPort: '0' }, {}).queryPort).toBe(0);
+  expect(resolveServeConfig({}, { TALLYDB_QUERY_PORT: '8081' }).queryPort).toBe(8081);
+  expect(() => resolveServeConfig({ queryPort: '8080' }, {})).toThrow(/queryPort.*main listener/);
+  expect(() => resolveServeConfig({ queryPort: '70000' }, {})).toThrow(/queryPort/);
+  expect(() => resolveServeConfig({ queryPort: 'x' }, {})).toThrow(/--queryPort/);
+});
+
 it('the result cache is on unless --result-cache, TALLYDB_RESULT_CACHE or the file says off', () => {
   expect(resolveServeConfig({}, {}).resultCache).toBe(true);
   expect(resolveServeConfig({ resultCache: 'off' }, {}).resultCache).toBe(false);

@@ -1,7 +1,8 @@
 /**
  * End to end, as a user runs it: the daemon started as a child process the way `npm start` does (build, then
  * `node <NODE_FLAGS> dist/cli/main.js serve`), events ingested over a real socket, queried through SQL, SIGTERM (exit 0),
- * restart, and every acknowledged event is there. A second signal exits at once.
+ * restart, and every acknowledged event is there. A second signal exits at once. With --query-port, the query
+ * thread's listener answers the same and SIGTERM still exits 0.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -23,8 +24,8 @@ beforeAll(() => {
 }, 120_000);
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-async function start(): Promise<{ proc: ChildProcess; url: string; output: () => string; exited: Promise<number | null> }> {
-  const proc = spawn(process.execPath, [...NODE_FLAGS, path.join(root, 'dist/cli/main.js'), 'serve', '--dir', dir, '--port', '0', '--log-level', 'silent'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+async function start(...flags: string[]): Promise<{ proc: ChildProcess; url: string; output: () => string; exited: Promise<number | null> }> {
+  const proc = spawn(process.execPath, [...NODE_FLAGS, path.join(root, 'dist/cli/main.js'), 'serve', '--dir', dir, '--port', '0', '--log-level', 'silent', ...flags], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout!.on('data', (d) => (out += d));
   proc.stderr!.on('data', (d) => (out += d));
@@ -93,9 +94,15 @@ it('ingests over a socket, answers SQL, stops on SIGTERM with exit 0, and restar
   expect(await b.exited).toBe(130);
   expect(b.output()).toMatch(/again: exiting now/);
 
-  // The data is still all there: the WAL had it.
-  const c = await start();
+  // The data is still all there: the WAL had it. Through the query thread's listener too, also for what is
+  // ingested after it started.
+  const c = await start('--query-port', '0');
   expect((await call(`${c.url}/v1/sql`, 'POST', { sql: 'SELECT count(*) FROM events' })).json.rows).toEqual([[acked]]);
+  const queryUrl = /queries on (http:\/\/[^ ]+)/.exec(c.output())![1]!;
+  expect((await call(`${queryUrl}/v1/sql`, 'POST', { sql: 'SELECT count(*) FROM events' })).json.rows).toEqual([[acked]]);
+  const more = await call(`${c.url}/v1/datasources/events/events`, 'POST', pack([{ ts: now, id: 'q1', event: 'click' }]), 'application/msgpack');
+  expect(more.json.accepted).toBe(1);
+  expect((await call(`${queryUrl}/v1/sql`, 'POST', { sql: "SELECT countIf(event = 'click'), count(*) FROM events" })).json.rows).toEqual([[1002, acked + 1]]);
   c.proc.kill('SIGTERM');
   expect(await c.exited).toBe(0);
 }, 60_000);
