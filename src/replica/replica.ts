@@ -22,7 +22,7 @@ import { runQuery, runSql, type QuerySource } from '../query/run.js';
 import type { Query, QueryResult } from '../query/shape.js';
 import { datasourceToSpec, resolveDatasource, type Datasource, type DatasourceSpec } from '../schema/datasource.js';
 import { BlockCache } from '../segment/cache.js';
-import { DiskSegment } from '../segment/reader.js';
+import { acquireRange, DiskSegment } from '../segment/reader.js';
 import type { FileSystem } from '../storage/fs.js';
 import type { LoggedDimension } from '../wal/record.js';
 import type { FeedMessage, SegmentRef } from './protocol.js';
@@ -149,25 +149,16 @@ export class Replica {
 
   private async withReaders<T>(name: string, from: number, to: number, run: (readers: SegmentReader[]) => Promise<T>): Promise<T> {
     const c = this.copy(name);
-    const held: DiskSegment[] = [];
-    const readers: SegmentReader[] = [];
-    for (const seg of c.segments) {
-      if (seg.maxTs >= from && seg.minTs < to) {
-        seg.acquire();
-        held.push(seg);
-        readers.push(seg);
-      }
-    }
+    const { held, release } = acquireRange(c.segments, from, to);
     // In the engine's order (head.ts readers: by minute, a minute's live bucket before its frozen ones), so that
     // floating-point sums add up in the same order.
     const rank = (b: MinuteBucket): number => (c.frozen.has(b.serial) ? 1 : 0);
     const buckets = [...c.buckets.values()].filter((b) => b.maxTs >= from && b.minTs < to && b.rowCount > 0)
       .sort((a, b) => a.minTs - b.minTs || rank(a) - rank(b) || a.serial - b.serial);
-    readers.push(...buckets);
     try {
-      return await run(readers);
+      return await run([...held, ...buckets]);
     } finally {
-      for (const seg of held) seg.release();
+      release();
     }
   }
 

@@ -396,3 +396,26 @@ export class DiskSegment implements SegmentSource {
     return bm;
   }
 }
+
+/**
+ * The segments of `segments` that may hold rows in [from, to), each acquired (its file kept until released), and
+ * `release`, which lets go of them all once. The engine's snapshots and the query thread's take their segments so.
+ */
+export function acquireRange(segments: readonly DiskSegment[], from: number, to: number): { held: DiskSegment[]; release: () => void } {
+  const held: DiskSegment[] = [];
+  for (const seg of segments) {
+    if (seg.maxTs >= from && seg.minTs < to) {
+      seg.acquire();
+      held.push(seg);
+    }
+  }
+  let released = false;
+  return {
+    held,
+    release: () => {
+      if (released) return;
+      released = true;
+      for (const seg of held) seg.release();
+    },
+  };
+}

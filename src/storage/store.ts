@@ -28,7 +28,7 @@ import { BlockCache } from '../segment/cache.js';
 import { buildSegment, readFooter, sealedMinutes } from '../segment/format.js';
 import { MergePool } from '../compact/pool.js';
 import { compactionBacklog, expiredSegments, planMerge, type MergePlan, type PlanContext } from '../compact/planner.js';
-import { DiskSegment } from '../segment/reader.js';
+import { acquireRange, DiskSegment } from '../segment/reader.js';
 import { MINUTE_MS } from '../time.js';
 import { encodeBatchAsync, frameRecord } from '../wal/record.js';
 import { replayWal } from '../wal/replay.js';
@@ -461,25 +461,9 @@ export class Store {
   /** The readers of [from, to) as of now. Their segment files stay on disk until `release`. */
   acquire(name: string, from: number, to: number): Snapshot {
     const st = this.state.get(name)!;
-    const readers: SegmentReader[] = [];
-    const held: DiskSegment[] = [];
-    for (const seg of st.segments) {
-      if (seg.maxTs >= from && seg.minTs < to) {
-        seg.acquire();
-        held.push(seg);
-        readers.push(seg);
-      }
-    }
-    for (const b of st.pipeline.head.readers(from, to)) readers.push(b);
-    let released = false;
-    return {
-      readers,
-      release: () => {
-        if (released) return;
-        released = true;
-        for (const seg of held) seg.release();
-      },
-    };
+    const { held, release } = acquireRange(st.segments, from, to);
+    const readers: SegmentReader[] = [...held, ...st.pipeline.head.readers(from, to)];
+    return { readers, release };
   }
 
   // ---- sealing --------------------------------------------------------------------------------------------
