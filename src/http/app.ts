@@ -9,8 +9,8 @@
  *  - A malformed event costs only itself: NDJSON and line protocol report bad lines per line and ingest the rest.
  *
  * `readOnly` builds the query listener of the daemon's query thread (replica/query-thread.ts): health, the
- * datasource list and definitions, and the two query endpoints, with the same auth, limits and errors; the other
- * routes are not there (NOT_FOUND).
+ * datasource list and definitions, the two query endpoints and /metrics (its own queries' latency and requests),
+ * with the same auth, limits and errors; the other routes are not there (NOT_FOUND).
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Tally } from '../db.js';
@@ -374,7 +374,7 @@ export function build(opts: AppOptions): FastifyInstance {
   });
 
   // ---- metrics ----------------------------------------------------------------------------------------------
-  if (!readOnly) app.get('/metrics', { config: { scope: 'read' } }, async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
+  app.get('/metrics', { config: { scope: 'read' } }, async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
 
   app.decorate('tallyMetrics', metrics);
   return app;

@@ -43,6 +43,8 @@ export interface QueryThread {
   url: string;
   /** Close the listener (in-flight queries finish), end the thread, and let go of the segments it held. */
   stop(): Promise<void>;
+  /** End the thread at once, as a crash would (tests): `onFailure` is told, and its segments are let go. */
+  kill(): Promise<void>;
 }
 
 /** Start the query thread for `db` (durable, open) and feed it; resolves once its listener accepts queries. */
@@ -84,6 +86,10 @@ export async function startQueryThread(db: Tally, opts: QueryThreadOptions): Pro
         await exited;
       })();
       return stopping;
+    },
+    kill: async () => {
+      await worker.terminate();
+      await exited;
     },
   };
 }

@@ -2,7 +2,8 @@
  * The daemon's query thread (replica/): its copy answers every query as the engine does after every kind of change
  * — appends to the head, seals, merges, late rows for sealed minutes, retention — and a query sent after an
  * acknowledged ingest sees it (read-your-writes across the two listeners). Its listener serves only reads, with the
- * same auth. Segment files the copy read are deleted once both it and the engine are done with them.
+ * same auth, and its own query metrics. Segment files the copy read are deleted once both it and the engine are done
+ * with them — also when the thread ends unexpectedly.
  */
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -113,5 +114,35 @@ describe('the query thread', () => {
     const list = await fetch(`${qt.url}/v1/datasources`, { headers: { authorization: 'Bearer reader-secret-0000001' } });
     expect(((await list.json()) as { datasources: { name: string }[] }).datasources.map((d) => d.name)).toEqual(['ev']);
     expect((await ask('SELECT count(*) FROM nope', 'reader-secret-0000001')).body.code).toBe('DATASOURCE_NOT_FOUND');
+    // Its /metrics counts the queries it answered.
+    const metrics = await (await fetch(`${qt.url}/metrics`, { headers: { authorization: 'Bearer reader-secret-0000001' } })).text();
+    expect(metrics).toMatch(/tallydb_query_seconds_count\{kind="sql"\} [1-9]/);
+  });
+});
+
+describe('a query thread that ends unexpectedly', () => {
+  it('lets go of the segments held for it, so retired files are still deleted, and the engine keeps answering', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'tallydb-replica-'));
+    dirs.push(dir);
+    const db = await open({ dir, clock: () => T0 + 2 * 3_600_000, compaction: { auto: false } });
+    cleanups.push(() => db.close());
+    await db.createDatasource(spec);
+    const failures: string[] = [];
+    const qt = await startQueryThread(db, { host: '127.0.0.1', port: 0, limits: DEFAULT_LIMITS, tokens: {}, cacheBytes: 64 << 20, resultCache: true, logLevel: 'silent', onFailure: (m) => failures.push(m) });
+    for (let m = 0; m < 12; m++) await db.ingest('ev', events(m, 100));
+    await db.ingest('ev', events(90, 10));
+    await db.flush();
+    const res = await fetch(`${qt.url}/v1/sql`, { method: 'POST', body: QUESTIONS[1]!, headers: { 'content-type': 'text/plain' } });
+    expect(res.status).toBe(200);
+    await qt.kill();
+    expect(failures.some((f) => /exited/.test(f))).toBe(true);
+    // Merged now, with no thread to release the inputs it was told of: the feed let go of them when it ended.
+    await db.compact();
+    const segDir = path.join(dir, 'segments', 'ev');
+    for (let i = 0; i < 100 && readdirSync(segDir).length > db.stats('ev').storage!.segments; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(readdirSync(segDir).length).toBe(db.stats('ev').storage!.segments);
+    expect((await db.sql(QUESTIONS[1]!)).rows[0]![0]).toBe(1210);
+    await db.ingest('ev', events(91, 5)); // the feed, closed, takes no more
+    expect((await db.sql(QUESTIONS[1]!)).rows[0]![0]).toBe(1215);
   });
 });
