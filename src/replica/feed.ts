@@ -47,6 +47,7 @@ export class ReplicaFeed implements StorageObserver {
   }
 
   private hold(segs: readonly DiskSegment[]): SegmentRef[] {
+    if (this.closed) return []; // nobody to tell: nothing to hold for
     for (const s of segs) {
       s.acquire();
       this.held.set(s.id, s);

@@ -35,6 +35,8 @@ interface Copy {
   /** Serials the engine froze: they sort after the live bucket of their minute, as the engine's head lists them. */
   frozen: Set<number>;
   segments: DiskSegment[];
+  /** Rows of `segments`, summed when the list changes (the packed-timestamps rule asks per reader). */
+  segmentRows: number;
   globals: GlobalIdSpace;
 }
 
@@ -42,8 +44,6 @@ export class Replica {
   private readonly copies = new Map<string, Copy>();
   private readonly cache: BlockCache;
   private readonly source: QuerySource;
-  /** Messages applied (tests). */
-  messages = 0;
 
   constructor(
     private readonly limits: Limits,
@@ -73,12 +73,13 @@ export class Replica {
 
   private segment(c: Copy, r: SegmentRef): DiskSegment {
     // Timestamps are read packed on the engine's rule (storage/store.ts packTimestamps), against this cache.
-    const pack = (): boolean => {
-      let rows = 0;
-      for (const s of c.segments) rows += s.rowCount;
-      return rows * 8 > this.cache.budgetBytes / 4;
-    };
-    return new DiskSegment(r.id, r.file, r.footer, r.bytes, this.fsys, this.cache, () => {}, pack);
+    return new DiskSegment(r.id, r.file, r.footer, r.bytes, this.fsys, this.cache, () => {}, () => c.segmentRows * 8 > this.cache.budgetBytes / 4);
+  }
+
+  private setSegments(c: Copy, segments: DiskSegment[]): void {
+    c.segments = segments.sort((a, b) => a.minTs - b.minTs || a.id - b.id);
+    c.segmentRows = 0;
+    for (const s of c.segments) c.segmentRows += s.rowCount;
   }
 
   private bucket(c: Copy, serial: number, minute: number): MinuteBucket {
@@ -93,11 +94,10 @@ export class Replica {
 
   /** Apply one message of the feed. */
   apply(m: FeedMessage): void {
-    this.messages++;
     switch (m.t) {
       case 'datasource': {
         const ds = resolveDatasource(m.spec, this.limits);
-        const c: Copy = { ds, dictionaries: ds.dimensions.map(() => new Dictionary()), buckets: new Map(), frozen: new Set(), segments: [], globals: new GlobalIdSpace() };
+        const c: Copy = { ds, dictionaries: ds.dimensions.map(() => new Dictionary()), buckets: new Map(), frozen: new Set(), segments: [], segmentRows: 0, globals: new GlobalIdSpace() };
         m.dictionaries.forEach((values, d) => {
           for (let id = 1; id < values.length; id++) c.dictionaries[d]!.intern(values[id]!);
         });
@@ -108,7 +108,7 @@ export class Replica {
           this.bucket(c, b.serial, b.minute).appendRows(b.ts, dims, identity, b.metrics, null, 0, b.ts.length);
           if (b.frozen) c.frozen.add(b.serial);
         }
-        c.segments = m.segments.map((r) => this.segment(c, r)).sort((a, b) => a.minTs - b.minTs || a.id - b.id);
+        this.setSegments(c, m.segments.map((r) => this.segment(c, r)));
         this.copies.set(ds.name, c);
         return;
       }
@@ -135,7 +135,7 @@ export class Replica {
         const c = this.copy(m.ds);
         const removed = new Set(m.removed);
         const gone = c.segments.filter((s) => removed.has(s.id));
-        c.segments = [...c.segments.filter((s) => !removed.has(s.id)), ...m.added.map((r) => this.segment(c, r))].sort((a, b) => a.minTs - b.minTs || a.id - b.id);
+        this.setSegments(c, [...c.segments.filter((s) => !removed.has(s.id)), ...m.added.map((r) => this.segment(c, r))]);
         for (const seg of gone) {
           seg.retire(() => {
             this.cache.drop(seg.cachePrefix);
@@ -176,12 +176,5 @@ export class Replica {
 
   getDatasource(name: string): DatasourceSpec {
     return datasourceToSpec(this.copy(name).ds);
-  }
-
-  /** Rows held in the copy's head buckets, per datasource (tests). */
-  headRows(name: string): number {
-    let n = 0;
-    for (const b of this.copy(name).buckets.values()) n += b.rowCount;
-    return n;
   }
 }

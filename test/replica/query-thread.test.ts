@@ -144,5 +144,14 @@ describe('a query thread that ends unexpectedly', () => {
     expect((await db.sql(QUESTIONS[1]!)).rows[0]![0]).toBe(1210);
     await db.ingest('ev', events(91, 5)); // the feed, closed, takes no more
     expect((await db.sql(QUESTIONS[1]!)).rows[0]![0]).toBe(1215);
+    // Nor does it hold what is sealed after it closed: minutes of the second hour, sealed and then merged away.
+    for (let m = 100; m < 110; m++) await db.ingest('ev', events(m, 10));
+    await db.ingest('ev', events(200, 10)); // settles the second hour
+    await db.flush();
+    const before = db.stats('ev').storage!.segments;
+    await db.compact();
+    expect(db.stats('ev').storage!.segments).toBeLessThan(before);
+    for (let i = 0; i < 100 && readdirSync(segDir).length > db.stats('ev').storage!.segments; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(readdirSync(segDir).length).toBe(db.stats('ev').storage!.segments);
   });
 });
