@@ -22,7 +22,7 @@ import { runQuery, runSql, type QuerySource } from '../query/run.js';
 import type { Query, QueryResult } from '../query/shape.js';
 import { datasourceToSpec, resolveDatasource, type Datasource, type DatasourceSpec } from '../schema/datasource.js';
 import { BlockCache } from '../segment/cache.js';
-import { acquireRange, DiskSegment } from '../segment/reader.js';
+import { acquireRange, DiskSegment, packsTimestamps } from '../segment/reader.js';
 import type { FileSystem } from '../storage/fs.js';
 import type { LoggedDimension } from '../wal/record.js';
 import type { FeedMessage, SegmentRef } from './protocol.js';
@@ -72,8 +72,8 @@ export class Replica {
   }
 
   private segment(c: Copy, r: SegmentRef): DiskSegment {
-    // Timestamps are read packed on the engine's rule (storage/store.ts packTimestamps), against this cache.
-    return new DiskSegment(r.id, r.file, r.footer, r.bytes, this.fsys, this.cache, () => {}, () => c.segmentRows * 8 > this.cache.budgetBytes / 4);
+    // Timestamps are read packed on the engine's rule, against this cache.
+    return new DiskSegment(r.id, r.file, r.footer, r.bytes, this.fsys, this.cache, () => {}, () => packsTimestamps(c.segmentRows, this.cache.budgetBytes));
   }
 
   private setSegments(c: Copy, segments: DiskSegment[]): void {

@@ -419,3 +419,12 @@ export function acquireRange(segments: readonly DiskSegment[], from: number, to:
     },
   };
 }
+
+/**
+ * Whether queries read a datasource's segment timestamps packed (decoding only the blocks they need): once its
+ * segments' decoded timestamps — 8 bytes a row — would take more than a quarter of the cache. One rule for the
+ * engine (storage/store.ts) and the query thread's copy (replica/replica.ts), each against its own cache.
+ */
+export function packsTimestamps(segmentRows: number, cacheBudgetBytes: number): boolean {
+  return segmentRows * 8 > cacheBudgetBytes / 4;
+}

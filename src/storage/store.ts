@@ -28,7 +28,7 @@ import { BlockCache } from '../segment/cache.js';
 import { buildSegment, readFooter, sealedMinutes } from '../segment/format.js';
 import { MergePool } from '../compact/pool.js';
 import { compactionBacklog, expiredSegments, planMerge, type MergePlan, type PlanContext } from '../compact/planner.js';
-import { acquireRange, DiskSegment } from '../segment/reader.js';
+import { acquireRange, DiskSegment, packsTimestamps } from '../segment/reader.js';
 import { MINUTE_MS } from '../time.js';
 import { encodeBatchAsync, frameRecord } from '../wal/record.js';
 import { replayWal } from '../wal/replay.js';
@@ -335,8 +335,8 @@ export class Store {
   }
 
   /**
-   * Queries read a datasource's timestamps packed (decoding only the blocks they need) once its segments' decoded
-   * timestamps — 8 bytes a row — would take more than a quarter of the cache; below that they stay decoded.
+   * Whether queries read a datasource's timestamps packed (segment/reader.ts `packsTimestamps`), memoized per
+   * segment list.
    */
   private packTimestamps(datasource: string): boolean {
     const st = this.state.get(datasource);
@@ -347,7 +347,7 @@ export class Store {
     if (memo !== undefined && memo.of === st.segments && memo.length === st.segments.length) return memo.pack;
     let rows = 0;
     for (const s of st.segments) rows += s.rowCount;
-    const pack = rows * 8 > this.cache.budgetBytes / 4;
+    const pack = packsTimestamps(rows, this.cache.budgetBytes);
     st.packMemo = { of: st.segments, length: st.segments.length, pack };
     return pack;
   }
