@@ -48,7 +48,7 @@ export interface OpenOptions {
   /** Durable mode, advanced: the file system to use (tests pass a fault-injecting one). Default: node:fs. */
   fileSystem?: FileSystem;
   /** Durable mode, tests only: called after each named step of sealing and checkpointing; may throw. */
-  testHooks?: { step?: (name: string) => void | Promise<void>; mergeFault?: (plan: MergePlan) => 'throw' | 'exit' | undefined };
+  testHooks?: { step?: (name: string) => void | Promise<void>; mergeFault?: (plan: MergePlan) => 'throw' | 'exit' | undefined; sealWorkerMinRows?: number; sealFault?: (rows: number) => 'throw' | 'exit' | undefined };
   /** Durable mode: observer of each WAL fsync's duration in seconds (the daemon's metrics use it). */
   onWalSync?: (seconds: number) => void;
   /**
@@ -339,6 +339,8 @@ export async function open(options: OpenOptions = {}): Promise<Tally> {
     compactionIntervalMs: intervalMs,
     compactionAuto: compaction.auto !== false,
     ...(options.testHooks?.mergeFault ? { mergeFault: options.testHooks.mergeFault } : {}),
+    ...(options.testHooks?.sealWorkerMinRows !== undefined ? { sealWorkerMinRows: options.testHooks.sealWorkerMinRows } : {}),
+    ...(options.testHooks?.sealFault ? { sealFault: options.testHooks.sealFault } : {}),
     ...(options.testHooks?.step ? { step: options.testHooks.step } : {}),
     ...(options.onWalSync ? { onWalSync: options.onWalSync } : {}),
   }, limits, (ds) => new IngestPipeline(ds, limits, clock));

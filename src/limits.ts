@@ -93,6 +93,14 @@ export const SQL_PARSE_CACHE = Object.freeze({ entries: 256, maxChars: 4096 });
  */
 export const READER_RESULT_CACHE = Object.freeze({ keysPerReader: 32 });
 
+/**
+ * Sealing a head bucket (storage/store.ts): a bucket of at least `workerMinRows` rows is encoded into its segment
+ * in the seal worker (compact/pool.ts), off the engine's thread; a smaller one on the engine's thread, where it
+ * takes less than the worker's round trip (a 7k-row minute: ~0.5 ms to encode). With compaction workers set to 0
+ * every bucket is encoded on the engine's thread.
+ */
+export const SEAL_ENCODING = Object.freeze({ workerMinRows: 2048 });
+
 /** Merge user overrides over the defaults; every override must be a positive integer. */
 export function resolveLimits(overrides: Partial<Limits> | undefined, fail: (message: string) => never): Limits {
   const limits: Limits = { ...DEFAULT_LIMITS };

@@ -1,33 +1,53 @@
 /**
- * compact/pool.ts — the one loader of the compaction worker pool (piscina).
+ * compact/pool.ts — the one loader of the worker threads (piscina) that merges and seal encodings run in.
  *
- * Invariant: merges never run on the main thread: ingest and queries keep the event loop while a merge decodes,
- * sorts, indexes and compresses. Built code (dist/) runs `worker.js`; from TypeScript sources (tests, `tsx`) the
- * pool runs `worker.ts` through tsx's loader, so tests exercise the same worker path the daemon uses.
+ * Invariant: merges never run on the main thread, and neither does the encoding of a large sealed bucket: ingest
+ * and queries keep the event loop while a worker decodes, sorts, indexes and compresses. Seals have a pool of
+ * their own (one thread), so a sealed minute never waits behind a long merge and the head does not grow while
+ * one runs. Built code (dist/) runs `worker.js`; from TypeScript sources (tests, `tsx`) the pools run `worker.ts`
+ * through tsx's loader, so tests exercise the same worker path the daemon uses.
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
-import type { MergeReply, MergeTask } from './worker.js';
+import type { MergeReply, MergeTask, SealReply, SealTask } from './worker.js';
+import { sealInputBuffers } from '../segment/seal-input.js';
+
+function workerPool(maxThreads: number): Piscina {
+  const js = fileURLToPath(new URL('./worker.js', import.meta.url));
+  const compiled = existsSync(js);
+  return new Piscina({
+    filename: compiled ? js : fileURLToPath(new URL('./worker.ts', import.meta.url)),
+    minThreads: 0,
+    maxThreads,
+    idleTimeout: 30_000,
+    ...(compiled ? {} : { execArgv: ['--import', 'tsx'] }),
+  });
+}
 
 export class MergePool {
   private readonly pool: Piscina;
 
   constructor(threads: number) {
-    const js = fileURLToPath(new URL('./worker.js', import.meta.url));
-    const compiled = existsSync(js);
-    this.pool = new Piscina({
-      filename: compiled ? js : fileURLToPath(new URL('./worker.ts', import.meta.url)),
-      minThreads: 0,
-      maxThreads: threads,
-      idleTimeout: 30_000,
-      ...(compiled ? {} : { execArgv: ['--import', 'tsx'] }),
-    });
+    this.pool = workerPool(threads);
   }
 
   /** Run one merge; the input buffers are transferred (unusable here afterwards). */
   run(task: MergeTask): Promise<MergeReply> {
     return this.pool.run(task, { transferList: task.inputs.map((b) => b.buffer as ArrayBuffer) });
+  }
+
+  async close(): Promise<void> {
+    await this.pool.destroy();
+  }
+}
+
+export class SealPool {
+  private readonly pool = workerPool(1);
+
+  /** Encode one sealed bucket; the input's buffers are transferred (unusable here afterwards). */
+  run(task: SealTask): Promise<SealReply> {
+    return this.pool.run(task, { name: 'seal', transferList: sealInputBuffers(task.input) });
   }
 
   async close(): Promise<void> {

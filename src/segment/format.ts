@@ -111,6 +111,9 @@ export interface SegmentSource extends SegmentReader {
   keyHashes(): Uint32Array | null;
 }
 
+/** What `buildSegment` reads of its source (a head bucket, a merge's inputs, or a seal worker's SealInput). */
+export type SegmentInput = Pick<SegmentSource, 'rowCount' | 'timestamps' | 'dimensionIds' | 'dictionary' | 'metricValues' | 'rollup' | 'keyHashes'>;
+
 class SectionWriter {
   readonly parts: Buffer[] = [];
   readonly refs: SectionRef[] = [];
@@ -190,7 +193,7 @@ export function decodeDecimal(codes: Uint32Array, decimals: number, offset: numb
 }
 
 /** Build a segment file's bytes from `src` (rows 0..rowCount-1). */
-export function buildSegment(src: SegmentSource, ds: Datasource, lsn: number, extras: SegmentExtras = {}): { bytes: Buffer; footer: SegmentFooter } {
+export function buildSegment(src: SegmentInput, ds: Datasource, lsn: number, extras: SegmentExtras = {}): { bytes: Buffer; footer: SegmentFooter } {
   const n = src.rowCount;
   const dimCount = ds.dimensions.length;
   const ts = src.timestamps();

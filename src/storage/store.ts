@@ -23,10 +23,11 @@ import { TallyError } from '../errors.js';
 import type { IngestPipeline, PreparedBatch } from '../ingest/pipeline.js';
 import type { SegmentReader } from '../query/reader.js';
 import { resolveDatasource, datasourceToSpec, type Datasource } from '../schema/datasource.js';
-import type { Limits } from '../limits.js';
+import { SEAL_ENCODING, type Limits } from '../limits.js';
 import { BlockCache } from '../segment/cache.js';
-import { buildSegment, readFooter, sealedMinutes } from '../segment/format.js';
-import { MergePool } from '../compact/pool.js';
+import { buildSegment, readFooter, sealedMinutes, type SegmentFooter } from '../segment/format.js';
+import { MergePool, SealPool } from '../compact/pool.js';
+import { sealInputOf } from '../segment/seal-input.js';
 import { compactionBacklog, expiredSegments, planMerge, type MergePlan, type PlanContext } from '../compact/planner.js';
 import { acquireRange, DiskSegment, packsTimestamps } from '../segment/reader.js';
 import { MINUTE_MS } from '../time.js';
@@ -62,6 +63,10 @@ export interface StoreOptions {
   compactionAuto: boolean;
   /** Test hook: make a merge fail in its worker ('throw') or end the worker thread ('exit'). */
   mergeFault?: (plan: MergePlan) => 'throw' | 'exit' | undefined;
+  /** Test hook: the bucket size from which seals are encoded in the seal worker (limits.ts SEAL_ENCODING). */
+  sealWorkerMinRows?: number;
+  /** Test hook: make a seal's encoding fail in its worker ('throw') or end the worker thread ('exit'). */
+  sealFault?: (rows: number) => 'throw' | 'exit' | undefined;
 }
 
 export interface CompactionStats {
@@ -122,6 +127,8 @@ export interface StoreStats {
   cacheBytes: number;
   quarantined: { file: string; reason: string }[];
   lastSealError: string | null;
+  /** Seals whose segment was encoded in the seal worker, and on the engine's thread (small buckets, or no workers). */
+  sealEncodings: { worker: number; inline: number };
   compaction: CompactionStats;
 }
 
@@ -144,6 +151,9 @@ export class Store {
   private closed = false;
   private nextId = 1;
   private pool: MergePool | null = null;
+  private sealPool: SealPool | null = null;
+  /** Seals encoded in the seal worker and on this thread (stats; tests check both paths run). */
+  private readonly sealEncodings = { worker: 0, inline: 0 };
   private observer: StorageObserver | null = null;
   private compacting: Promise<void> | null = null;
   /** Segment id → time before which a failed merge of it is not retried. */
@@ -527,7 +537,7 @@ export class Store {
     const ds = st.pipeline.ds;
     st.pipeline.head.freeze(bucket);
     const lsn = this.committedLsn;
-    const { bytes, footer } = buildSegment(bucket, ds, lsn);
+    const { bytes, footer } = await this.encodeSealed(bucket, ds, lsn);
     const id = this.allocateSegmentId();
     const rel = this.segmentPath(ds.name, id);
     await this.opts.fs.mkdirp(this.p('segments', ds.name));
@@ -544,6 +554,25 @@ export class Store {
     await this.step('seal:published');
     await this.checkpoint();
     if (this.opts.compactionAuto) this.scheduleCompaction();
+  }
+
+  /**
+   * The segment of a frozen bucket: from the seal worker when the bucket is large and workers are on, else built
+   * here; the same bytes either way (segment/seal-input.ts). A worker failure throws, as a failed write does: the
+   * bucket stays frozen and readable, and the seal is retried.
+   */
+  private async encodeSealed(bucket: ReturnType<IngestPipeline['head']['liveBuckets']>[number], ds: Datasource, lsn: number): Promise<{ bytes: Buffer; footer: SegmentFooter }> {
+    const minRows = this.opts.sealWorkerMinRows ?? SEAL_ENCODING.workerMinRows;
+    if (this.opts.compactionWorkers <= 0 || bucket.rowCount < minRows) {
+      this.sealEncodings.inline++;
+      return buildSegment(bucket, ds, lsn);
+    }
+    this.sealPool ??= new SealPool();
+    const fault = this.opts.sealFault?.(bucket.rowCount);
+    const reply = await this.sealPool.run({ input: sealInputOf(bucket, ds.dimensions.length, ds.metrics.length), ds, lsn, ...(fault ? { fault } : {}) });
+    if (!reply.ok) throw new Error(`seal worker: ${reply.message}`);
+    this.sealEncodings.worker++;
+    return { bytes: Buffer.from(reply.bytes.buffer, reply.bytes.byteOffset, reply.bytes.byteLength), footer: reply.footer };
   }
 
   /** Seal every head bucket now, open minutes included (later events for them make additional segments). */
@@ -819,7 +848,7 @@ export class Store {
     }
     return {
       segments, segmentBytes, segmentRows, walFiles: this.walFiles.size, walBacklogBytes: this.wal.backlogBytes,
-      cacheBytes: this.cache.bytes, quarantined: [...this.quarantined], lastSealError: this.lastSealError, compaction,
+      cacheBytes: this.cache.bytes, quarantined: [...this.quarantined], lastSealError: this.lastSealError, sealEncodings: { ...this.sealEncodings }, compaction,
     };
   }
 
@@ -834,6 +863,7 @@ export class Store {
     await this.sealing?.catch(() => {});
     await this.compacting?.catch(() => {});
     await this.pool?.close();
+    await this.sealPool?.close();
     await Promise.all([...this.deletions]);
     await this.manifestChain;
     await this.wal.close();
