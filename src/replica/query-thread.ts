@@ -32,6 +32,11 @@ export interface QueryThreadOptions {
   logLevel: string;
   /** Told when the thread ends other than by `stop` (its listener is gone; the main listener still answers). */
   onFailure?: (message: string) => void;
+  /**
+   * Tests only: false leaves every feed message to the drain before each query (no 'message' events), as when a
+   * query arrives before the thread has dispatched what the engine posted — the case the drain exists for.
+   */
+  feedEvents?: boolean;
 }
 
 interface ThreadData extends QueryThreadOptions {
@@ -106,7 +111,7 @@ async function runThread(data: ThreadData): Promise<void> {
     for (let m = receiveMessageOnPort(feed); m !== undefined; m = receiveMessageOnPort(feed)) replica.apply(m.message as FeedMessage);
   };
   // In order: a message's event comes after every earlier one was applied (by its event or by a drain).
-  feed.on('message', (m: FeedMessage) => replica.apply(m));
+  if (data.feedEvents !== false) feed.on('message', (m: FeedMessage) => replica.apply(m));
   const app = build({
     engine: () => replica, readOnly: true, limits: data.limits, tokens: data.tokens, logger: data.logLevel === 'silent' ? false : { level: data.logLevel },
   });
