@@ -4,7 +4,7 @@
  * the seed query (clicks for one image, location and gender over 24 h) in a loop. Reports the median over
  * `--runs` of events/s, and the seed query's latency p50/p99 while ingest runs, against the same query idle.
  *
- *   npm run build && npm run bench:http -- [--runs 3] [--events 5000000] [--clients 4] [--fsync always] [--rate 0] [--query-client process] [--query-every 10] [--result-cache on] [--query-thread off]
+ *   npm run build && npm run bench:http -- [--runs 3] [--events 5000000] [--clients 4] [--fsync always] [--rate 0] [--query-client process] [--query-every 10] [--result-cache on] [--query-thread off] [--query-target daemon]
  *
  * 5M events by default (until 2026-12-01's fourth session 1M): a 1M-event run lasts ~1.5 s, much of it the daemon's
  * warm-up (JIT, dictionaries and the dedup index growing from empty); 5M runs ~6 s and measures the steady state.
@@ -14,10 +14,15 @@
  * only the head minutes that changed since its last run); `--result-cache off` times the query computed in full.
  * `--query-thread on` starts the daemon with `--query-port 0` and sends the seed query to the query thread's
  * listener (replica/query-thread.ts) instead of the main one, as a dashboard pointed at that port would.
+ * `--query-target constant` sends the seed queries instead to a node:http server in a process of its own that answers
+ * every query at once with a constant reply of the same shape (`constantServer`), while the daemon takes the same
+ * ingest: the latency any Node server answering in no time gets on this machine under this load — the floor the
+ * daemon's figures are to be read against.
  *   (env: PROFILE_DAEMON=DIR writes a CPU profile of the daemon; DAEMON_NODE_FLAGS="--trace-gc ..." adds node flags)
  */
 import { median } from './util.js';
 import { fork, spawn } from 'node:child_process';
+import { createServer } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -43,6 +48,8 @@ const QUERY_EVERY_MS = Number(arg('query-every', '10'));
 const RATE = Number(arg('rate', '0'));
 const RESULT_CACHE = arg('result-cache', 'on');
 const QUERY_THREAD = arg('query-thread', 'off') === 'on';
+const QUERY_TARGET = arg('query-target', 'daemon');
+if (QUERY_TARGET !== 'daemon' && QUERY_TARGET !== 'constant') throw new Error(`--query-target: got ${QUERY_TARGET}; want daemon or constant`);
 const SEED = `SELECT count(*) FROM events WHERE event = 'click' AND image_id = 'img0' AND location = 'bangalore' AND gender = 'male' AND ts >= now() - INTERVAL 1 DAY`;
 
 async function daemon(dir: string): Promise<{ url: string; queryUrl: string; stop: () => Promise<void> }> {
@@ -103,12 +110,23 @@ function queryLoopElsewhere(url: string, count = 0): { stop: () => Promise<hdr.H
   };
 }
 
+/** The `--query-target constant` server: its own process, a constant seed-query reply to every request. */
+async function constantServer(): Promise<{ url: string; stop: () => Promise<void> }> {
+  const child = fork(fileURLToPath(import.meta.url), ['--constant-server'], { execArgv: process.execArgv });
+  const url = await new Promise<string>((resolve, reject) => {
+    child.once('message', (m) => resolve(m as string));
+    child.once('exit', (code) => reject(new Error(`constant server exited with ${code}`)));
+  });
+  return { url, stop: () => new Promise((resolve) => { child.once('exit', () => resolve()); child.kill('SIGTERM'); }) };
+}
+
 const ms = (h: hdr.Histogram, p: number): string => (Math.min(h.getValueAtPercentile(p), h.maxValue) / 1000).toFixed(2);
 
 async function main(): Promise<void> {
   const end = Date.now();
   const bodies = batches({ count: EVENTS, end, spanMs: 3_600_000 }, 10_000).map((b) => pack(b));
-  console.log(`tallydb HTTP ingest — ${EVENTS.toLocaleString()} events, MessagePack batches of 10k, ${CLIENTS} clients${RATE > 0 ? ` paced at ${RATE.toLocaleString()} events/s` : ''}, fsync ${FSYNC}, result cache ${RESULT_CACHE}, seed queries to the ${QUERY_THREAD ? 'query thread' : 'main listener'}, median of ${RUNS} runs`);
+  console.log(`tallydb HTTP ingest — ${EVENTS.toLocaleString()} events, MessagePack batches of 10k, ${CLIENTS} clients${RATE > 0 ? ` paced at ${RATE.toLocaleString()} events/s` : ''}, fsync ${FSYNC}, result cache ${RESULT_CACHE}, seed queries to the ${QUERY_TARGET === 'constant' ? 'constant server (not the daemon)' : QUERY_THREAD ? 'query thread' : 'main listener'}, median of ${RUNS} runs`);
+  const constant = QUERY_TARGET === 'constant' ? await constantServer() : null;
   const rates: number[] = [];
   let busy: hdr.Histogram | null = null;
   let idle: hdr.Histogram | null = null;
@@ -121,8 +139,9 @@ async function main(): Promise<void> {
     let next = 0;
     let done = false;
     const t = performance.now();
-    const q = QUERY_CLIENT === 'same' ? queryLoop(d.queryUrl, () => done) : null;
-    const remote = QUERY_CLIENT === 'same' ? null : queryLoopElsewhere(d.queryUrl);
+    const queryUrl = constant?.url ?? d.queryUrl;
+    const q = QUERY_CLIENT === 'same' ? queryLoop(queryUrl, () => done) : null;
+    const remote = QUERY_CLIENT === 'same' ? null : queryLoopElsewhere(queryUrl);
     await Promise.all(Array.from({ length: CLIENTS }, async () => {
       while (next < bodies.length) {
         const i = next++;
@@ -145,18 +164,31 @@ async function main(): Promise<void> {
       // The same query on the same data with no ingest running: the baseline, from the same kind of client (until
       // 2026-12-01's fourth session always from this process, which holds the run's bodies and its garbage).
       let n = 0;
-      idle = QUERY_CLIENT === 'same' ? await queryLoop(d.queryUrl, () => ++n > 300) : await queryLoopElsewhere(d.queryUrl, 300).done;
+      idle = QUERY_CLIENT === 'same' ? await queryLoop(queryUrl, () => ++n > 300) : await queryLoopElsewhere(queryUrl, 300).done;
     }
     client.close();
     await d.stop();
     rmSync(dir, { recursive: true, force: true });
   }
+  await constant?.stop();
   console.log(`ingest: ${(median(rates) / 1e6).toFixed(2)} M events/s (runs: ${rates.map((x) => (x / 1e6).toFixed(2)).join(', ')})`);
   console.log(`seed query while ingesting: p50 ${ms(busy!, 50)} ms, p99 ${ms(busy!, 99)} ms (${busy!.totalCount} queries, all runs)`);
   console.log(`seed query idle:            p50 ${ms(idle!, 50)} ms, p99 ${ms(idle!, 99)} ms`);
 }
 
-if (process.argv.includes('--query-loop')) {
+if (process.argv.includes('--constant-server')) {
+  // The child of constantServer: read each request to its end, answer with the seed query's reply shape.
+  const body = JSON.stringify({ columns: [{ name: 'count(*)', type: 'number' }], rows: [[0]], stats: { elapsedMs: 0 } });
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body));
+  });
+  server.listen(0, '127.0.0.1', () => {
+    const a = server.address() as { port: number };
+    process.send!(`http://127.0.0.1:${a.port}`);
+  });
+  process.on('SIGTERM', () => server.close(() => process.exit(0)));
+} else if (process.argv.includes('--query-loop')) {
   // The child of queryLoopElsewhere: query until told to stop (or `--query-count` queries), then send the
   // latencies (µs) back.
   let stop = false;
