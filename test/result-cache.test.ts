@@ -1,6 +1,7 @@
 /**
  * Kept per-reader results (query/result-cache.ts): a reader's contribution to a query without group-by is reused
- * only while its rows are unchanged and only by queries asking the same of it; answers are the same, to the last
+ * only while its rows are unchanged and only by queries asking the same of it — or, when it holds row counts only,
+ * extended by the rows appended since; answers are the same, to the last
  * bit, with the cache on and off; segments keep theirs across queries and merges replace them; the entries per
  * reader are bounded. (The reference-model property, test/property/engine-matches-model.test.ts, runs every
  * random query around appends and under other ranges and buckets with the cache on.)
@@ -37,6 +38,34 @@ describe('a reader\'s kept contribution', () => {
     expect(grown.rows[0]![0]).toBe(16);
     expect(grown.stats.cachedReaders).toBe(2); // minutes 0 and 1; minute 2 grew
     await db.close();
+  });
+
+  it('of row counts, in a minute that grew, is extended by testing the appended rows alone — the count a full computation gives', async () => {
+    const dbs = [await open({ memory: true, clock: () => T0 }), await open({ memory: true, clock: () => T0, resultCache: false })];
+    for (const db of dbs) await db.createDatasource(spec);
+    const counts: Query = {
+      ...seed, granularity: 'minute', filter: { or: [{ dimension: 'image_id', eq: 'img0' }, { not: { dimension: 'event', eq: 'click' } }] },
+      aggregations: [{ name: 'n', type: 'count' }, { name: 'views', type: 'count', filter: { dimension: 'event', eq: 'view' } }],
+    };
+    const ingest = async (events: object[]) => { for (const db of dbs) await db.ingest('ev', events); };
+    await ingest(clicks(0, 10));
+    await ingest([{ ts: T0 + M, event: 'click', image_id: 'img1', cost: 1 }]); // minute 1: nothing matches yet
+    expect((await dbs[0]!.query(counts)).stats.extendedReaders).toBe(0);
+    for (let round = 0; round < 3; round++) {
+      await ingest([
+        { ts: T0 + 5, event: 'view', image_id: 'img2', cost: 1 }, { ts: T0 + 6, event: 'click', image_id: 'img0', cost: 1 },
+        { ts: T0 + M + round, event: round === 0 ? 'click' : 'view', image_id: 'img1', cost: 1 },
+      ]);
+      const [on, off] = [await dbs[0]!.query(counts), await dbs[1]!.query(counts)];
+      expect(on.rows).toEqual(off.rows);
+      expect(on.stats.extendedReaders).toBe(2); // both minutes grew; their kept counts are extended
+    }
+    // Minute 0: 5 clicks of img0, then per round a view (not a click) and a click of img0; minute 1: two views.
+    expect((await dbs[0]!.query(counts)).rows).toEqual([[T0, 5 + 2 * 3, 3], [T0 + M, 2, 2]]);
+    // A sum is recomputed in full when its reader grows (a float sum in two parts could differ in its last bit).
+    await ingest(clicks(0, 4));
+    expect((await dbs[0]!.query(seed)).stats.extendedReaders).toBe(0);
+    for (const db of dbs) await db.close();
   });
 
   it('is not used by a query whose range cuts the reader, nor kept from one', async () => {

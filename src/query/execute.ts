@@ -20,11 +20,11 @@ import { TallyError, assert } from '../errors.js';
 import type { Limits } from '../limits.js';
 import { bucketStart, HOUR_MS } from '../time.js';
 import { kernels } from '../native/index.js';
-import { cardinality, evalFilter, selection, timeRangeRows, intersect, releaseScratch, resetScratch, rowsOf, scratchMark, type RowSet } from './filter.js';
+import { cardinality, evalFilter, selection, timeRangeRows, intersect, releaseScratch, resetScratch, rowsOf, scratchMark, testRange, type RowSet } from './filter.js';
 import type { DictionaryView, SegmentReader } from './reader.js';
 import type { GlobalIds, GlobalIdSpace } from './global-ids.js';
 import type { Plan, QueryResult, QueryStats, ResolvedExpr, ResolvedHaving } from './shape.js';
-import { lookup, planKey, remember, type Contribution } from './result-cache.js';
+import { lookupAny, planKey, remember, type Contribution } from './result-cache.js';
 
 type Cell = string | number | null;
 
@@ -223,7 +223,7 @@ class Groups {
  * same either way.
  */
 export async function execute(plan: Plan, readers: readonly SegmentReader[], limits: Limits, startedAt: number, globals: GlobalIdSpace, resultCache = true): Promise<QueryResult> {
-  const stats: QueryStats = { elapsedMs: 0, readers: readers.length, rowsScanned: 0, bitmapReaders: 0, cachedReaders: 0, groups: 0 };
+  const stats: QueryStats = { elapsedMs: 0, readers: readers.length, rowsScanned: 0, bitmapReaders: 0, cachedReaders: 0, extendedReaders: 0, groups: 0 };
   const b = plan.bucketing;
   const groupDims = plan.groupDims;
 
@@ -540,11 +540,49 @@ export async function execute(plan: Plan, readers: readonly SegmentReader[], lim
   const A = plan.aggregations.length;
   const contributes = (r: SegmentReader): boolean =>
     own !== null && r.minTs >= plan.from && r.maxTs < plan.to && (b.kind === 'all' || bucketStart(r.minTs, b) === bucketStart(r.maxTs, b));
+  // Row counts only (the bitmap strategy's domain for a reader in one bucket): a kept count extends exactly.
+  const countsOnly = plan.aggregations.every((a) => a.type === 'count' && a.metric < 0);
+  /** `prev` (computed at `from` rows) brought to the reader's `to` rows by testing rows from..to−1 alone. */
+  const extendCounts = (reader: SegmentReader, prev: Contribution, from: number, to: number): Contribution => {
+    const n = to - from;
+    const base = new Uint8Array(n);
+    if (plan.filter === null) base.fill(1);
+    else testRange(plan.filter, reader, from, to, base);
+    let matched = 0;
+    for (let i = 0; i < n; i++) matched += base[i]!;
+    // As runReader would at `to` rows: a group when some row matches the filter, holding each aggregation's count.
+    const had = prev.bucket !== null;
+    const c: Contribution = {
+      bucket: had ? prev.bucket : matched > 0 ? bucketStart(Math.max(reader.minTs, plan.from), b) : null,
+      acc: had ? Float64Array.from(prev.acc) : new Float64Array(A),
+      n: had ? Float64Array.from(prev.n) : new Float64Array(A),
+    };
+    if (matched === 0) return c;
+    let mask: Uint8Array | null = null;
+    plan.aggregations.forEach((a, i) => {
+      if (a.filter === null) {
+        c.acc[i]! += matched;
+        return;
+      }
+      mask ??= new Uint8Array(n);
+      testRange(a.filter, reader, from, to, mask);
+      let k = 0;
+      for (let r = 0; r < n; r++) k += base[r]! & mask[r]!;
+      c.acc[i]! += k;
+    });
+    return c;
+  };
   const runContributing = (reader: SegmentReader): void => {
     const rows = reader.rowCount;
-    let c = resultCache ? lookup(reader, rows, key!) : undefined;
-    if (c !== undefined) {
+    const kept = resultCache ? lookupAny(reader, key!) : undefined;
+    let c: Contribution | undefined;
+    if (kept !== undefined && kept.rows === rows) {
+      c = kept.c;
       stats.cachedReaders++;
+    } else if (kept !== undefined && kept.rows < rows && countsOnly && reader.rollup() === null) {
+      c = extendCounts(reader, kept.c, kept.rows, rows);
+      stats.extendedReaders++;
+      remember(reader, rows, key!, c);
     } else {
       own!.clear();
       groups = own!;

@@ -148,6 +148,57 @@ export function evalFilter(f: ResolvedFilter, reader: SegmentReader): RowSet {
   }
 }
 
+/**
+ * out[r − from] = 1 for each row r in [from, to) of `reader` that satisfies `f`, else 0, by testing the rows' ids
+ * (`evalFilter`'s rows, restricted to the range, without a bitmap): for the few rows a head bucket appended since
+ * a result was kept (query/result-cache.ts), where building or catching up bitmaps costs more than the test.
+ */
+export function testRange(f: ResolvedFilter, reader: SegmentReader, from: number, to: number, out: Uint8Array): void {
+  const n = to - from;
+  switch (f.kind) {
+    case 'eq':
+    case 'in': {
+      const dict = reader.dictionary(f.dim);
+      const wanted: number[] = [];
+      for (const v of f.kind === 'eq' ? [f.value] : f.values) {
+        const id = dict.idOf(v);
+        if (id !== undefined) wanted.push(id);
+      }
+      const ids = reader.dimensionIds(f.dim);
+      if (wanted.length === 0) out.fill(0, 0, n);
+      else if (wanted.length === 1) {
+        const id = wanted[0]!;
+        for (let i = 0; i < n; i++) out[i] = ids[from + i] === id ? 1 : 0;
+      } else {
+        const set = new Set(wanted);
+        for (let i = 0; i < n; i++) out[i] = set.has(ids[from + i]!) ? 1 : 0;
+      }
+      return;
+    }
+    case 'and':
+    case 'or': {
+      if (f.children.length === 0) {
+        out.fill(f.kind === 'and' ? 1 : 0, 0, n);
+        return;
+      }
+      testRange(f.children[0]!, reader, from, to, out);
+      if (f.children.length === 1) return;
+      const part = new Uint8Array(n);
+      for (let c = 1; c < f.children.length; c++) {
+        testRange(f.children[c]!, reader, from, to, part);
+        if (f.kind === 'and') for (let i = 0; i < n; i++) out[i]! &= part[i]!;
+        else for (let i = 0; i < n; i++) out[i]! |= part[i]!;
+      }
+      return;
+    }
+    case 'not': {
+      testRange(f.child, reader, from, to, out);
+      for (let i = 0; i < n; i++) out[i]! ^= 1;
+      return;
+    }
+  }
+}
+
 /** Candidate rows are tested one by one when they are at most this fraction (1/n) of the reader's rows. */
 const CANDIDATE_TEST_RATIO = 8;
 

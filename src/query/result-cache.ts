@@ -3,13 +3,19 @@
  * asks the same of the same rows (Druid's per-segment result cache, extended to the head's minute buckets).
  *
  * Invariant: a kept contribution is used only for the same reader object, when the reader still has the row count
- * it had when the contribution was computed, for a plan of the same key (filter, aggregations and bucketing —
+ * it had when the contribution was computed (or, for counts, extended by the rows appended since: below), for a
+ * plan of the same key (filter, aggregations and bucketing —
  * everything except the time range), and only when the reader lies wholly inside the query's time range. Rows of a
  * reader never change once visible (head buckets only grow, and `rowCount` says by how much; segments are
  * immutable), so under those conditions the contribution is exactly what running the reader again would compute.
  * A contribution is the reader's own accumulators, computed into a group of its own and then merged; execute.ts
  * takes that path for such readers whether the cache is on or off, so turning it off changes no answer, not even
  * in the last bit of a floating-point sum.
+ *
+ * Extending (execute.ts `extendCounts`): when every aggregation counts rows, a kept contribution computed at fewer
+ * rows than a head bucket has now is brought up to date by testing only the rows appended since, each row's ids
+ * against the filters (filter.ts `testRange`) — no bitmap of the bucket is built or caught up. Counts are integers,
+ * so the sum of the kept count and the new rows' count is exactly the count over all rows.
  *
  * What is eligible (`planKey` returns null otherwise): no group-by dimension, no distinct count, and one time bucket
  * per reader (granularity 'all', or a reader inside one bucket — a head minute under per-minute buckets). A
@@ -46,12 +52,21 @@ export function planKey(plan: Plan): string | null {
 
 /** The kept contribution of `reader` to plans of `key`, if it was computed at the reader's current row count. */
 export function lookup(reader: object, rowCount: number, key: string): Contribution | undefined {
+  const entry = lookupAny(reader, key);
+  return entry === undefined || entry.rows !== rowCount ? undefined : entry.c;
+}
+
+/**
+ * The kept contribution of `reader` to plans of `key` and the row count it was computed at, whatever that was: a
+ * head bucket that grew since then has the same first `rows` rows (execute.ts extends a count from there).
+ */
+export function lookupAny(reader: object, key: string): { rows: number; c: Contribution } | undefined {
   const entries = kept.get(reader);
   const entry = entries?.get(key);
-  if (entry === undefined || entry.rows !== rowCount) return undefined;
+  if (entry === undefined) return undefined;
   entries!.delete(key); // re-inserted last: the Map's order is the order of use
   entries!.set(key, entry);
-  return entry.c;
+  return entry;
 }
 
 /** Keep `c` as `reader`'s contribution to plans of `key` at `rowCount` rows (replacing an older one). */

@@ -89,6 +89,8 @@ export interface QueryStats {
   bitmapReaders: number;
   /** Readers whose part of the answer was kept from an earlier query over the same rows (query/result-cache.ts). */
   cachedReaders: number;
+  /** Readers whose kept count was brought up to date by testing only the rows appended since (a growing minute). */
+  extendedReaders: number;
   groups: number;
 }
 

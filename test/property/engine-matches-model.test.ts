@@ -164,7 +164,7 @@ const scenarioArb: fc.Arbitrary<Scenario> = schemaArb.chain((s) => {
   }).map(({ batches, queries }) => ({ spec, latenessMs: s.latenessMs, maxCardinality: s.maxCardinality, cards: s.cards, batches, queries }));
 });
 
-const coverage = { bitmapReaders: 0, rowsScanned: 0, cachedReaders: 0 };
+const coverage = { bitmapReaders: 0, rowsScanned: 0, cachedReaders: 0, extendedReaders: 0 };
 
 async function agrees(sc: Scenario, broken: boolean): Promise<void> {
   const db = await open({ memory: true, clock: () => NOW, limits: { maxDimensionCardinality: sc.maxCardinality } });
@@ -186,6 +186,7 @@ async function agrees(sc: Scenario, broken: boolean): Promise<void> {
           coverage.bitmapReaders += r.stats.bitmapReaders;
           coverage.rowsScanned += r.stats.rowsScanned;
           coverage.cachedReaders += r.stats.cachedReaders;
+          coverage.extendedReaders += r.stats.extendedReaders;
           expect({ columns: r.columns, rows: r.rows }).toEqual(answer);
         }
       }
@@ -203,6 +204,7 @@ describe('engine matches the reference model', () => {
     expect(coverage.bitmapReaders).toBeGreaterThan(0);
     expect(coverage.rowsScanned).toBeGreaterThan(0);
     expect(coverage.cachedReaders).toBeGreaterThan(0);
+    expect(coverage.extendedReaders).toBeGreaterThan(0);
     expect(decidePaths.columnwise).toBeGreaterThan(0);
     expect(decidePaths.rowwise).toBeGreaterThan(0);
   });
