@@ -99,6 +99,11 @@ export const READER_RESULT_CACHE = Object.freeze({ keysPerReader: 32 });
  * for 2,048 rows, 0.2 ms for 7,000, against ~0.5 ms and more to encode them; scratch measurements, 2026-12-01); a
  * smaller one on the engine's thread, where its encoding is short and a small engine (tests, a quiet datasource)
  * starts no worker thread for it. With compaction workers set to 0 every bucket is encoded on the engine's thread.
+ * So is every bucket while the head is over its budget (`headBytes`). The worker runs at a background priority
+ * beside the merges (priority.ts), and seals run one at a time: at 100M events, with every large bucket sent to the
+ * worker, sealing fell behind, the head outgrew its budget, the engine refused 9,551 batches with INGEST_OVERLOADED
+ * and peaked at 4.9 GiB RSS (2.75 when every seal was encoded on the engine's thread). Over budget, the engine's
+ * thread encodes, as before the worker: its seals are the quickest, and ingest slows down as sealing needs.
  */
 export const SEAL_ENCODING = Object.freeze({ workerMinRows: 2048 });
 

@@ -557,13 +557,16 @@ export class Store {
   }
 
   /**
-   * The segment of a frozen bucket: from the seal worker when the bucket is large and workers are on, else built
-   * here; the same bytes either way (segment/seal-input.ts). A worker failure throws, as a failed write does: the
-   * bucket stays frozen and readable, and the seal is retried.
+   * The segment of a frozen bucket: from the seal worker when the bucket is large, workers are on and the head is
+   * within its budget, else built here; the same bytes either way (segment/seal-input.ts). A worker failure throws, as a failed
+   * write does: the bucket stays frozen and readable, and the seal is retried.
    */
   private async encodeSealed(bucket: ReturnType<IngestPipeline['head']['liveBuckets']>[number], ds: Datasource, lsn: number): Promise<{ bytes: Buffer; footer: SegmentFooter }> {
     const minRows = this.opts.sealWorkerMinRows ?? SEAL_ENCODING.workerMinRows;
-    if (this.opts.compactionWorkers <= 0 || bucket.rowCount < minRows) {
+    // Over the head's budget, this thread encodes: a seal then takes the least time it can (the worker runs at a
+    // background priority, beside merges), and it takes that time from ingest, which slows down as sealing needs.
+    const behind = this.headBytesEstimate() > this.opts.headBytes;
+    if (this.opts.compactionWorkers <= 0 || bucket.rowCount < minRows || behind) {
       this.sealEncodings.inline++;
       return buildSegment(bucket, ds, lsn);
     }

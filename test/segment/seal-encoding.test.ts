@@ -100,6 +100,26 @@ it('seals through the seal worker write the same segment files as seals on the e
   }
 });
 
+it('while the head is over its budget, the engine\'s thread encodes; within it, the seal worker', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'tallydb-seal-'));
+  try {
+    // 6,000 rows over 12 minutes: ~230 KB of head estimate against a budget of 100 KB, so the oldest minutes are
+    // sealed at once, on this thread, until the head is back within budget; flush seals the rest in the worker.
+    const db = await open({ dir, clock: () => T + 86_400_000, headBytes: 100_000, compaction: { auto: false }, testHooks: { sealWorkerMinRows: 1 } });
+    await db.createDatasource(SPEC);
+    await db.ingest('ev', events(6000, 12, 7));
+    await db.flush();
+    const { worker, inline } = db.stats('ev').storage!.sealEncodings;
+    expect(inline).toBeGreaterThan(0);
+    expect(worker).toBeGreaterThan(0);
+    expect(worker + inline).toBeGreaterThanOrEqual(12);
+    expect((await db.query({ datasource: 'ev', aggregations: [{ name: 'n', type: 'count' }] })).rows).toEqual([[6000]]);
+    await db.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 for (const fault of ['throw', 'exit'] as const) {
   it(`a seal worker that ${fault === 'throw' ? 'fails' : 'ends mid-encoding'} keeps the minute readable and in the WAL; the retry seals it`, async () => {
     const fs = new MemFs();
