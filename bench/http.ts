@@ -4,7 +4,7 @@
  * the seed query (clicks for one image, location and gender over 24 h) in a loop. Reports the median over
  * `--runs` of events/s, and the seed query's latency p50/p99 while ingest runs, against the same query idle.
  *
- *   npm run build && npm run bench:http -- [--runs 3] [--events 5000000] [--clients 4] [--fsync always] [--rate 0] [--query-client process] [--query-every 10] [--result-cache on] [--query-thread off] [--query-target daemon]
+ *   npm run build && npm run bench:http -- [--runs 3] [--events 5000000] [--clients 4] [--fsync always] [--rate 0] [--query-client process] [--query-every 10] [--result-cache on] [--query-thread off] [--query-target daemon] [--floor on]
  *
  * 5M events by default (until 2026-12-01's fourth session 1M): a 1M-event run lasts ~1.5 s, much of it the daemon's
  * warm-up (JIT, dictionaries and the dedup index growing from empty); 5M runs ~6 s and measures the steady state.
@@ -48,8 +48,10 @@ const QUERY_EVERY_MS = Number(arg('query-every', '10'));
 const RATE = Number(arg('rate', '0'));
 const RESULT_CACHE = arg('result-cache', 'on');
 const QUERY_THREAD = arg('query-thread', 'off') === 'on';
-const QUERY_TARGET = arg('query-target', 'daemon');
+const QUERY_TARGET = arg('query-target', 'daemon') as 'daemon' | 'constant';
 if (QUERY_TARGET !== 'daemon' && QUERY_TARGET !== 'constant') throw new Error(`--query-target: got ${QUERY_TARGET}; want daemon or constant`);
+/** After the daemon's runs, the same runs with the queries sent to the constant server (`--floor off` skips them). */
+const FLOOR = arg('floor', 'on') === 'on';
 const SEED = `SELECT count(*) FROM events WHERE event = 'click' AND image_id = 'img0' AND location = 'bangalore' AND gender = 'male' AND ts >= now() - INTERVAL 1 DAY`;
 
 async function daemon(dir: string): Promise<{ url: string; queryUrl: string; stop: () => Promise<void> }> {
@@ -122,11 +124,15 @@ async function constantServer(): Promise<{ url: string; stop: () => Promise<void
 
 const ms = (h: hdr.Histogram, p: number): string => (Math.min(h.getValueAtPercentile(p), h.maxValue) / 1000).toFixed(2);
 
-async function main(): Promise<void> {
-  const end = Date.now();
-  const bodies = batches({ count: EVENTS, end, spanMs: 3_600_000 }, 10_000).map((b) => pack(b));
-  console.log(`tallydb HTTP ingest — ${EVENTS.toLocaleString()} events, MessagePack batches of 10k, ${CLIENTS} clients${RATE > 0 ? ` paced at ${RATE.toLocaleString()} events/s` : ''}, fsync ${FSYNC}, result cache ${RESULT_CACHE}, seed queries to the ${QUERY_TARGET === 'constant' ? 'constant server (not the daemon)' : QUERY_THREAD ? 'query thread' : 'main listener'}, median of ${RUNS} runs`);
-  const constant = QUERY_TARGET === 'constant' ? await constantServer() : null;
+interface Measured {
+  rates: number[];
+  busy: hdr.Histogram;
+  idle: hdr.Histogram;
+}
+
+/** RUNS daemon runs taking the same ingest, the seed queries sent to `target` (the daemon, or the constant server). */
+async function measure(bodies: Buffer[], target: 'daemon' | 'constant'): Promise<Measured> {
+  const constant = target === 'constant' ? await constantServer() : null;
   const rates: number[] = [];
   let busy: hdr.Histogram | null = null;
   let idle: hdr.Histogram | null = null;
@@ -171,9 +177,28 @@ async function main(): Promise<void> {
     rmSync(dir, { recursive: true, force: true });
   }
   await constant?.stop();
-  console.log(`ingest: ${(median(rates) / 1e6).toFixed(2)} M events/s (runs: ${rates.map((x) => (x / 1e6).toFixed(2)).join(', ')})`);
-  console.log(`seed query while ingesting: p50 ${ms(busy!, 50)} ms, p99 ${ms(busy!, 99)} ms (${busy!.totalCount} queries, all runs)`);
-  console.log(`seed query idle:            p50 ${ms(idle!, 50)} ms, p99 ${ms(idle!, 99)} ms`);
+  return { rates, busy: busy!, idle: idle! };
+}
+
+function report(m: Measured, label: string): void {
+  console.log(`${label}ingest: ${(median(m.rates) / 1e6).toFixed(2)} M events/s (runs: ${m.rates.map((x) => (x / 1e6).toFixed(2)).join(', ')})`);
+  console.log(`${label}seed query while ingesting: p50 ${ms(m.busy, 50)} ms, p99 ${ms(m.busy, 99)} ms (${m.busy.totalCount} queries, all runs)`);
+  console.log(`${label}seed query idle:            p50 ${ms(m.idle, 50)} ms, p99 ${ms(m.idle, 99)} ms`);
+}
+
+async function main(): Promise<void> {
+  const end = Date.now();
+  const bodies = batches({ count: EVENTS, end, spanMs: 3_600_000 }, 10_000).map((b) => pack(b));
+  console.log(`tallydb HTTP ingest — ${EVENTS.toLocaleString()} events, MessagePack batches of 10k, ${CLIENTS} clients${RATE > 0 ? ` paced at ${RATE.toLocaleString()} events/s` : ''}, fsync ${FSYNC}, result cache ${RESULT_CACHE}, seed queries to the ${QUERY_TARGET === 'constant' ? 'constant server (not the daemon)' : QUERY_THREAD ? 'query thread' : 'main listener'}, median of ${RUNS} runs`);
+  const m = await measure(bodies, QUERY_TARGET);
+  report(m, '');
+  if (FLOOR && QUERY_TARGET === 'daemon') {
+    // The peer of the latency figures, measured in the same invocation: the same load, the queries answered at once.
+    const f = await measure(bodies, 'constant');
+    report(f, 'floor (constant server): ');
+    const p99 = (h: hdr.Histogram): number => Math.min(h.getValueAtPercentile(99), h.maxValue);
+    console.log(`seed query p99 while ingesting: ${(p99(m.busy) / p99(f.busy)).toFixed(2)}× the floor's`);
+  }
 }
 
 if (process.argv.includes('--constant-server')) {
