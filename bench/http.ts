@@ -17,7 +17,8 @@
  * `--query-target constant` sends the seed queries instead to a node:http server in a process of its own that answers
  * every query at once with a constant reply of the same shape (`constantServer`), while the daemon takes the same
  * ingest: the latency any Node server answering in no time gets on this machine under this load — the floor the
- * daemon's figures are to be read against.
+ * daemon's figures are to be read against. By default (`--floor on`) the floor is measured after the daemon's runs,
+ * in as many runs, and the seed query's p99 is printed as a multiple of the floor's.
  *   (env: PROFILE_DAEMON=DIR writes a CPU profile of the daemon; DAEMON_NODE_FLAGS="--trace-gc ..." adds node flags)
  */
 import { median } from './util.js';

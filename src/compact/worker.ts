@@ -53,8 +53,9 @@ export function seal(task: SealTask): SealReply {
   try {
     if (task.fault === 'throw') throw new Error('injected seal failure');
     const { bytes, footer } = buildSegment(sourceOfSealInput(task.input), task.ds, task.lsn);
-    // A small Buffer may be a slice of Node's shared pool, which must not be transferred away: copy it out then.
-    const out = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? new Uint8Array(bytes.buffer) : new Uint8Array(bytes);
+    // As a merge's output: the segment's own buffer moves (Node copies its shared pool instead of moving it, should
+    // a small segment be cut from it).
+    const out = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const reply: SealReply = { ok: true, bytes: out, footer };
     return Piscina.move({ [Piscina.transferableSymbol]: [out.buffer], [Piscina.valueSymbol]: reply } as never) as unknown as SealReply;
   } catch (e) {

@@ -540,8 +540,6 @@ export async function execute(plan: Plan, readers: readonly SegmentReader[], lim
   const A = plan.aggregations.length;
   const contributes = (r: SegmentReader): boolean =>
     own !== null && r.minTs >= plan.from && r.maxTs < plan.to && (b.kind === 'all' || bucketStart(r.minTs, b) === bucketStart(r.maxTs, b));
-  // Row counts only (the bitmap strategy's domain for a reader in one bucket): a kept count extends exactly.
-  const countsOnly = plan.aggregations.every((a) => a.type === 'count' && a.metric < 0);
   /** `prev` (computed at `from` rows) brought to the reader's `to` rows by testing rows from..to−1 alone. */
   const extendCounts = (reader: SegmentReader, prev: Contribution, from: number, to: number): Contribution => {
     const n = to - from;
@@ -579,7 +577,8 @@ export async function execute(plan: Plan, readers: readonly SegmentReader[], lim
     if (kept !== undefined && kept.rows === rows) {
       c = kept.c;
       stats.cachedReaders++;
-    } else if (kept !== undefined && kept.rows < rows && countsOnly && reader.rollup() === null) {
+    } else if (kept !== undefined && kept.rows < rows && allCounts && reader.rollup() === null) {
+      // Row counts only (the bitmap strategy's domain for a reader in one bucket): a kept count extends exactly.
       c = extendCounts(reader, kept.c, kept.rows, rows);
       stats.extendedReaders++;
       remember(reader, rows, key!, c);

@@ -4,8 +4,8 @@
  *
  * Invariant: a kept contribution is used only for the same reader object, when the reader still has the row count
  * it had when the contribution was computed (or, for counts, extended by the rows appended since: below), for a
- * plan of the same key (filter, aggregations and bucketing —
- * everything except the time range), and only when the reader lies wholly inside the query's time range. Rows of a
+ * plan of the same key (filter, aggregations and bucketing — everything except the time range), and only when the
+ * reader lies wholly inside the query's time range. Rows of a
  * reader never change once visible (head buckets only grow, and `rowCount` says by how much; segments are
  * immutable), so under those conditions the contribution is exactly what running the reader again would compute.
  * A contribution is the reader's own accumulators, computed into a group of its own and then merged; execute.ts

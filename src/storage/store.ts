@@ -127,7 +127,7 @@ export interface StoreStats {
   cacheBytes: number;
   quarantined: { file: string; reason: string }[];
   lastSealError: string | null;
-  /** Seals whose segment was encoded in the seal worker, and on the engine's thread (small buckets, or no workers). */
+  /** Seals whose segment was encoded in the seal worker, and on the engine's thread (small buckets, a head over budget, or no workers). */
   sealEncodings: { worker: number; inline: number };
   compaction: CompactionStats;
 }
