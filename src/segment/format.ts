@@ -23,7 +23,7 @@ import { RoaringBitmap32 } from '../bitmap.js';
 import type { SegmentReader } from '../query/reader.js';
 import type { Datasource } from '../schema/datasource.js';
 import { pack as bitpack, zigzag } from './bitpack.js';
-import { digitKeys, rowOrder } from './radix.js';
+import { digitKeys, rowOrder, stringOrder } from './radix.js';
 
 /**
  * A dimension with more distinct values than this in a segment (or with fewer than 8 rows per value, when it has
@@ -206,14 +206,23 @@ export function buildSegment(src: SegmentInput, ds: Datasource, lsn: number, ext
     const dict = src.dictionary(d);
     const present = new Uint8Array(dict.size);
     for (let r = 0; r < n; r++) present[ids[r]!] = 1;
-    const values: string[] = [];
-    for (let id = 1; id < dict.size; id++) if (present[id]) values.push(dict.value(id)!);
-    values.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    const local = new Map(values.map((v, i) => [v, i + 1]));
+    const sourceIds: number[] = [];
+    const strings: string[] = [];
+    for (let id = 1; id < dict.size; id++) {
+      if (present[id]) {
+        sourceIds.push(id);
+        strings.push(dict.value(id)!);
+      }
+    }
+    const sorted = stringOrder(strings);
+    const values: (string | null)[] = [null];
     const remap = new Uint32Array(dict.size);
-    for (let id = 1; id < dict.size; id++) if (present[id]) remap[id] = local.get(dict.value(id)!)!;
+    for (let i = 0; i < sorted.length; i++) {
+      values.push(strings[sorted[i]!]!);
+      remap[sourceIds[sorted[i]!]!] = i + 1;
+    }
     remaps.push(remap);
-    dicts.push([null, ...values]);
+    dicts.push(values);
   }
   const localIds = ds.dimensions.map((_, d) => {
     const src_ids = src.dimensionIds(d);
@@ -266,20 +275,26 @@ export function buildSegment(src: SegmentInput, ds: Datasource, lsn: number, ext
         idBytes, bitmaps: -1, bitmapIndex: -1, ...(useRanked ? { idCodec: 'ranked' as const } : {}),
       };
     }
+    // Each value's rows (positions in the sorted order), ascending, one run of `postings` per value: a bitmap is
+    // made from a typed array in one call (from a JS array, element by element).
     const col = new Uint32Array(n);
-    const rowsOf: number[][] = dict.map(() => []);
+    const start = new Uint32Array(dict.length + 1);
     for (let i = 0; i < n; i++) {
       const id = ids[order[i]!]!;
       col[i] = id;
-      rowsOf[id]!.push(i);
+      start[id + 1]!++;
     }
+    for (let id = 0; id < dict.length; id++) start[id + 1]! += start[id]!;
+    const fill = start.slice(0, dict.length);
+    const postings = new Uint32Array(n);
+    for (let i = 0; i < n; i++) postings[fill[col[i]!]!++] = i;
     const index = new Uint32Array(dict.length + 1);
     const blobs: Buffer[] = [];
     let off = 0;
     for (let id = 0; id < dict.length; id++) {
       index[id] = off;
-      if (rowsOf[id]!.length === 0) continue;
-      const bm = new RoaringBitmap32(rowsOf[id]!);
+      if (start[id] === start[id + 1]) continue;
+      const bm = new RoaringBitmap32(postings.subarray(start[id]!, start[id + 1]!));
       bm.runOptimize();
       const blob = Buffer.from(bm.serialize('portable'));
       blobs.push(blob);
