@@ -86,6 +86,17 @@ export interface CompactionStats {
   retentionDroppedRows: number;
 }
 
+/** A minute bucket of the head, as sealing takes it. */
+type Bucket = ReturnType<IngestPipeline['head']['liveBuckets']>[number];
+
+/** A seal begun by `beginSeal`: the frozen bucket, the LSN its segment records, and its encoding under way. */
+interface SealStart {
+  st: DsStorage;
+  bucket: Bucket;
+  lsn: number;
+  encoded: Promise<{ bytes: Buffer; footer: SegmentFooter }>;
+}
+
 interface DsStorage {
   pipeline: IngestPipeline;
   segments: DiskSegment[];
@@ -145,6 +156,8 @@ export class Store {
   /** WAL file → ("datasource\0minute" → highest LSN of a record in the file touching that minute). */
   private readonly walFiles = new Map<number, Map<string, number>>();
   private sealing: Promise<void> | null = null;
+  /** Buckets frozen by the running seal loop, not yet published or given up (nextSealJob skips them). */
+  private readonly sealsInFlight = new Set<Bucket>();
   private sealRetryAt = 0;
   private lastSealError: string | null = null;
   private readonly quarantined: { file: string; reason: string }[] = [];
@@ -488,12 +501,11 @@ export class Store {
   }
 
   /** The next bucket to seal: a minute no accepted event can reach any more, or the oldest when over budget. */
-  private nextSealJob(force: boolean): { st: DsStorage; bucket: ReturnType<IngestPipeline['head']['liveBuckets']>[number] } | null {
-    let oldest: { st: DsStorage; bucket: ReturnType<IngestPipeline['head']['liveBuckets']>[number] } | null = null;
+  private nextSealJob(force: boolean): { st: DsStorage; bucket: Bucket } | null {
+    let oldest: { st: DsStorage; bucket: Bucket } | null = null;
     for (const st of this.state.values()) {
-      // A frozen bucket here is one whose seal failed: retry it first.
-      const frozen = st.pipeline.head.frozenBuckets();
-      if (frozen.length > 0) return { st, bucket: frozen[0]! };
+      // A frozen bucket not being sealed is one whose seal failed: retry it first.
+      for (const bucket of st.pipeline.head.frozenBuckets()) if (!this.sealsInFlight.has(bucket)) return { st, bucket };
     }
     for (const st of this.state.values()) {
       const buckets = st.pipeline.head.liveBuckets();
@@ -516,28 +528,61 @@ export class Store {
     });
   }
 
+  /**
+   * Seal buckets one after another, with the next one's encoding begun while this one's file and the manifest are
+   * written and synced (the seal worker encodes while this thread waits for the disk). Publishing stays strictly
+   * one at a time, in the order the buckets were taken.
+   */
   private async sealLoop(force: boolean): Promise<void> {
-    for (;;) {
-      if (this.closed) return;
-      const job = this.nextSealJob(force);
-      if (job === null) return;
-      try {
-        await this.seal(job.st, job.bucket);
-        this.lastSealError = null;
-      } catch (e) {
-        // The bucket stays frozen and readable; its rows are still in the WAL. Retry later, not in a hot loop.
-        this.lastSealError = (e as Error).message;
-        this.sealRetryAt = Date.now() + 1000;
-        throw e;
+    let ahead: SealStart | null = null;
+    try {
+      for (;;) {
+        if (this.closed) return;
+        const cur = ahead ?? this.beginSeal(force);
+        ahead = null;
+        if (cur === null) return;
+        try {
+          const encoded = await cur.encoded;
+          if (!this.closed) ahead = this.beginSeal(force);
+          await this.publishSealed(cur, encoded);
+          this.lastSealError = null;
+        } catch (e) {
+          // The bucket stays frozen and readable; its rows are still in the WAL. Retry later, not in a hot loop.
+          this.lastSealError = (e as Error).message;
+          this.sealRetryAt = Date.now() + 1000;
+          throw e;
+        } finally {
+          this.sealsInFlight.delete(cur.bucket);
+        }
+      }
+    } finally {
+      // A seal begun ahead and not published: its bucket stays frozen, the next loop seals it first.
+      if (ahead !== null) {
+        await ahead.encoded.catch(() => {});
+        this.sealsInFlight.delete(ahead.bucket);
       }
     }
   }
 
-  private async seal(st: DsStorage, bucket: ReturnType<IngestPipeline['head']['liveBuckets']>[number]): Promise<void> {
-    const ds = st.pipeline.ds;
+  /** Take the next bucket to seal (null: none), freeze it and begin its encoding. */
+  private beginSeal(force: boolean): SealStart | null {
+    const job = this.nextSealJob(force);
+    if (job === null) return null;
+    const { st, bucket } = job;
     st.pipeline.head.freeze(bucket);
+    this.sealsInFlight.add(bucket);
     const lsn = this.committedLsn;
-    const { bytes, footer } = await this.encodeSealed(bucket, ds, lsn);
+    // Settled by its consumer (sealLoop); never left unobserved.
+    const encoded = this.encodeSealed(bucket, st.pipeline.ds, lsn);
+    encoded.catch(() => {});
+    return { st, bucket, lsn, encoded };
+  }
+
+  /** Publish an encoded bucket: its file, then the manifest, then the swap from bucket to segment. */
+  private async publishSealed(start: SealStart, encoded: { bytes: Buffer; footer: SegmentFooter }): Promise<void> {
+    const { st, bucket, lsn } = start;
+    const ds = st.pipeline.ds;
+    const { bytes, footer } = encoded;
     const id = this.allocateSegmentId();
     const rel = this.segmentPath(ds.name, id);
     await this.opts.fs.mkdirp(this.p('segments', ds.name));
@@ -561,7 +606,7 @@ export class Store {
    * within its budget, else built here; the same bytes either way (segment/seal-input.ts). A worker failure throws, as a failed
    * write does: the bucket stays frozen and readable, and the seal is retried.
    */
-  private async encodeSealed(bucket: ReturnType<IngestPipeline['head']['liveBuckets']>[number], ds: Datasource, lsn: number): Promise<{ bytes: Buffer; footer: SegmentFooter }> {
+  private async encodeSealed(bucket: Bucket, ds: Datasource, lsn: number): Promise<{ bytes: Buffer; footer: SegmentFooter }> {
     const minRows = this.opts.sealWorkerMinRows ?? SEAL_ENCODING.workerMinRows;
     // Over the head's budget, this thread encodes: a seal then takes the least time it can (the worker runs at a
     // background priority, beside merges), and it takes that time from ingest, which slows down as sealing needs.
