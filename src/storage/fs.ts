@@ -143,6 +143,17 @@ export async function writeFully(f: WritableFile, buf: Buffer, position: number)
  * most a `.tmp` leftover that open() removes. `step` names each completed step for crash tests.
  */
 export async function publishFile(fsys: FileSystem, file: string, data: Buffer, step?: (name: string) => void | Promise<void>): Promise<void> {
+  await writeSynced(fsys, file, data, step);
+  await fsys.syncDir(path.dirname(file));
+  await step?.('dir-synced');
+}
+
+/**
+ * `publishFile` but for the directory's fsync, which the caller owes before it relies on the new name: several
+ * files published into one directory share it (sealing a batch of buckets). Until then a crash may leave the old
+ * file, the new one or a `.tmp` leftover.
+ */
+export async function writeSynced(fsys: FileSystem, file: string, data: Buffer, step?: (name: string) => void | Promise<void>): Promise<void> {
   const tmp = `${file}.tmp`;
   const f = await fsys.openWrite(tmp, true);
   try {
@@ -155,6 +166,4 @@ export async function publishFile(fsys: FileSystem, file: string, data: Buffer, 
   }
   await fsys.rename(tmp, file);
   await step?.('renamed');
-  await fsys.syncDir(path.dirname(file));
-  await step?.('dir-synced');
 }

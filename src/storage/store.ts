@@ -34,7 +34,7 @@ import { MINUTE_MS } from '../time.js';
 import { encodeBatchAsync, frameRecord } from '../wal/record.js';
 import { replayWal } from '../wal/replay.js';
 import { WalWriter, walFileName, walFileSeq, type FsyncMode } from '../wal/wal.js';
-import { publishFile, type FileSystem } from './fs.js';
+import { publishFile, writeSynced, type FileSystem } from './fs.js';
 import { decodeManifest, emptyManifest, encodeManifest, MANIFEST_FILE, type Manifest, type SegmentEntry } from './manifest.js';
 
 export interface StoreOptions {
@@ -529,76 +529,110 @@ export class Store {
   }
 
   /**
-   * Seal buckets one after another, with the next one's encoding begun while this one's file and the manifest are
-   * written and synced (the seal worker encodes while this thread waits for the disk). Publishing stays strictly
-   * one at a time, in the order the buckets were taken.
+   * Seal buckets in batches: each batch's files are written and synced side by side and recorded in one manifest
+   * change (one directory sync and one manifest write for the batch, not one per bucket), and the next batch's
+   * encodings begin while this one's files are written (the seal worker encodes while this thread waits for the
+   * disk). Batches publish strictly one at a time, in the order their buckets were taken.
    */
   private async sealLoop(force: boolean): Promise<void> {
-    let ahead: SealStart | null = null;
+    let ahead: SealStart[] = [];
     try {
       for (;;) {
         if (this.closed) return;
-        const cur = ahead ?? this.beginSeal(force);
-        ahead = null;
-        if (cur === null) return;
+        const batch = ahead.length > 0 ? ahead : this.beginSeals(force);
+        ahead = [];
+        if (batch.length === 0) return;
         try {
-          const encoded = await cur.encoded;
-          if (!this.closed) ahead = this.beginSeal(force);
-          await this.publishSealed(cur, encoded);
+          const encoded = await Promise.all(batch.map((b) => b.encoded));
+          if (!this.closed) ahead = this.beginSeals(force);
+          await this.publishSealed(batch, encoded);
           this.lastSealError = null;
         } catch (e) {
-          // The bucket stays frozen and readable; its rows are still in the WAL. Retry later, not in a hot loop.
+          // The buckets stay frozen and readable; their rows are still in the WAL. Retry later, not in a hot loop.
           this.lastSealError = (e as Error).message;
           this.sealRetryAt = Date.now() + 1000;
           throw e;
         } finally {
-          this.sealsInFlight.delete(cur.bucket);
+          for (const b of batch) this.sealsInFlight.delete(b.bucket);
         }
       }
     } finally {
-      // A seal begun ahead and not published: its bucket stays frozen, the next loop seals it first.
-      if (ahead !== null) {
-        await ahead.encoded.catch(() => {});
-        this.sealsInFlight.delete(ahead.bucket);
+      // Seals begun ahead and not published: their buckets stay frozen, and the next loop seals them first.
+      for (const b of ahead) {
+        await b.encoded.catch(() => {});
+        this.sealsInFlight.delete(b.bucket);
       }
     }
   }
 
-  /** Take the next bucket to seal (null: none), freeze it and begin its encoding. */
-  private beginSeal(force: boolean): SealStart | null {
-    const job = this.nextSealJob(force);
-    if (job === null) return null;
-    const { st, bucket } = job;
-    st.pipeline.head.freeze(bucket);
-    this.sealsInFlight.add(bucket);
-    const lsn = this.committedLsn;
-    // Settled by its consumer (sealLoop); never left unobserved.
-    const encoded = this.encodeSealed(bucket, st.pipeline.ds, lsn);
-    encoded.catch(() => {});
-    return { st, bucket, lsn, encoded };
+  /**
+   * Take up to SEAL_ENCODING.batchBuckets buckets to seal, freeze them and begin their encodings. A large bucket
+   * this thread encodes (the head over its budget) ends the batch: each blocks queries while it encodes.
+   */
+  private beginSeals(force: boolean): SealStart[] {
+    const out: SealStart[] = [];
+    while (out.length < SEAL_ENCODING.batchBuckets) {
+      const job = this.nextSealJob(force);
+      if (job === null) break;
+      const { st, bucket } = job;
+      st.pipeline.head.freeze(bucket);
+      this.sealsInFlight.add(bucket);
+      const lsn = this.committedLsn;
+      const inline = this.encodesInline(bucket);
+      const encoded = this.encodeSealed(bucket, st.pipeline.ds, lsn, inline);
+      // Settled by sealLoop; never left unobserved.
+      encoded.catch(() => {});
+      out.push({ st, bucket, lsn, encoded });
+      if (inline && bucket.rowCount >= this.sealWorkerMinRows()) break;
+    }
+    return out;
   }
 
-  /** Publish an encoded bucket: its file, then the manifest, then the swap from bucket to segment. */
-  private async publishSealed(start: SealStart, encoded: { bytes: Buffer; footer: SegmentFooter }): Promise<void> {
-    const { st, bucket, lsn } = start;
-    const ds = st.pipeline.ds;
-    const { bytes, footer } = encoded;
-    const id = this.allocateSegmentId();
-    const rel = this.segmentPath(ds.name, id);
-    await this.opts.fs.mkdirp(this.p('segments', ds.name));
-    await publishFile(this.opts.fs, this.p(rel), bytes, (s) => this.step(`segment:${s}`));
-    const entry: SegmentEntry = { id, datasource: ds.name, file: rel, minTs: footer.minTs, maxTs: footer.maxTs, rows: footer.rows, bytes: bytes.length, lsn, level: 'minute' };
-    await this.updateManifest((m) => ({ ...m, nextSegmentId: Math.max(m.nextSegmentId, id + 1), segments: [...m.segments, entry] }));
-    // The swap: from here queries read the segment instead of the bucket.
-    const seg = this.segment(entry, footer);
-    st.segments.push(seg);
-    st.segments.sort((a, b) => a.minTs - b.minTs || a.id - b.id);
-    this.noteSealed(st, sealedMinutes(footer));
-    this.observer?.segments(ds.name, [seg], []);
-    st.pipeline.head.release(bucket);
+  /**
+   * Publish a batch of encoded buckets: their files (written and synced side by side, then their directories
+   * synced), then one manifest change naming them all, then the swap from buckets to segments.
+   */
+  private async publishSealed(batch: readonly SealStart[], encoded: readonly { bytes: Buffer; footer: SegmentFooter }[]): Promise<void> {
+    const entries = batch.map((b, i): SegmentEntry => {
+      const ds = b.st.pipeline.ds;
+      const { bytes, footer } = encoded[i]!;
+      const id = this.allocateSegmentId();
+      return { id, datasource: ds.name, file: this.segmentPath(ds.name, id), minTs: footer.minTs, maxTs: footer.maxTs, rows: footer.rows, bytes: bytes.length, lsn: b.lsn, level: 'minute' };
+    });
+    const dirs = [...new Set(entries.map((e) => e.datasource))].map((name) => this.p('segments', name));
+    for (const dir of dirs) await this.opts.fs.mkdirp(dir);
+    // Every write settles before a failure is thrown: none is left running behind a retry or a close.
+    const written = await Promise.allSettled(entries.map((e, i) => writeSynced(this.opts.fs, this.p(e.file), encoded[i]!.bytes, (s) => this.step(`segment:${s}`))));
+    for (const w of written) if (w.status === 'rejected') throw w.reason;
+    for (const dir of dirs) await this.opts.fs.syncDir(dir);
+    await this.step('segment:dir-synced');
+    const maxId = Math.max(...entries.map((e) => e.id));
+    await this.updateManifest((m) => ({ ...m, nextSegmentId: Math.max(m.nextSegmentId, maxId + 1), segments: [...m.segments, ...entries] }));
+    // The swap: from here queries read the segments instead of the buckets.
+    batch.forEach((b, i) => {
+      const st = b.st;
+      const footer = encoded[i]!.footer;
+      const seg = this.segment(entries[i]!, footer);
+      st.segments.push(seg);
+      st.segments.sort((x, y) => x.minTs - y.minTs || x.id - y.id);
+      this.noteSealed(st, sealedMinutes(footer));
+      this.observer?.segments(st.pipeline.ds.name, [seg], []);
+      st.pipeline.head.release(b.bucket);
+    });
     await this.step('seal:published');
     await this.checkpoint();
     if (this.opts.compactionAuto) this.scheduleCompaction();
+  }
+
+  private sealWorkerMinRows(): number {
+    return this.opts.sealWorkerMinRows ?? SEAL_ENCODING.workerMinRows;
+  }
+
+  /** Whether a bucket's segment is encoded on this thread (see encodeSealed). */
+  private encodesInline(bucket: Bucket): boolean {
+    // Over the head's budget, this thread encodes: a seal then takes the least time it can (the worker runs at a
+    // background priority, beside merges), and it takes that time from ingest, which slows down as sealing needs.
+    return this.opts.compactionWorkers <= 0 || bucket.rowCount < this.sealWorkerMinRows() || this.headBytesEstimate() > this.opts.headBytes;
   }
 
   /**
@@ -606,12 +640,8 @@ export class Store {
    * within its budget, else built here; the same bytes either way (segment/seal-input.ts). A worker failure throws, as a failed
    * write does: the bucket stays frozen and readable, and the seal is retried.
    */
-  private async encodeSealed(bucket: Bucket, ds: Datasource, lsn: number): Promise<{ bytes: Buffer; footer: SegmentFooter }> {
-    const minRows = this.opts.sealWorkerMinRows ?? SEAL_ENCODING.workerMinRows;
-    // Over the head's budget, this thread encodes: a seal then takes the least time it can (the worker runs at a
-    // background priority, beside merges), and it takes that time from ingest, which slows down as sealing needs.
-    const behind = this.headBytesEstimate() > this.opts.headBytes;
-    if (this.opts.compactionWorkers <= 0 || bucket.rowCount < minRows || behind) {
+  private async encodeSealed(bucket: Bucket, ds: Datasource, lsn: number, inline: boolean): Promise<{ bytes: Buffer; footer: SegmentFooter }> {
+    if (inline) {
       this.sealEncodings.inline++;
       return buildSegment(bucket, ds, lsn);
     }

@@ -43,9 +43,10 @@ export const CRASH_KINDS: [string, (fs: MemFs) => MemFs][] = [
   ['a power loss', (fs) => fs.powerLossCopy()],
 ];
 
-/** Step hooks that throw a Crash at `step` once armed (once); `seen` lists every step reached. */
-export function crashAt(step: string): { seen: string[]; arm(): void; step(name: string): void } {
+/** Step hooks that throw a Crash at the `nth` time `step` is reached once armed (once); `seen` lists every step reached. */
+export function crashAt(step: string, nth = 1): { seen: string[]; arm(): void; step(name: string): void } {
   let armed = false;
+  let left = nth;
   const seen: string[] = [];
   return {
     seen,
@@ -54,7 +55,7 @@ export function crashAt(step: string): { seen: string[]; arm(): void; step(name:
     },
     step: (name) => {
       seen.push(name);
-      if (armed && name === step) {
+      if (armed && name === step && --left === 0) {
         armed = false;
         throw new Crash(name);
       }
