@@ -104,11 +104,17 @@ export const READER_RESULT_CACHE = Object.freeze({ keysPerReader: 32 });
  * worker, sealing fell behind, the head outgrew its budget, the engine refused 9,551 batches with INGEST_OVERLOADED
  * and peaked at 4.9 GiB RSS (2.75 when every seal was encoded on the engine's thread). Over budget, the engine's
  * thread encodes, as before the worker: its seals are the quickest, and ingest slows down as sealing needs.
- * Buckets ready together are sealed `batchBuckets` at a time: their files are synced side by side and named by one
- * manifest change. Under the suite's load at 100M events a seal's file and manifest took ~83 ms of fsyncs (median)
- * against ~30 ms to encode it, so one bucket at a time sealed ~7 minutes a second while ingest filled ~15.
+ * Once the head holds over `batchFromHeadFraction` of its budget (and on flush), buckets ready together are sealed
+ * up to `batchBuckets` at a time: their files are synced side by side and named by one manifest change. Under the
+ * suite's load at 100M events a seal's file and manifest took ~83 ms of fsyncs (median) against ~30 ms to encode it,
+ * so one bucket at a time sealed ~7 minutes a second while ingest filled ~15, and the head outgrew its budget.
+ * Below that fraction one bucket is sealed at a time: sealing is not urgent, and every bucket sealed during a bulk
+ * load takes CPU from ingest (the 10M-event suite load, whose head stays under the budget: with batches from the
+ * start 703 seals during the load, 1.04–1.09 M events/s; from half the budget 237, 1.13–1.17; from three quarters
+ * 103–107, 1.17–1.25, as with one bucket at a time throughout; the rest are sealed at flush, in batches). At 100M
+ * events (first 30M) the last two both load at 1.08–1.09 M events/s with no seal on the engine's thread.
  */
-export const SEAL_ENCODING = Object.freeze({ workerMinRows: 2048, batchBuckets: 8 });
+export const SEAL_ENCODING = Object.freeze({ workerMinRows: 2048, batchBuckets: 8, batchFromHeadFraction: 0.75 });
 
 /** Merge user overrides over the defaults; every override must be a positive integer. */
 export function resolveLimits(overrides: Partial<Limits> | undefined, fail: (message: string) => never): Limits {

@@ -529,10 +529,10 @@ export class Store {
   }
 
   /**
-   * Seal buckets in batches: each batch's files are written and synced side by side and recorded in one manifest
-   * change (one directory sync and one manifest write for the batch, not one per bucket), and the next batch's
-   * encodings begin while this one's files are written (the seal worker encodes while this thread waits for the
-   * disk). Batches publish strictly one at a time, in the order their buckets were taken.
+   * Seal buckets in batches (see beginSeals): each batch's files are written and synced side by side and recorded
+   * in one manifest change (one directory sync and one manifest write for the batch, not one per bucket), and the
+   * next batch's encodings begin while this one's files are written (the seal worker encodes while this thread
+   * waits for the disk). Batches publish strictly one at a time, in the order their buckets were taken.
    */
   private async sealLoop(force: boolean): Promise<void> {
     let ahead: SealStart[] = [];
@@ -566,12 +566,14 @@ export class Store {
   }
 
   /**
-   * Take up to SEAL_ENCODING.batchBuckets buckets to seal, freeze them and begin their encodings. A large bucket
-   * this thread encodes (the head over its budget) ends the batch: each blocks queries while it encodes.
+   * Take the buckets to seal next, freeze them and begin their encodings: one, or while the head holds over
+   * SEAL_ENCODING.batchFromHeadFraction of its budget (or on flush) up to SEAL_ENCODING.batchBuckets. A large
+   * bucket this thread encodes (the head over its budget) ends the batch: each blocks queries while it encodes.
    */
   private beginSeals(force: boolean): SealStart[] {
     const out: SealStart[] = [];
-    while (out.length < SEAL_ENCODING.batchBuckets) {
+    const max = force || this.headBytesEstimate() > SEAL_ENCODING.batchFromHeadFraction * this.opts.headBytes ? SEAL_ENCODING.batchBuckets : 1;
+    while (out.length < max) {
       const job = this.nextSealJob(force);
       if (job === null) break;
       const { st, bucket } = job;

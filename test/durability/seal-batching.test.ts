@@ -1,0 +1,56 @@
+/**
+ * How sealing paces itself (storage/store.ts `beginSeals`, limits.ts SEAL_ENCODING): while the head holds under
+ * `batchFromHeadFraction` of its budget, ready buckets are sealed one per manifest change; above it, buckets ready
+ * together are sealed in batches (their files side by side, one manifest change) so that sealing catches up. Either
+ * way every ready bucket is sealed and every event is counted once. Crashes inside a batch: publish-crash.test.ts.
+ */
+import { expect, it } from 'vitest';
+import { open } from 'tallydb';
+import { SEAL_ENCODING } from '../../src/limits.js';
+import { MemFs } from '../support/memfs.js';
+
+const T0 = Date.parse('2026-11-23T10:00:00Z');
+const SPEC = { name: 'ev', dimensions: ['kind'], metrics: [{ name: 'v', type: 'int' as const }], dedupKey: 'id', lateness: '1m', dedupWindow: '1h' };
+/** Head bytes the engine estimates per row of SPEC (storage/store.ts headBytesEstimate: 2 + 4 a dimension + 8 a metric + 8 for the key). */
+const ROW_BYTES = 2 + 4 + 8 + 8;
+const PER_MINUTE = 50;
+const READY = 6;
+
+/** One batch: PER_MINUTE events in each of minutes 0..READY-1, and one at minute 10 that makes those minutes ready. */
+function events(): object[] {
+  const out: object[] = [];
+  for (let m = 0; m < READY; m++) for (let i = 0; i < PER_MINUTE; i++) out.push({ ts: T0 + m * 60_000 + i * 1000, id: `${m}-${i}`, kind: i % 2 ? 'a' : 'b', v: 1 });
+  out.push({ ts: T0 + 10 * 60_000, id: 'late-marker', kind: 'a', v: 1 });
+  return out;
+}
+
+async function sealReady(headBytes: number): Promise<{ segments: number; manifestChanges: number; rows: number }> {
+  const seen: string[] = [];
+  const db = await open({ dir: '/db', fileSystem: new MemFs(), clock: () => T0 + 86_400_000, headBytes, compaction: { auto: false }, testHooks: { step: (name: string) => void seen.push(name) } });
+  await db.createDatasource(SPEC);
+  seen.length = 0;
+  expect((await db.ingest('ev', events())).accepted).toBe(READY * PER_MINUTE + 1);
+  // Sealing runs in the background after the commit; wait until every ready minute is a segment.
+  for (let i = 0; i < 500 && db.stats('ev').storage!.segments < READY; i++) await new Promise((r) => setTimeout(r, 5));
+  const stats = db.stats('ev');
+  const rows = (await db.query({ datasource: 'ev', aggregations: [{ name: 'n', type: 'count' }] })).rows[0]![0] as number;
+  await db.close();
+  return { segments: stats.storage!.segments, manifestChanges: seen.filter((s) => s === 'manifest:renamed').length, rows };
+}
+
+it('below the batching fraction of the head budget, each ready bucket is sealed in a manifest change of its own', async () => {
+  const r = await sealReady(1 << 30);
+  expect(r).toEqual({ segments: READY, manifestChanges: READY, rows: READY * PER_MINUTE + 1 });
+});
+
+it('above the batching fraction, buckets ready together are sealed in one manifest change', async () => {
+  const headRows = READY * PER_MINUTE + 1;
+  // A budget the head holds more than batchFromHeadFraction of, and less than all of (over it, seals go inline).
+  const headBytes = Math.floor((headRows * ROW_BYTES) / ((1 + SEAL_ENCODING.batchFromHeadFraction) / 2));
+  expect(headRows * ROW_BYTES).toBeGreaterThan(SEAL_ENCODING.batchFromHeadFraction * headBytes);
+  expect(headRows * ROW_BYTES).toBeLessThan(headBytes);
+  const r = await sealReady(headBytes);
+  expect(r.segments).toBe(READY);
+  expect(r.rows).toBe(READY * PER_MINUTE + 1);
+  expect(r.manifestChanges).toBe(Math.ceil(READY / SEAL_ENCODING.batchBuckets));
+});
