@@ -95,26 +95,28 @@ export const READER_RESULT_CACHE = Object.freeze({ keysPerReader: 32 });
 
 /**
  * Sealing a head bucket (storage/store.ts): a bucket of at least `workerMinRows` rows is encoded into its segment
- * in the seal worker (compact/pool.ts), off the engine's thread, which then only copies the bucket's columns (0.07 ms
- * for 2,048 rows, 0.2 ms for 7,000, against ~0.5 ms and more to encode them; scratch measurements, 2026-12-01); a
- * smaller one on the engine's thread, where its encoding is short and a small engine (tests, a quiet datasource)
- * starts no worker thread for it. With compaction workers set to 0 every bucket is encoded on the engine's thread.
- * So is every bucket while the head is over its budget (`headBytes`). The worker runs at a background priority
- * beside the merges (priority.ts), and seals run one at a time: at 100M events, with every large bucket sent to the
- * worker, sealing fell behind, the head outgrew its budget, the engine refused 9,551 batches with INGEST_OVERLOADED
- * and peaked at 4.9 GiB RSS (2.75 when every seal was encoded on the engine's thread). Over budget, the engine's
- * thread encodes, as before the worker: its seals are the quickest, and ingest slows down as sealing needs.
- * Once the head holds over `batchFromHeadFraction` of its budget (and on flush), buckets ready together are sealed
- * up to `batchBuckets` at a time: their files are synced side by side and named by one manifest change. Under the
- * suite's load at 100M events a seal's file and manifest took ~83 ms of fsyncs (median) against ~30 ms to encode it,
- * so one bucket at a time sealed ~7 minutes a second while ingest filled ~15, and the head outgrew its budget.
- * Below that fraction one bucket is sealed at a time: sealing is not urgent, and every bucket sealed during a bulk
- * load takes CPU from ingest (the 10M-event suite load, whose head stays under the budget: with batches from the
- * start 703 seals during the load, 1.04–1.09 M events/s; from half the budget 237, 1.13–1.17; from three quarters
- * 103–107, 1.17–1.25, as with one bucket at a time throughout; the rest are sealed at flush, in batches). At 100M
- * events (first 30M) the last two both load at 1.08–1.09 M events/s with no seal on the engine's thread.
+ * in the seal pool (compact/pool.ts, `workerThreads` threads), off the engine's thread, which then only copies the
+ * bucket's columns (0.07 ms for 2,048 rows, 0.2 ms for 7,000, against ~0.5 ms and more to encode them; scratch
+ * measurements, 2026-12-01); a smaller one on the engine's thread, where its encoding is short and a small engine
+ * (tests, a quiet datasource) starts no worker thread for it. With compaction workers set to 0 every bucket is
+ * encoded on the engine's thread. So is every bucket while the head is over its budget (`headBytes`): the workers
+ * run at a background priority beside the merges (priority.ts), and at 100M events, with every large bucket sent to
+ * a worker, sealing fell behind, the engine refused 9,551 batches with INGEST_OVERLOADED and peaked at 4.9 GiB RSS.
+ * Over budget the engine's thread encodes: its seals are the quickest, and ingest slows down as sealing needs.
+ *
+ * Once the head holds over `batchFromHeadFraction` of its budget, or a flush waits, buckets ready together are
+ * sealed up to `batchBuckets` at a time: their files are synced side by side and named by one manifest change.
+ * Under the suite's load at 100M events a seal's file and manifest took ~83 ms of fsyncs (median) against ~30 ms to
+ * encode it, so one bucket at a time sealed ~7 minutes a second while ingest filled ~15. Below that fraction one
+ * bucket is sealed at a time: sealing is not urgent, and every bucket sealed during a bulk load takes CPU from
+ * ingest (the 10M-event suite load, whose head stays under the budget: with batches from the start, 703 seals
+ * during the load and 1.04–1.09 M events/s; from half the budget 237 and 1.13–1.17; from three quarters 103–107 and
+ * 1.17–1.25, as with one bucket at a time throughout — the rest are sealed at flush). At 100M events (first 30M)
+ * the last two both load at 1.08–1.09 M events/s with no seal on the engine's thread. Two seal threads encode a
+ * batch on both cores when the engine's thread waits (the 10M suite's flush of 1,330 buckets: 6.6–7.4 s with one,
+ * worker-bound; 5.2 s with two); one bucket at a time occupies one.
  */
-export const SEAL_ENCODING = Object.freeze({ workerMinRows: 2048, batchBuckets: 8, batchFromHeadFraction: 0.75 });
+export const SEAL_ENCODING = Object.freeze({ workerMinRows: 2048, batchBuckets: 32, batchFromHeadFraction: 0.75, workerThreads: 2 });
 
 /** Merge user overrides over the defaults; every override must be a positive integer. */
 export function resolveLimits(overrides: Partial<Limits> | undefined, fail: (message: string) => never): Limits {

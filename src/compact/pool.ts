@@ -3,7 +3,7 @@
  *
  * Invariant: merges never run on the main thread, and neither does the encoding of a large sealed bucket: ingest
  * and queries keep the event loop while a worker decodes, sorts, indexes and compresses. Seals have a pool of
- * their own (one thread), so a sealed minute never waits behind a long merge and the head does not grow while
+ * their own (SEAL_ENCODING.workerThreads), so a sealed minute never waits behind a long merge and the head does not grow while
  * one runs. Built code (dist/) runs `worker.js`; from TypeScript sources (tests, `tsx`) the pools run `worker.ts`
  * through tsx's loader, so tests exercise the same worker path the daemon uses.
  */
@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import type { MergeReply, MergeTask, SealReply, SealTask } from './worker.js';
 import { sealInputBuffers } from '../segment/seal-input.js';
+import { SEAL_ENCODING } from '../limits.js';
 
 function workerPool(maxThreads: number): Piscina {
   const js = fileURLToPath(new URL('./worker.js', import.meta.url));
@@ -43,7 +44,7 @@ export class MergePool {
 }
 
 export class SealPool {
-  private readonly pool = workerPool(1);
+  private readonly pool = workerPool(SEAL_ENCODING.workerThreads);
 
   /** Encode one sealed bucket; the input's buffers are transferred (unusable here afterwards). */
   run(task: SealTask): Promise<SealReply> {

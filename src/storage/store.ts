@@ -156,6 +156,8 @@ export class Store {
   /** WAL file → ("datasource\0minute" → highest LSN of a record in the file touching that minute). */
   private readonly walFiles = new Map<number, Map<string, number>>();
   private sealing: Promise<void> | null = null;
+  /** Flushes under way: while any is, no merge starts (see flush). */
+  private flushing = 0;
   /** Buckets frozen by the running seal loop, not yet published or given up (nextSealJob skips them). */
   private readonly sealsInFlight = new Set<Bucket>();
   private sealRetryAt = 0;
@@ -567,12 +569,14 @@ export class Store {
 
   /**
    * Take the buckets to seal next, freeze them and begin their encodings: one, or while the head holds over
-   * SEAL_ENCODING.batchFromHeadFraction of its budget (or on flush) up to SEAL_ENCODING.batchBuckets. A large
+   * SEAL_ENCODING.batchFromHeadFraction of its budget or a flush is under way, up to SEAL_ENCODING.batchBuckets. A large
    * bucket this thread encodes (the head over its budget) ends the batch: each blocks queries while it encodes.
    */
   private beginSeals(force: boolean): SealStart[] {
     const out: SealStart[] = [];
-    const max = force || this.headBytesEstimate() > SEAL_ENCODING.batchFromHeadFraction * this.opts.headBytes ? SEAL_ENCODING.batchBuckets : 1;
+    // A flush waiting for this loop (not forced itself) is pressure too: it waits for every ready bucket.
+    const urgent = force || this.flushing > 0 || this.headBytesEstimate() > SEAL_ENCODING.batchFromHeadFraction * this.opts.headBytes;
+    const max = urgent ? SEAL_ENCODING.batchBuckets : 1;
     while (out.length < max) {
       const job = this.nextSealJob(force);
       if (job === null) break;
@@ -655,13 +659,24 @@ export class Store {
     return { bytes: Buffer.from(reply.bytes.buffer, reply.bytes.byteOffset, reply.bytes.byteLength), footer: reply.footer };
   }
 
-  /** Seal every head bucket now, open minutes included (later events for them make additional segments). */
+  /**
+   * Seal every head bucket now, open minutes included (later events for them make additional segments). No merge starts until the flush is done: merges run beside seals at the same
+   * background priority, and merging the first sealed minutes of an hour while the rest are still being sealed
+   * only delays both (10M-event suite, 1,330 buckets left at flush: a merge worker took 8.1 s of CPU beside the
+   * seal worker's 5.1 s, the flush 12.8 s).
+   */
   async flush(): Promise<void> {
-    while (this.sealing !== null) await this.sealing.catch(() => {});
-    this.sealing = this.sealLoop(true).finally(() => {
-      this.sealing = null;
-    });
-    await this.sealing;
+    this.flushing++;
+    try {
+      while (this.sealing !== null) await this.sealing.catch(() => {});
+      this.sealing = this.sealLoop(true).finally(() => {
+        this.sealing = null;
+      });
+      await this.sealing;
+    } finally {
+      this.flushing--;
+      if (this.opts.compactionAuto) this.scheduleCompaction();
+    }
   }
 
   // ---- compaction and retention ---------------------------------------------------------------------------
@@ -691,7 +706,7 @@ export class Store {
   }
 
   private scheduleCompaction(): void {
-    if (this.compacting !== null || this.closed) return;
+    if (this.compacting !== null || this.closed || this.flushing > 0) return;
     const expired = [...this.state.values()].some((st) => expiredSegments(st.segments, this.opts.clock(), st.pipeline.ds.retentionMs).length > 0);
     if (!expired && this.nextCompactionJob() === null) return;
     this.compacting = this.compactLoop().catch(() => {}).finally(() => {

@@ -54,3 +54,38 @@ it('above the batching fraction, buckets ready together are sealed in one manife
   expect(r.rows).toBe(READY * PER_MINUTE + 1);
   expect(r.manifestChanges).toBe(Math.ceil(READY / SEAL_ENCODING.batchBuckets));
 });
+
+it('a flush makes the running seal loop batch the ready buckets, and starts no merge until its seals are done', async () => {
+  const seen: string[] = [];
+  const fs = new MemFs();
+  const db = await open({ dir: '/db', fileSystem: fs, clock: () => T0 + 86_400_000, headBytes: 1 << 30, compaction: { workers: 1 }, testHooks: { step: (name: string) => void seen.push(name) } });
+  await db.createDatasource(SPEC);
+  const hourOf = (h: number, perMinute: number): object[] => {
+    const out: object[] = [];
+    for (let m = 0; m < 60; m++) for (let i = 0; i < perMinute; i++) out.push({ ts: T0 + h * 3_600_000 + m * 60_000 + i * 1000, id: `${h}-${m}-${i}`, kind: 'a', v: 1 });
+    return out;
+  };
+  // Warm the merge worker first (its start takes longer than a flush): one hour sealed and merged.
+  await db.ingest('ev', [...hourOf(0, 1), { ts: T0 + 2 * 3_600_000, id: 'marker-0', kind: 'a', v: 1 }]);
+  await db.flush();
+  for (let i = 0; i < 1000 && !seen.includes('compact:published'); i++) await new Promise((r) => setTimeout(r, 10));
+  expect(seen).toContain('compact:published');
+  // Two more hours, with slow fsyncs: without the flush's hold, hour 3 would be merged as soon as its minutes are
+  // sealed, while hour 4's are still being sealed.
+  fs.syncDelayMs = 3;
+  seen.length = 0;
+  await db.ingest('ev', [...hourOf(3, 3), ...hourOf(4, 3), { ts: T0 + 6 * 3_600_000, id: 'marker-1', kind: 'a', v: 1 }]);
+  await db.flush();
+  const flushed = [...seen];
+  expect(flushed.filter((s) => s === 'segment:renamed').length).toBe(121);
+  // Up to two ready buckets were taken one at a time before the flush began (the one sealing and the one begun
+  // ahead of it), the rest in batches, and the marker's minute (not ready) by the flush's own loop — against 121
+  // changes if the flush did not make the running loop batch.
+  expect(flushed.filter((s) => s === 'manifest:renamed').length).toBeLessThanOrEqual(2 + Math.ceil(118 / SEAL_ENCODING.batchBuckets) + 1);
+  expect(flushed.filter((s) => s.startsWith('compact:'))).toEqual([]);
+  // After the flush, compaction goes on as usual.
+  for (let i = 0; i < 1000 && !seen.includes('compact:published'); i++) await new Promise((r) => setTimeout(r, 10));
+  expect(seen).toContain('compact:published');
+  expect((await db.query({ datasource: 'ev', aggregations: [{ name: 'n', type: 'count' }] })).rows[0]![0]).toBe(60 + 1 + 360 + 1);
+  await db.close();
+});
