@@ -114,9 +114,10 @@ export const READER_RESULT_CACHE = Object.freeze({ keysPerReader: 32 });
  * 1.17–1.25, as with one bucket at a time throughout — the rest are sealed at flush). At 100M events (first 30M)
  * the last two both load at 1.08–1.09 M events/s with no seal on the engine's thread. Two seal threads encode a
  * batch on both cores when the engine's thread waits (the 10M suite's flush of 1,330 buckets: 6.6–7.4 s with one,
- * worker-bound; 5.2 s with two); one bucket at a time occupies one.
+ * worker-bound; 5.2 s with two); one bucket at a time occupies one. A batch also ends at `batchRows` rows: each
+ * bucket's columns are copied for the workers, and at 100M events 32 buckets are 2.2M rows (~100 MB in flight).
  */
-export const SEAL_ENCODING = Object.freeze({ workerMinRows: 2048, batchBuckets: 32, batchFromHeadFraction: 0.75, workerThreads: 2 });
+export const SEAL_ENCODING = Object.freeze({ workerMinRows: 2048, batchBuckets: 32, batchRows: 500_000, batchFromHeadFraction: 0.75, workerThreads: 2 });
 
 /** Merge user overrides over the defaults; every override must be a positive integer. */
 export function resolveLimits(overrides: Partial<Limits> | undefined, fail: (message: string) => never): Limits {

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --initial-old-space-size=256
+#!/usr/bin/env -S MALLOC_MMAP_THRESHOLD_=131072 node --initial-old-space-size=256
 /**
  * cli/main.ts — the `tallydb` command: serve, sql, import, bench ingest. docs/cli.md is its reference.
  * Invariant: every failure ends with a one-line message carrying its error code on stderr and a non-zero exit.

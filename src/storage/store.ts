@@ -89,7 +89,7 @@ export interface CompactionStats {
 /** A minute bucket of the head, as sealing takes it. */
 type Bucket = ReturnType<IngestPipeline['head']['liveBuckets']>[number];
 
-/** A seal begun by `beginSeal`: the frozen bucket, the LSN its segment records, and its encoding under way. */
+/** A seal begun by `beginSeals`: the frozen bucket, the LSN its segment records, and its encoding under way. */
 interface SealStart {
   st: DsStorage;
   bucket: Bucket;
@@ -533,7 +533,7 @@ export class Store {
   /**
    * Seal buckets in batches (see beginSeals): each batch's files are written and synced side by side and recorded
    * in one manifest change (one directory sync and one manifest write for the batch, not one per bucket), and the
-   * next batch's encodings begin while this one's files are written (the seal worker encodes while this thread
+   * next batch's encodings begin while this one's files are written (the seal workers encode while this thread
    * waits for the disk). Batches publish strictly one at a time, in the order their buckets were taken.
    */
   private async sealLoop(force: boolean): Promise<void> {
@@ -569,15 +569,17 @@ export class Store {
 
   /**
    * Take the buckets to seal next, freeze them and begin their encodings: one, or while the head holds over
-   * SEAL_ENCODING.batchFromHeadFraction of its budget or a flush is under way, up to SEAL_ENCODING.batchBuckets. A large
-   * bucket this thread encodes (the head over its budget) ends the batch: each blocks queries while it encodes.
+   * SEAL_ENCODING.batchFromHeadFraction of its budget or a flush is under way, up to SEAL_ENCODING.batchBuckets
+   * buckets or until they hold batchRows rows (each bucket's columns are copied for the workers). A large bucket this thread encodes (the head over its budget) ends the batch: each blocks queries while it
+   * encodes.
    */
   private beginSeals(force: boolean): SealStart[] {
     const out: SealStart[] = [];
     // A flush waiting for this loop (not forced itself) is pressure too: it waits for every ready bucket.
     const urgent = force || this.flushing > 0 || this.headBytesEstimate() > SEAL_ENCODING.batchFromHeadFraction * this.opts.headBytes;
     const max = urgent ? SEAL_ENCODING.batchBuckets : 1;
-    while (out.length < max) {
+    let rows = 0;
+    while (out.length < max && rows < SEAL_ENCODING.batchRows) {
       const job = this.nextSealJob(force);
       if (job === null) break;
       const { st, bucket } = job;
@@ -589,6 +591,7 @@ export class Store {
       // Settled by sealLoop; never left unobserved.
       encoded.catch(() => {});
       out.push({ st, bucket, lsn, encoded });
+      rows += bucket.rowCount;
       if (inline && bucket.rowCount >= this.sealWorkerMinRows()) break;
     }
     return out;
@@ -642,9 +645,9 @@ export class Store {
   }
 
   /**
-   * The segment of a frozen bucket: from the seal worker when the bucket is large, workers are on and the head is
-   * within its budget, else built here; the same bytes either way (segment/seal-input.ts). A worker failure throws, as a failed
-   * write does: the bucket stays frozen and readable, and the seal is retried.
+   * The segment of a frozen bucket: from a seal worker when `inline` is false (encodesInline), else built here; the
+   * same bytes either way (segment/seal-input.ts). A worker failure throws, as a failed write does: the bucket stays
+   * frozen and readable, and the seal is retried.
    */
   private async encodeSealed(bucket: Bucket, ds: Datasource, lsn: number, inline: boolean): Promise<{ bytes: Buffer; footer: SegmentFooter }> {
     if (inline) {
@@ -660,10 +663,10 @@ export class Store {
   }
 
   /**
-   * Seal every head bucket now, open minutes included (later events for them make additional segments). No merge starts until the flush is done: merges run beside seals at the same
-   * background priority, and merging the first sealed minutes of an hour while the rest are still being sealed
-   * only delays both (10M-event suite, 1,330 buckets left at flush: a merge worker took 8.1 s of CPU beside the
-   * seal worker's 5.1 s, the flush 12.8 s).
+   * Seal every head bucket now, open minutes included (later events for them make additional segments). No merge
+   * starts until the flush is done: merges run beside seals at the same background priority, and merging the first
+   * sealed minutes of an hour while the rest are still being sealed only delays both (10M-event suite, 1,330
+   * buckets left at flush: a merge worker took 8.1 s of CPU beside the seal worker's 5.1 s, the flush 12.8 s).
    */
   async flush(): Promise<void> {
     this.flushing++;

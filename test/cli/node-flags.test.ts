@@ -1,25 +1,35 @@
 /**
- * The V8 flags of a tallydb process are said once (src/cli/node-flags.ts) and repeated by the launchers that
- * cannot import them: `npm start` and the bin's shebang. They must say the same, and node must take them.
+ * The V8 flags and the environment of a tallydb process are said once (src/cli/node-flags.ts) and repeated by the
+ * launchers that cannot import them: `npm start` and the bin's shebang (and `npm run bench` for the environment).
+ * They must say the same, and node must take them.
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect, it } from 'vitest';
-import { NODE_FLAGS } from '../../src/cli/node-flags.js';
+import { LAUNCH_ENV, NODE_FLAGS } from '../../src/cli/node-flags.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
-it('npm start runs the daemon with exactly NODE_FLAGS', () => {
-  const start = (JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts['start']!;
-  expect(start).toMatch(/&& node (.*) dist\/cli\/main\.js serve$/);
-  expect(/&& node (.*) dist\/cli\/main\.js serve$/.exec(start)![1]!.split(' ')).toEqual(NODE_FLAGS);
+const scripts = (): Record<string, string> => (JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
+const envWords = Object.entries(LAUNCH_ENV).map(([k, v]) => `${k}=${v}`).join(' ');
+
+it('npm start runs the daemon with exactly LAUNCH_ENV and NODE_FLAGS', () => {
+  const start = scripts()['start']!;
+  const m = /&& (.*) node (.*) dist\/cli\/main\.js serve$/.exec(start);
+  expect(m).not.toBeNull();
+  expect(m![1]).toBe(envWords);
+  expect(m![2]!.split(' ')).toEqual(NODE_FLAGS);
 });
 
-it("the tallydb bin's shebang passes exactly NODE_FLAGS to node", () => {
+it("the tallydb bin's shebang passes exactly LAUNCH_ENV and NODE_FLAGS to node", () => {
   const first = readFileSync(path.join(root, 'src/cli/main.ts'), 'utf8').split('\n')[0]!;
-  expect(first).toBe(`#!/usr/bin/env -S node ${NODE_FLAGS.join(' ')}`);
+  expect(first).toBe(`#!/usr/bin/env -S ${envWords} node ${NODE_FLAGS.join(' ')}`);
+});
+
+it('npm run bench runs the suite with LAUNCH_ENV', () => {
+  expect(scripts()['bench']!.startsWith(`${envWords} node `)).toBe(true);
 });
 
 it('node accepts NODE_FLAGS (a mistyped V8 flag would stop the daemon at start)', () => {
