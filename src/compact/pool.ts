@@ -3,9 +3,9 @@
  *
  * Invariant: merges never run on the main thread, and neither does the encoding of a large sealed bucket: ingest
  * and queries keep the event loop while a worker decodes, sorts, indexes and compresses. Seals have a pool of
- * their own (SEAL_ENCODING.workerThreads), so a sealed minute never waits behind a long merge and the head does not grow while
- * one runs. Built code (dist/) runs `worker.js`; from TypeScript sources (tests, `tsx`) the pools run `worker.ts`
- * through tsx's loader, so tests exercise the same worker path the daemon uses.
+ * their own (SEAL_ENCODING.workerThreads threads), so a sealed minute never waits behind a long merge and the head
+ * does not grow while one runs. Built code (dist/) runs `worker.js`; from TypeScript sources (tests, `tsx`) the
+ * pools run `worker.ts` through tsx's loader, so tests exercise the same worker path the daemon uses.
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
