@@ -102,6 +102,28 @@ describe('head dictionary', () => {
     }
   });
 
+  it('idsOf of many values at once equals idOf of each: −1 where absent, 0 for null (also when long hashes collide)', () => {
+    const check = (interned: (string | null)[], asked: (string | null)[]): void => {
+      const dict = new Dictionary();
+      for (const v of interned) dict.intern(v);
+      const out = new Int32Array(asked.length).fill(123);
+      dict.idsOf(asked, out);
+      expect([...out]).toEqual(asked.map((v) => dict.idOf(v) ?? -1));
+    };
+    const values = fc.array(fc.option(valueArb, { nil: null, freq: 10 }), { maxLength: 300 });
+    fc.assert(fc.property(values, values, (interned, absentOrNot) => check(interned, [...absentOrNot, ...interned.slice(0, 50)])), { numRuns: 200 });
+    const previous = setLongHashForTests((_v, out, i) => {
+      out[2 * i] = 7;
+      out[2 * i + 1] = 7;
+    });
+    try {
+      const long = fc.array(fc.string({ minLength: 12, maxLength: 20 }), { maxLength: 100 });
+      fc.assert(fc.property(long, long, (interned, other) => check(interned, [...other, ...interned])), { numRuns: 50 });
+    } finally {
+      setLongHashForTests(previous);
+    }
+  });
+
   it('canary: the same property finds a dictionary that confuses two values', () => {
     const outcome = fc.check(fc.property(fc.array(fc.option(valueArb, { nil: null, freq: 10 }), { maxLength: 400 }), (ops) => agreesWithMap(ops, new CaseBlindDictionary())), { numRuns: 300 });
     expect(outcome.failed).toBe(true);

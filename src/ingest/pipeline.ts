@@ -145,14 +145,12 @@ export class IngestPipeline {
     let duplicates = 0;
     /**
      * Batch-local id → head id, once known (−1 for a value new to the head until this batch interns it). All
-     * distinct values are looked up first, in one tight loop: each lookup in a large dictionary is a cache miss,
-     * and independent lookups in a row let the CPU overlap them.
+     * distinct values are looked up first, together (`idsOf`): each lookup in a large dictionary is a cache miss,
+     * and independent lookups side by side let the CPU overlap them.
      */
     const toHead = cols.dims.map((d, i) => {
       const out = new Int32Array(d.values.length);
-      const dict = dicts[i]!;
-      const values = d.values;
-      for (let v = 0; v < values.length; v++) out[v] = dict.idOf(values[v]!) ?? -1;
+      dicts[i]!.idsOf(d.values, out);
       return out;
     });
     const fresh = new Int32Array(dimCount);
