@@ -13,7 +13,7 @@ import type { RowBatch } from '../schema/event.js';
 import type { LoggedDimension } from '../wal/record.js';
 import type { Datasource } from '../schema/datasource.js';
 import { MINUTE_MS } from '../time.js';
-import { MinuteBucket } from './bucket.js';
+import { capacityFor, MinuteBucket } from './bucket.js';
 import { Dictionary } from './dictionary.js';
 
 export interface HeadStats {
@@ -41,6 +41,8 @@ export class Head {
   private readonly frozen = new Set<MinuteBucket>();
   private readonly hasKeys: boolean;
   private readonly metricCount: number;
+  /** The newest minute a bucket was made for (see `append`). */
+  private newestMinute = -Infinity;
 
   constructor(ds: Datasource) {
     this.dictionaries = ds.dimensions.map(() => new Dictionary());
@@ -68,7 +70,12 @@ export class Head {
       while (to < n && ts[to]! >= minute && ts[to]! < end) to++;
       let bucket = this.buckets.get(minute);
       if (bucket === undefined) {
-        bucket = new MinuteBucket(minute, this.dictionaries, this.metricCount, this.hasKeys);
+        // A new newest minute will most likely take about as many rows as the one before it: room for them up
+        // front. Any other minute (late rows, or rows after a freeze) starts small.
+        const before = minute > this.newestMinute ? this.buckets.get(this.newestMinute) : undefined;
+        const capacity = capacityFor(before === undefined ? 0 : before.rowCount);
+        if (minute > this.newestMinute) this.newestMinute = minute;
+        bucket = new MinuteBucket(minute, this.dictionaries, this.metricCount, this.hasKeys, capacity);
         bucket.serial = this.nextSerial++;
         this.buckets.set(minute, bucket);
       }
