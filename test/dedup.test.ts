@@ -102,6 +102,32 @@ describe('DedupIndex', () => {
     expect(c.prepared).toBe(c.rebuilds);
   });
 
+  it('a drained table taken back as the next one starts all empty: every key of the window found, none before it', () => {
+    const h = new Uint32Array(2);
+    const key = (i: number): Uint32Array => (hashKeyInto(`r-${i}`, h, 0), h);
+    // 1 ms apart under a 20 s window: the table keeps its size, so each drained table becomes the next one.
+    const d = new Index(20_000, 10_000_000);
+    let grown = d.rebuildCounts();
+    for (let i = 0; i < 400_000; i++) {
+      if (i === 100_000) grown = d.rebuildCounts();
+      d.add(key(i)[0]!, key(i)[1]!, i);
+      d.advance(i);
+      if (i % 1_009 === 0) {
+        const u = d.usedForTests();
+        expect(u.actual).toBe(u.counted);
+      }
+    }
+    // Once the table stopped growing (by 100k keys), every rebuild took the drained table back.
+    const c = d.rebuildCounts();
+    expect(c.rebuilds - grown.rebuilds).toBeGreaterThan(5);
+    expect(c.reused - grown.reused).toBe(c.rebuilds - grown.rebuilds);
+    // Sub-windows are 2.5 s: keys from 22.5 s back may still be remembered, keys older than that must not be.
+    for (let i = 400_000 - 17_500; i < 400_000; i++) expect(d.has(key(i)[0]!, key(i)[1]!)).toBe(true);
+    let old = 0;
+    for (let i = 0; i < 400_000 - 25_000; i++) if (d.has(key(i)[0]!, key(i)[1]!)) old++;
+    expect(old).toBe(0);
+  });
+
   it('takes a fresh table when keys expired between preparing one and switching, and loses no live key', () => {
     const d = new Index(H, 10_000_000, 1024);
     const h = new Uint32Array(2);
@@ -111,7 +137,7 @@ describe('DedupIndex', () => {
     // ... forgotten, then new keys up to the switch: 1024 slots hold the live ones, so the prepared table is dropped.
     d.advance(3 * H);
     for (let i = 720; i < 800; i++) d.add(key(i)[0]!, key(i)[1]!, 3 * H);
-    expect(d.rebuildCounts()).toEqual({ rebuilds: 1, prepared: 0 });
+    expect(d.rebuildCounts()).toEqual({ rebuilds: 1, prepared: 0, reused: 0 });
     for (let i = 0; i < 800; i++) expect(d.has(key(i)[0]!, key(i)[1]!)).toBe(i >= 720);
     expect(d.stats().keys).toBe(80);
   });
