@@ -5,7 +5,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import { open, TallyError, type Tally } from 'tallydb';
-import { setSliceMsForTests } from '../src/ingest/pipeline.js';
+import fc from 'fast-check';
+import { decidePaths, IngestPipeline, setColumnwiseMaxRowsForTests, setSliceMsForTests } from '../src/ingest/pipeline.js';
+import { resolveDatasource } from '../src/schema/datasource.js';
+import { DEFAULT_LIMITS } from '../src/limits.js';
 
 const T0 = Date.parse('2026-11-23T10:00:00Z');
 const MIN = 60_000;
@@ -276,6 +279,45 @@ describe('batches deciding at once', () => {
     expect(b.accepted).toBe(1000);
     expect(new Set(b.rejected.map((r) => r.code))).toEqual(new Set(['DIMENSION_CARDINALITY']));
     expect(db.stats('events').rows).toBe(3000);
+  });
+});
+
+describe('the two decide paths', () => {
+  const ds = resolveDatasource({ name: 'events', dimensions: ['image_id', 'location'], dedupKey: 'event_id', dedupWindow: '1h', lateness: '10m' }, DEFAULT_LIMITS);
+  /** Every head dictionary's values in id order after deciding and committing `batches`, and the outcomes. */
+  async function run(batches: unknown[][], columnwise: boolean): Promise<{ dicts: (string | null)[][]; results: unknown[] }> {
+    const previous = setColumnwiseMaxRowsForTests(columnwise ? 1 << 20 : -1);
+    const before = { ...decidePaths };
+    try {
+      const p = new IngestPipeline(ds, DEFAULT_LIMITS, () => T0 + 3_600_000);
+      const results: unknown[] = [];
+      for (const b of batches) {
+        const prepared = await p.prepare(b);
+        p.commit(prepared);
+        results.push(prepared.result);
+      }
+      expect(decidePaths[columnwise ? 'columnwise' : 'rowwise'] - before[columnwise ? 'columnwise' : 'rowwise']).toBe(batches.length);
+      return { dicts: p.head.dictionaries.map((d) => Array.from({ length: d.size }, (_, id) => d.value(id))), results };
+    } finally {
+      setColumnwiseMaxRowsForTests(previous);
+    }
+  }
+
+  it('give new values the same head ids, in order of first accepted row, with duplicates and late rows among them', async () => {
+    const event = fc.record({
+      id: fc.integer({ min: 0, max: 40 }),
+      image: fc.option(fc.integer({ min: 0, max: 30 }), { nil: null }),
+      location: fc.constantFrom('bangalore', 'delhi', 'pune'),
+      late: fc.boolean(),
+    });
+    await fc.assert(fc.asyncProperty(fc.array(fc.array(event, { maxLength: 30 }), { maxLength: 5 }), async (spec) => {
+      const batches = spec.map((b) => b.map((e) => ({
+        ts: e.late ? T0 - 3_600_000 : T0 + e.id, event_id: `e${e.id}`, image_id: e.image === null ? null : `img${e.image}`, location: e.location,
+      })));
+      const rowwise = await run(batches, false);
+      const columnwise = await run(batches, true);
+      expect(columnwise).toEqual(rowwise);
+    }), { numRuns: 200 });
   });
 });
 

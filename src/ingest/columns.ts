@@ -24,6 +24,7 @@ export interface EventColumns {
   /** Index in the batch of each row. */
   index: Uint32Array;
   ts: Float64Array;
+  /** Per dimension, the batch-local dictionary: every value is used by some row, and ids are in order of first use. */
   dims: LoggedDimension[];
   metrics: Float64Array[];
   /** (hi, lo) 64-bit hash of each row's dedup key; null without a dedup key. */

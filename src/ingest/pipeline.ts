@@ -340,6 +340,13 @@ export class IngestPipeline {
       const values = logged[d]!.values;
       const th = toHead[d]!;
       const dict = dicts[d]!;
+      if (kept === null) {
+        // Every row accepted: local ids are in order of first use by an accepted row (EventColumns.dims), so
+        // interning them in id order gives the new values the same ids as a pass over the rows, in one pass over
+        // the batch's distinct values instead.
+        for (let l = 0; l < th.length; l++) if (th[l]! < 0) th[l] = dict.intern(values[l]!);
+        continue;
+      }
       for (let i = 0; i < k; i++) {
         const l = local[i]!;
         if (th[l]! < 0) th[l] = dict.intern(values[l]!);
