@@ -145,6 +145,16 @@ export interface StoreStats {
 
 const openDirs = new WeakMap<FileSystem, Set<string>>();
 
+/** SEAL_ENCODING.batchRows, which tests lower to batch small buckets by rows (setSealBatchRowsForTests). */
+let sealBatchRows: number = SEAL_ENCODING.batchRows;
+
+/** Tests set the rows at which a seal batch ends; returns the previous value. */
+export function setSealBatchRowsForTests(n: number): number {
+  const previous = sealBatchRows;
+  sealBatchRows = n;
+  return previous;
+}
+
 export class Store {
   private readonly cache: BlockCache;
   private readonly state = new Map<string, DsStorage>();
@@ -570,8 +580,9 @@ export class Store {
   /**
    * Take the buckets to seal next, freeze them and begin their encodings: one, or while the head holds over
    * SEAL_ENCODING.batchFromHeadFraction of its budget or a flush is under way, up to SEAL_ENCODING.batchBuckets
-   * buckets or until they hold batchRows rows (each bucket's columns are copied for the workers). A large bucket this thread encodes (the head over its budget) ends the batch: each blocks queries while it
-   * encodes.
+   * buckets or until they hold batchRows rows (each bucket's columns are copied for the workers: the cap bounds
+   * that memory). A large bucket this thread encodes (the head over its budget) ends the batch: each blocks
+   * queries while it encodes.
    */
   private beginSeals(force: boolean): SealStart[] {
     const out: SealStart[] = [];
@@ -579,7 +590,7 @@ export class Store {
     const urgent = force || this.flushing > 0 || this.headBytesEstimate() > SEAL_ENCODING.batchFromHeadFraction * this.opts.headBytes;
     const max = urgent ? SEAL_ENCODING.batchBuckets : 1;
     let rows = 0;
-    while (out.length < max && rows < SEAL_ENCODING.batchRows) {
+    while (out.length < max && rows < sealBatchRows) {
       const job = this.nextSealJob(force);
       if (job === null) break;
       const { st, bucket } = job;

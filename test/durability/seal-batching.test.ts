@@ -7,6 +7,7 @@
 import { expect, it } from 'vitest';
 import { open } from 'tallydb';
 import { SEAL_ENCODING } from '../../src/limits.js';
+import { setSealBatchRowsForTests } from '../../src/storage/store.js';
 import { MemFs } from '../support/memfs.js';
 
 const T0 = Date.parse('2026-11-23T10:00:00Z');
@@ -53,6 +54,19 @@ it('above the batching fraction, buckets ready together are sealed in one manife
   expect(r.segments).toBe(READY);
   expect(r.rows).toBe(READY * PER_MINUTE + 1);
   expect(r.manifestChanges).toBe(Math.ceil(READY / SEAL_ENCODING.batchBuckets));
+});
+
+it('a batch ends once its buckets hold batchRows rows (the bucket that reaches it is the last one taken)', async () => {
+  const headRows = READY * PER_MINUTE + 1;
+  const headBytes = Math.floor((headRows * ROW_BYTES) / ((1 + SEAL_ENCODING.batchFromHeadFraction) / 2));
+  // 2.4 buckets' rows: each batch takes three buckets (100 rows < 120, then 150 ≥ 120 ends it).
+  const previous = setSealBatchRowsForTests(Math.floor(2.4 * PER_MINUTE));
+  try {
+    const r = await sealReady(headBytes);
+    expect(r).toEqual({ segments: READY, manifestChanges: Math.ceil(READY / 3), rows: READY * PER_MINUTE + 1 });
+  } finally {
+    setSealBatchRowsForTests(previous);
+  }
 });
 
 it('a flush makes the running seal loop batch the ready buckets, and starts no merge until its seals are done', async () => {
