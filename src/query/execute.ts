@@ -21,7 +21,7 @@ import type { Limits } from '../limits.js';
 import { bucketStart, HOUR_MS } from '../time.js';
 import { kernels } from '../native/index.js';
 import { cardinality, evalFilter, selection, timeRangeRows, intersect, releaseScratch, resetScratch, rowsOf, scratchMark, testRange, type RowSet } from './filter.js';
-import type { DictionaryView, SegmentReader } from './reader.js';
+import type { DictionaryView, SegmentReader, Selection } from './reader.js';
 import type { GlobalIds, GlobalIdSpace } from './global-ids.js';
 import type { Plan, QueryResult, QueryStats, ResolvedExpr, ResolvedHaving } from './shape.js';
 import { lookupAny, planKey, remember, type Contribution } from './result-cache.js';
@@ -94,6 +94,27 @@ function idCounters(k: number, size: number): Float64Array[] {
   }
   return idCounterScratch.slice(0, k);
 }
+/**
+ * Count the rows of `sel` per id of `ids` into `counts` (each adds its weight, or 1; weights are ≥ 1, so a
+ * counter at 0 marks an id not yet met) and list the ids in the order they are first met: a scratch view, valid
+ * until the next call.
+ */
+function countFirstMet(ids: Uint32Array, sel: Selection, weights: Float64Array | null, counts: Float64Array): Uint32Array {
+  const most = Math.min(sel.end - sel.start, counts.length);
+  if (firstMetScratch.length < most) firstMetScratch = new Uint32Array(Math.max(most, 2 * firstMetScratch.length));
+  const out = firstMetScratch;
+  const rows = sel.rows;
+  let k = 0;
+  for (let i = sel.start; i < sel.end; i++) {
+    const r = rows === null ? i : rows[i]!;
+    const id = ids[r]!;
+    const c = counts[id]!;
+    if (c === 0) out[k++] = id;
+    counts[id] = c + (weights === null ? 1 : weights[r]!);
+  }
+  return out.subarray(0, k);
+}
+let firstMetScratch = new Uint32Array(1024);
 let groupScratch = new Int32Array(1024);
 /**
  * The group of each dictionary id of a reader's one group-by dimension, valid where `idStamp[id]` equals the
@@ -360,50 +381,57 @@ export async function execute(plan: Plan, readers: readonly SegmentReader[], lim
       });
       let rows = 0;
       for (const set of sets) rows += cardinality(set, n);
-      // Worth it when the rows outnumber the counters the fold then reads; otherwise the scan below is cheaper.
-      if (rows >= size / 4) {
-        stats.rowsScanned += rows;
-        const A = plan.aggregations.length;
-        // Counters per id: zeroed scratch, reused (the fold below zeroes every counter it reads, and no counter is
-        // nonzero that it does not read).
-        const local = idCounters(A + 1, size);
-        let folded = false;
-        try {
-          sets.forEach((set, i) => {
-            if (set === 'none') return;
-            const sel = selection(set, n);
-            kernels.countByKey(ids, sel.rows, sel.start, sel.end, ru === null ? null : ru.counts, local[i]!);
-          });
-          // A group exists for every value of a base row, also when a filtered count of it is 0 (as in the scan):
-          // the base rows' own counts say which ids are present, unless every count is over the base rows (then the
-          // first count does). Every set is a subset of the base rows, so an id absent there has all counts 0.
-          let present = local[0]!;
-          if (sets.some((set) => set !== base)) {
-            present = local[A]!;
-            const sel = selection(base, n);
-            kernels.countByKey(ids, sel.rows, sel.start, sel.end, null, present);
-          }
-          const bIdx = bucketIdxOf(firstBucket);
-          const t = translations[0]!;
-          const qd0 = groupQds[0]!;
-          const dict0 = groupDicts[0]!;
-          for (let id = 0; id < size; id++) {
-            if (present[id] === 0) continue;
-            gidScratch[0] = qd0.id(dict0, t, id);
-            const g = groups.find(bIdx, firstBucket, gidScratch);
-            for (let i = 0; i < A; i++) {
-              groups.acc[i]![g]! += local[i]![id]!;
-              local[i]![id] = 0;
-            }
-            present[id] = 0;
-          }
-          folded = true;
-        } finally {
-          // A failure part-way (too many groups) leaves counts behind: clear them for the next use.
-          if (!folded) for (const c of local) c.fill(0, 0, size);
+      // With fewer rows than a quarter of the dictionary, the fold goes over the ids the base rows hold, listed as
+      // the base rows' counting first meets them (the groups then come in the order a scan makes them), rather than
+      // over the whole dictionary.
+      const sparse = rows < size / 4;
+      stats.rowsScanned += rows;
+      const A = plan.aggregations.length;
+      // Counters per id: zeroed scratch, reused (the fold below zeroes every counter it reads, and no counter is
+      // nonzero that it does not read).
+      const local = idCounters(A + 1, size);
+      // A group exists for every value of a base row, also when a filtered count of it is 0 (as in the scan): the
+      // base rows' own counts say which ids are present — the first aggregation's counter when every count is over
+      // the base rows, else one of their own. Every set is a subset of the base rows, so an id absent there has
+      // all counts 0.
+      const presentAt = sets.every((set) => set === base) ? 0 : A;
+      const weights = ru === null ? null : ru.counts;
+      let folded = false;
+      try {
+        const found = sparse
+          ? countFirstMet(ids, selection(base, n), presentAt === 0 ? weights : null, local[presentAt]!)
+          : null;
+        sets.forEach((set, i) => {
+          if (set === 'none' || (found !== null && i === presentAt)) return;
+          const sel = selection(set, n);
+          kernels.countByKey(ids, sel.rows, sel.start, sel.end, weights, local[i]!);
+        });
+        const present = local[presentAt]!;
+        if (found === null && presentAt === A) {
+          const sel = selection(base, n);
+          kernels.countByKey(ids, sel.rows, sel.start, sel.end, null, present);
         }
-        return;
+        const bIdx = bucketIdxOf(firstBucket);
+        const t = translations[0]!;
+        const qd0 = groupQds[0]!;
+        const dict0 = groupDicts[0]!;
+        const fold = (id: number): void => {
+          gidScratch[0] = qd0.id(dict0, t, id);
+          const g = groups.find(bIdx, firstBucket, gidScratch);
+          for (let i = 0; i < A; i++) {
+            groups.acc[i]![g]! += local[i]![id]!;
+            local[i]![id] = 0;
+          }
+          present[id] = 0;
+        };
+        if (found !== null) for (let j = 0; j < found.length; j++) fold(found[j]!);
+        else for (let id = 0; id < size; id++) if (present[id] !== 0) fold(id);
+        folded = true;
+      } finally {
+        // A failure part-way (too many groups) leaves counts behind: clear them for the next use.
+        if (!folded) for (const c of local) c.fill(0, 0, size);
       }
+      return;
     }
 
     // ---- scan strategy ------------------------------------------------------------------------------------

@@ -1,0 +1,62 @@
+/**
+ * Counts grouped by one dimension (the top-images shape: count aggregations only, one time bucket) are counted per
+ * dictionary id and folded into groups — over the whole dictionary when the rows are many, over the ids the rows
+ * hold when they are few (query/execute.ts). Either way each rolled-up row counts as the events it stands for, a
+ * filtered count of 0 still makes its group, and the answer equals a plain count over the events.
+ */
+import { expect, it } from 'vitest';
+import { open } from 'tallydb';
+import { MemFs } from '../support/memfs.js';
+
+const T0 = Date.parse('2026-11-23T00:00:00Z');
+const NOW = T0 + 10 * 86_400_000;
+const IMAGES = 400;
+
+it('counts by one dimension over rolled-up rows equal plain counts, for many rows and for few', async () => {
+  const db = await open({ dir: '/db', fileSystem: new MemFs(), clock: () => NOW, compaction: { auto: false } });
+  await db.createDatasource({ name: 'ev', dimensions: ['image', 'location', 'event'], rollup: { granularity: 'minute' }, lateness: '10m' });
+  // Image i gets (i % 7) + 1 events in each of 3 minutes, all alike within a minute: they roll up into one row.
+  // Location 'rare' holds a handful of images only, so a query filtered to it has far fewer rows than the dictionary.
+  const events: object[] = [];
+  for (let m = 0; m < 3; m++) {
+    for (let i = 0; i < IMAGES; i++) {
+      for (let k = 0; k < (i % 7) + 1; k++) {
+        events.push({ ts: T0 + m * 60_000 + 1000 * k, image: `img${i}`, location: i % 50 === 0 ? 'rare' : 'common', event: k % 3 === 0 ? 'click' : 'impression' });
+      }
+    }
+  }
+  expect((await db.ingest('ev', events)).accepted).toBe(events.length);
+  // An event two hours on settles hour 0 (the watermark moves past it and its lateness), so compaction rolls it up.
+  expect((await db.ingest('ev', [{ ts: T0 + 2 * 3_600_000, image: 'later', location: 'common', event: 'click' }])).accepted).toBe(1);
+  await db.flush();
+  await db.compact();
+  expect(db.stats('ev').storage!.compaction.rollupRowsIn).toBeGreaterThan(0);
+
+  const want = (keep: (e: { image: string; location: string; event: string }) => boolean): Map<string, [number, number]> => {
+    const out = new Map<string, [number, number]>();
+    for (const e of events as { image: string; location: string; event: string }[]) {
+      if (!keep(e)) continue;
+      const c = out.get(e.image) ?? [0, 0];
+      c[0]++;
+      if (e.event === 'click') c[1]++;
+      out.set(e.image, c);
+    }
+    return out;
+  };
+  const clicks = { name: 'clicks', type: 'count' as const, filter: { dimension: 'event', eq: 'click' } };
+  // With the filtered count, the base rows are counted on their own to say which groups exist; without it, the
+  // one count over the base rows does.
+  for (const aggregations of [[{ name: 'n', type: 'count' as const }, clicks], [{ name: 'n', type: 'count' as const }]]) {
+    for (const location of [null, 'rare']) {
+      const r = await db.query({
+        datasource: 'ev', from: T0, to: T0 + 3_600_000, groupBy: ['image'],
+        ...(location === null ? {} : { filter: { dimension: 'location', eq: location } }),
+        aggregations,
+      });
+      const got = new Map(r.rows.map((row) => [row[0] as string, row.slice(1) as number[]]));
+      const expected = [...want((e) => location === null || e.location === location)].map(([k, v]) => [k, v.slice(0, aggregations.length)] as const);
+      expect(got).toEqual(new Map(expected));
+    }
+  }
+  await db.close();
+});
