@@ -415,7 +415,12 @@ export async function execute(plan: Plan, readers: readonly SegmentReader[], lim
         const t = translations[0]!;
         const qd0 = groupQds[0]!;
         const dict0 = groupDicts[0]!;
-        const fold = (id: number): void => {
+        // One loop for both orders (the ids met, or every id present): a fold closure called from two loops measured
+        // 5–8% slower on the CTR question at the 100M density.
+        const many = found === null ? size : found.length;
+        for (let j = 0; j < many; j++) {
+          const id = found === null ? j : found[j]!;
+          if (present[id] === 0) continue;
           gidScratch[0] = qd0.id(dict0, t, id);
           const g = groups.find(bIdx, firstBucket, gidScratch);
           for (let i = 0; i < A; i++) {
@@ -423,9 +428,7 @@ export async function execute(plan: Plan, readers: readonly SegmentReader[], lim
             local[i]![id] = 0;
           }
           present[id] = 0;
-        };
-        if (found !== null) for (let j = 0; j < found.length; j++) fold(found[j]!);
-        else for (let id = 0; id < size; id++) if (present[id] !== 0) fold(id);
+        }
         folded = true;
       } finally {
         // A failure part-way (too many groups) leaves counts behind: clear them for the next use.
