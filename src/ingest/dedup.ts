@@ -27,14 +27,14 @@
  * prefetch, then the insert), ~2.7 µs a page on this machine — and a drain's first inserts land on fresh pages
  * nearly every time: 1,024-row chunks of ingest took 10–20 ms there (2,000 faults each) before this preparation.
  *
- * A drained table of the current size is kept and becomes the next one if that size is still the one needed: then preparing it clears
- * its pages (mapped already) instead of faulting in fresh ones, and no rebuild allocates.
+ * A drained table of the current size is kept and becomes the next one if that size is still the one needed:
+ * preparing it then clears its pages (mapped already) instead of faulting in fresh ones, and no rebuild allocates.
  *
  * Memory: 12 bytes a slot at a load factor of 3/8..3/4 (live and dead slots), i.e. 16–32 bytes per remembered
  * key, and a second table besides: the next one from PREPARE_LOAD until the drain into it ends, and (when the table
- * did not grow) the drained one from then until PREPARE_LOAD. With 64-bit hashes the chance
- * that any two of n keys in the window collide (and a distinct event is wrongly taken for a retry) is about
- * n²/2^65: 1 in 28,000 for 36M keys (10k/s for an hour).
+ * did not grow) the drained one from then until PREPARE_LOAD. With 64-bit hashes the chance that any two of n keys
+ * in the window collide (and a distinct event is wrongly taken for a retry) is about n²/2^65: 1 in 28,000 for 36M
+ * keys (10k/s for an hour).
  */
 
 const SUBWINDOWS = 8;
