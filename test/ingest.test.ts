@@ -319,6 +319,13 @@ describe('the two decide paths', () => {
       expect(columnwise).toEqual(rowwise);
     }), { numRuns: 200 });
   });
+
+  it('canary: the same comparison tells apart ids given in another order (each batch reversed on one side)', async () => {
+    const batches = [[0, 1, 2, 3].map((i) => ({ ts: T0 + i, event_id: `c${i}`, image_id: `img${i}`, location: 'pune' }))];
+    const rowwise = await run(batches, false);
+    const reversed = await run(batches.map((b) => [...b].reverse()), true);
+    expect(reversed.dicts).not.toEqual(rowwise.dicts);
+  });
 });
 
 describe('engine lifecycle', () => {
