@@ -90,7 +90,7 @@ export function keyOfAscii(bytes: Uint8Array, off: number, len: number): void {
 /** `StringTable.getMany`'s per-value keys and first slots (4 words a value), grown as needed. */
 let manyScratch = new Int32Array(0);
 /** Where `getMany` leaves what its touching loop read, so that the loop is not optimized away. */
-export let manySink = 0;
+let manySink = 0;
 
 /** The longest value `keyOfAscii` takes: short values are their own key. */
 export const SHORT_KEY_CHARS = 11;
