@@ -338,9 +338,61 @@ describe('native kernels', () => {
     }), { numRuns: 400 });
   });
 
+  it('countFirstMet counts as countByKey does and lists each key whose counter was 0 in the order met, in both versions', () => {
+    // Counters start with some keys already counted (a second set of rows over the same counters), weights may be 0
+    // (a key is then listed again), and `out` is sometimes one short of the selection.
+    const arb = fc.array(fc.nat({ max: 40 }), { maxLength: 200 }).chain((keys) =>
+      fc.tuple(fc.constant(keys), selectionArb(keys.length), fc.boolean(), fc.constantFrom(41, 20), fc.array(fc.nat({ max: 40 }), { maxLength: 5 }), fc.boolean()));
+    fc.assert(fc.property(arb, ([keys, sel, weighted, counters, counted, short]) => {
+      const k32 = Uint32Array.from(keys);
+      const weights = weighted ? Float64Array.from(keys, (k, i) => (k * 7 + i) % 5) : null;
+      const initial = new Float64Array(counters);
+      for (const k of counted) if (k < counters) initial[k] = 3;
+      const expected = Float64Array.from(initial);
+      const met: number[] = [];
+      let bad: string | null = null;
+      for (let j = sel.start; j < sel.end && bad === null; j++) {
+        const r = sel.rows === null ? j : sel.rows[j]!;
+        if (r >= k32.length) bad = 'row id past the column';
+      }
+      const outLength = Math.max(0, sel.end - sel.start - (short ? 1 : 0));
+      if (bad === null && outLength < sel.end - sel.start) bad = 'out is shorter than the selection';
+      for (let j = sel.start; j < sel.end && bad === null; j++) {
+        const r = sel.rows === null ? j : sel.rows[j]!;
+        const k = k32[r]!;
+        if (k >= counters) bad = 'a key falls outside the counters';
+        else {
+          if (expected[k] === 0) met.push(k);
+          expected[k]! += weights === null ? 1 : weights[r]!;
+        }
+      }
+      const run = (kernels: Kernels) => {
+        const counts = Float64Array.from(initial);
+        const out = new Uint32Array(outLength);
+        const r = outcome(() => kernels.countFirstMet(k32, sel.rows, sel.start, sel.end, weights, counts, out));
+        return { r, counts, out };
+      };
+      const n = run(native);
+      const t = run(ts);
+      expect(n.r).toEqual(t.r);
+      if (bad !== null) {
+        expect(n.r).toEqual({ error: 'RangeError', message: bad });
+      } else {
+        expect(n.r).toEqual({ ok: met.length });
+        for (const k of [n, t]) {
+          expect(Array.from(k.counts)).toEqual(Array.from(expected));
+          expect(Array.from(k.out.subarray(0, met.length))).toEqual(met);
+        }
+      }
+    }), { numRuns: 400 });
+  });
+
   it('arguments of the wrong type are refused, not read as memory', () => {
     expect(() => native.unpack('abc' as unknown as Uint8Array)).toThrow(TypeError);
     expect(() => native.countByKey(new Float64Array(4) as unknown as Uint32Array, null, 0, 4, null, new Float64Array(4))).toThrow(TypeError);
+    for (const k of [native, ts]) {
+      expect(() => k.countFirstMet(new Uint32Array(4), null, 0, 4, null, new Float64Array(4), new Int32Array(4) as unknown as Uint32Array)).toThrow(new TypeError('out must be a Uint32Array'));
+    }
     expect(() => native.bucketCounts(new Float64Array(4), null, 0, 5, 60_000, 0, new Float64Array(4))).toThrow(RangeError);
     expect(() => native.selectTimeRange(new Float64Array(4), null, 2, 1, 0, 1)).toThrow(RangeError);
     expect(() => native.timestampsAt(pack([1, 2], 2), new Uint32Array(1) as unknown as Float64Array, null, 0, 1)).toThrow(TypeError);

@@ -688,6 +688,56 @@ Napi::Value CountByKey(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// countFirstMet(keys, rows | null, start, end, weights | null, counts, out): number — countByKey, and each key whose
+// counter was 0 when its row came is written to out, in the order met; returns how many were written (with weights
+// > 0: the distinct keys of the rows, each once). out must hold end − start keys. Branch-free: every row's key is
+// written at the next free position, which advances only when the counter was 0.
+Napi::Value CountFirstMet(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  U32 keys;
+  F64 weights, counts;
+  Selection sel;
+  if (!GetU32(info[0], &keys, "keys") || !GetSelection(info, 1, keys.n, &sel) || !GetF64(info[5], &counts, "counts")) {
+    return env.Undefined();
+  }
+  bool weighted = !(info[4].IsNull() || info[4].IsUndefined());
+  if (weighted) {
+    if (!GetF64(info[4], &weights, "weights")) return env.Undefined();
+    if (weights.n < keys.n) {
+      Fail(env, "weights are shorter than keys");
+      return env.Undefined();
+    }
+  }
+  if (!info[6].IsTypedArray() || info[6].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
+    TypeFail(env, "out must be a Uint32Array");
+    return env.Undefined();
+  }
+  auto outArray = info[6].As<Napi::Uint32Array>();
+  if (outArray.ElementLength() < sel.size()) {
+    Fail(env, "out is shorter than the selection");
+    return env.Undefined();
+  }
+  uint32_t* out = outArray.Data();
+  const size_t limit = counts.n;
+  size_t met = 0;
+  auto count = [&](uint32_t r, double w) {
+    uint32_t k = keys.p[r];
+    if (k >= limit) return false;
+    double c = counts.p[k];
+    out[met] = k;
+    met += c == 0 ? 1 : 0;
+    counts.p[k] = c + w;
+    return true;
+  };
+  bool ok = weighted ? ForEach(sel, [&](uint32_t r) { return count(r, weights.p[r]); })
+                     : ForEach(sel, [&](uint32_t r) { return count(r, 1); });
+  if (!ok) {
+    Fail(env, "a key falls outside the counters");
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, static_cast<double>(met));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("unpack", Napi::Function::New(env, UnpackU32, "unpack"));
   exports.Set("decodeTimestamps", Napi::Function::New(env, DecodeTimestamps, "decodeTimestamps"));
@@ -699,6 +749,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("countByCode", Napi::Function::New(env, CountByCode, "countByCode"));
   exports.Set("selectCodeRange", Napi::Function::New(env, SelectCodeRange, "selectCodeRange"));
   exports.Set("countByKey", Napi::Function::New(env, CountByKey, "countByKey"));
+  exports.Set("countFirstMet", Napi::Function::New(env, CountFirstMet, "countFirstMet"));
   return exports;
 }
 

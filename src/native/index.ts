@@ -23,7 +23,7 @@ export interface NativeStatus {
 }
 
 const ADDON = fileURLToPath(new URL('../../native/build/Release/tallydb_native.node', import.meta.url));
-const NAMES: (keyof Kernels)[] = ['unpack', 'decodeTimestamps', 'timestampAnchors', 'timestampsAt', 'bucketCounts', 'bucketCountsAt', 'selectTimeRange', 'countByCode', 'selectCodeRange', 'countByKey'];
+const NAMES: (keyof Kernels)[] = ['unpack', 'decodeTimestamps', 'timestampAnchors', 'timestampsAt', 'bucketCounts', 'bucketCountsAt', 'selectTimeRange', 'countByCode', 'selectCodeRange', 'countByKey', 'countFirstMet'];
 
 function load(): { kernels: Kernels; status: NativeStatus } {
   if (process.env['TALLYDB_NATIVE'] === '0') {

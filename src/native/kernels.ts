@@ -39,6 +39,12 @@ export interface Kernels {
   selectCodeRange(codes: Uint8Array | Uint16Array, rows: Uint32Array | null, start: number, end: number, lo: number, hi: number): Uint32Array;
   /** counts[keys[r]] += (weights ? weights[r] : 1) for every selected row r. */
   countByKey(keys: Uint32Array, rows: Uint32Array | null, start: number, end: number, weights: Float64Array | null, counts: Float64Array): void;
+  /**
+   * `countByKey`, and each key whose counter was 0 when its row came written to `out` in the order met (with
+   * weights > 0: the distinct keys of the rows, each once, as a scan first meets them); returns how many were
+   * written. `out` must hold `end − start` keys.
+   */
+  countFirstMet(keys: Uint32Array, rows: Uint32Array | null, start: number, end: number, weights: Float64Array | null, counts: Float64Array, out: Uint32Array): number;
 }
 
 function checkSelection(rows: Uint32Array | null, start: number, end: number, limit: number): void {
@@ -177,5 +183,23 @@ export const typescriptKernels: Kernels = {
       if (k >= limit) throw new RangeError('a key falls outside the counters');
       counts[k]! += weights === null ? 1 : weights[r]!;
     }
+  },
+
+  countFirstMet(keys, rows, start, end, weights, counts, out) {
+    checkSelection(rows, start, end, keys.length);
+    if (weights !== null && weights.length < keys.length) throw new RangeError('weights are shorter than keys');
+    if (!(out instanceof Uint32Array)) throw new TypeError('out must be a Uint32Array');
+    if (out.length < end - start) throw new RangeError('out is shorter than the selection');
+    const limit = counts.length;
+    let met = 0;
+    for (let j = start; j < end; j++) {
+      const r = rows === null ? j : rows[j]!;
+      const k = keys[r]!;
+      if (k >= limit) throw new RangeError('a key falls outside the counters');
+      const c = counts[k]!;
+      if (c === 0) out[met++] = k;
+      counts[k] = c + (weights === null ? 1 : weights[r]!);
+    }
+    return met;
   },
 };

@@ -96,23 +96,13 @@ function idCounters(k: number, size: number): Float64Array[] {
 }
 /**
  * Count the rows of `sel` per id of `ids` into `counts` (each adds its weight, or 1; weights are ≥ 1, so a
- * counter at 0 marks an id not yet met) and list the ids in the order they are first met: a scratch view, valid
- * until the next call.
+ * counter at 0 marks an id not yet met) and list the ids in the order they are first met (kernels.countFirstMet):
+ * a scratch view, valid until the next call.
  */
 function countFirstMet(ids: Uint32Array, sel: Selection, weights: Float64Array | null, counts: Float64Array): Uint32Array {
-  const most = Math.min(sel.end - sel.start, counts.length);
-  if (firstMetScratch.length < most) firstMetScratch = new Uint32Array(Math.max(most, 2 * firstMetScratch.length));
-  const out = firstMetScratch;
-  const rows = sel.rows;
-  let k = 0;
-  for (let i = sel.start; i < sel.end; i++) {
-    const r = rows === null ? i : rows[i]!;
-    const id = ids[r]!;
-    const c = counts[id]!;
-    if (c === 0) out[k++] = id;
-    counts[id] = c + (weights === null ? 1 : weights[r]!);
-  }
-  return out.subarray(0, k);
+  const rows = sel.end - sel.start;
+  if (firstMetScratch.length < rows) firstMetScratch = new Uint32Array(Math.max(rows, 2 * firstMetScratch.length));
+  return firstMetScratch.subarray(0, kernels.countFirstMet(ids, sel.rows, sel.start, sel.end, weights, counts, firstMetScratch));
 }
 let firstMetScratch = new Uint32Array(1024);
 let groupScratch = new Int32Array(1024);
