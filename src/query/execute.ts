@@ -10,7 +10,12 @@
  *  2. If every aggregation is a (possibly filtered) row count, the reader lies in one time bucket, and the
  *     group-by dimensions have few value combinations in this reader, counts come from bitmap cardinalities:
  *     |base ∧ value bitmaps ∧ aggregation filter| — no row is visited (the *bitmap* strategy).
- *  3. Otherwise rows of the base set are visited once to find their group, and once per aggregation over that
+ *  3. Row counts per fixed time bucket with no group-by (clicks per minute): a counter per bucket (bucketCounts).
+ *  4. Row counts grouped by one dimension within one time bucket (top images): a counter per dictionary id
+ *     (countByKey, or countFirstMet when the rows are few), folded into the groups. When every count is over the
+ *     base rows and the dimension has too many values for step 2, the base rows stay the time range's row list
+ *     (filter.ts `timeRangeSelection`) instead of becoming a bitmap.
+ *  5. Otherwise rows of the base set are visited once to find their group, and once per aggregation over that
  *     aggregation's row set (the *scan* strategy).
  * Groups are global across readers: a group id comes from (time bucket, value of each group-by dimension), with
  * reader-local dictionary ids translated to query ids through the datasource's GlobalIds (global-ids.ts, memoized
@@ -20,7 +25,7 @@ import { TallyError, assert } from '../errors.js';
 import type { Limits } from '../limits.js';
 import { bucketStart, HOUR_MS } from '../time.js';
 import { kernels } from '../native/index.js';
-import { cardinality, evalFilter, selection, timeRangeRows, intersect, releaseScratch, resetScratch, rowsOf, scratchMark, testRange, type RowSet } from './filter.js';
+import { cardinality, evalFilter, selection, timeRangeRows, timeRangeSelection, intersect, releaseScratch, resetScratch, rowsOf, scratchMark, testRange, type RowSet } from './filter.js';
 import type { DictionaryView, SegmentReader, Selection } from './reader.js';
 import type { GlobalIds, GlobalIdSpace } from './global-ids.js';
 import type { Plan, QueryResult, QueryStats, ResolvedExpr, ResolvedHaving } from './shape.js';
@@ -114,6 +119,8 @@ let idGroup = new Int32Array(1024);
 let idStamp = new Uint32Array(1024);
 let stamp = 0;
 const BITMAP_COMBINATIONS_MAX = 4096;
+/** How often counts by one dimension kept their base rows as a list (tests check that the path runs). */
+export const countPaths = { baseList: 0 };
 /** A running query yields to the event loop at least this often. */
 const YIELD_EVERY_MS = 8;
 /**
@@ -279,20 +286,89 @@ export async function execute(plan: Plan, readers: readonly SegmentReader[], lim
     : null;
   const gidScratch = new Array<number>(groupDims.length).fill(0);
 
+  /**
+   * Counts by one dimension within one time bucket: a counter per dictionary id of `reader` for each aggregation's
+   * rows (`sets[i]`, null for none; each a subset of `base`), folded into the groups at the end. `presentAt` names
+   * the counter that says which ids the base rows hold: 0 when every set is the base, else a counter of its own
+   * (aggregations.length).
+   */
+  const countByOneDimension = (reader: SegmentReader, base: Selection, sets: (Selection | null)[], presentAt: number, firstBucket: number, groupDicts: DictionaryView[], groupQds: QueryDictionary[], translations: Int32Array[]): void => {
+    const ids = reader.dimensionIds(groupDims[0]!);
+    const size = groupDicts[0]!.size;
+    let rows = 0;
+    for (const set of sets) if (set !== null) rows += set.end - set.start;
+    // With fewer rows than a quarter of the dictionary, the fold goes over the ids the base rows hold, listed as
+    // the base rows' counting first meets them (the groups then come in the order a scan makes them), rather than
+    // over the whole dictionary.
+    const sparse = rows < size / 4;
+    stats.rowsScanned += rows;
+    const A = plan.aggregations.length;
+    // Counters per id: zeroed scratch, reused (the fold below zeroes every counter it reads, and no counter is
+    // nonzero that it does not read).
+    const local = idCounters(A + 1, size);
+    // Rolled-up rows each stand for several events: counts read the rollup's count column.
+    const ru = reader.rollup();
+    const weights = ru === null ? null : ru.counts;
+    let folded = false;
+    try {
+      const found = sparse ? countFirstMet(ids, base, presentAt === 0 ? weights : null, local[presentAt]!) : null;
+      sets.forEach((sel, i) => {
+        if (sel === null || (found !== null && i === presentAt)) return;
+        kernels.countByKey(ids, sel.rows, sel.start, sel.end, weights, local[i]!);
+      });
+      const present = local[presentAt]!;
+      if (found === null && presentAt === A) kernels.countByKey(ids, base.rows, base.start, base.end, null, present);
+      const bIdx = bucketIdxOf(firstBucket);
+      const t = translations[0]!;
+      const qd0 = groupQds[0]!;
+      const dict0 = groupDicts[0]!;
+      // One loop for both orders (the ids met, or every id present): a fold closure called from two loops measured
+      // 5–8% slower on the CTR question at the 100M density.
+      const many = found === null ? size : found.length;
+      for (let j = 0; j < many; j++) {
+        const id = found === null ? j : found[j]!;
+        if (present[id] === 0) continue;
+        gidScratch[0] = qd0.id(dict0, t, id);
+        const g = groups.find(bIdx, firstBucket, gidScratch);
+        for (let i = 0; i < A; i++) {
+          groups.acc[i]![g]! += local[i]![id]!;
+          local[i]![id] = 0;
+        }
+        present[id] = 0;
+      }
+      folded = true;
+    } finally {
+      // A failure part-way (too many groups) leaves counts behind: clear them for the next use.
+      if (!folded) for (const c of local) c.fill(0, 0, size);
+    }
+  };
+  // Every aggregation a count over the base rows, grouped by one dimension (see runReader).
+  const countsOverBase = allCounts && groupDims.length === 1 && plan.aggregations.every((a) => a.filter === null);
+
   const runReader = (reader: SegmentReader): void => {
     const n = reader.rowCount;
     if (n === 0) return;
     // Row sets of the reader before are void from here (filter.ts's scratch arena).
     resetScratch();
-    // The filter first, then the time range over just the rows it kept (a reader straddling a range end).
-    const base = timeRangeRows(reader, plan.from, plan.to, plan.filter === null ? 'all' : evalFilter(plan.filter, reader));
-    if (base === 'none') return;
-
     const firstBucket = bucketStart(Math.max(reader.minTs, plan.from), b);
     const oneBucket = b.kind === 'all' || firstBucket === bucketStart(Math.min(reader.maxTs, plan.to - 1), b);
     const groupDicts = groupDims.map((d) => reader.dictionary(d));
     const groupQds = groupDims.map((d) => qdicts.get(d)!);
-    const translations = groupDims.map((d, k) => qdicts.get(d)!.translation(groupDicts[k]!));
+    // The filter first, then the time range over just the rows it kept (a reader straddling a range end).
+    const within = plan.filter === null ? 'all' : evalFilter(plan.filter, reader);
+    // Counts by one dimension too large for the bitmap strategy, every count over the base rows (top images by
+    // clicks): the base rows are only listed, so they stay a row list (no bitmap built from them and listed again).
+    if (countsOverBase && oneBucket && groupDicts[0]!.size > BITMAP_COMBINATIONS_MAX) {
+      const base = timeRangeSelection(reader, plan.from, plan.to, within);
+      if (base === 'none') return;
+      countPaths.baseList++;
+      const translations = [groupQds[0]!.translation(groupDicts[0]!)];
+      countByOneDimension(reader, base, plan.aggregations.map(() => base), 0, firstBucket, groupDicts, groupQds, translations);
+      return;
+    }
+    const base = timeRangeRows(reader, plan.from, plan.to, within);
+    if (base === 'none') return;
+    const translations = groupDims.map((d, k) => groupQds[k]!.translation(groupDicts[k]!));
     const aggFilterSets = new Map<string, RowSet>();
     const aggFilterSet = (key: string, f: Plan['aggregations'][number]['filter']): RowSet => {
       if (f === null) return 'all';
@@ -362,68 +438,16 @@ export async function execute(plan: Plan, readers: readonly SegmentReader[], lim
 
     // ---- counts by one dimension (top images): a counter per dictionary id, folded into groups at the end ------
     if (allCounts && oneBucket && groupDims.length === 1) {
-      const dim = groupDims[0]!;
-      const ids = reader.dimensionIds(dim);
-      const size = groupDicts[0]!.size;
       const sets = plan.aggregations.map((a) => {
         const f = aggFilterSet(a.filterKey, a.filter);
         return f === 'all' ? base : intersect(base, f);
       });
-      let rows = 0;
-      for (const set of sets) rows += cardinality(set, n);
-      // With fewer rows than a quarter of the dictionary, the fold goes over the ids the base rows hold, listed as
-      // the base rows' counting first meets them (the groups then come in the order a scan makes them), rather than
-      // over the whole dictionary.
-      const sparse = rows < size / 4;
-      stats.rowsScanned += rows;
-      const A = plan.aggregations.length;
-      // Counters per id: zeroed scratch, reused (the fold below zeroes every counter it reads, and no counter is
-      // nonzero that it does not read).
-      const local = idCounters(A + 1, size);
       // A group exists for every value of a base row, also when a filtered count of it is 0 (as in the scan): the
       // base rows' own counts say which ids are present — the first aggregation's counter when every count is over
       // the base rows, else one of their own. Every set is a subset of the base rows, so an id absent there has
       // all counts 0.
-      const presentAt = sets.every((set) => set === base) ? 0 : A;
-      const weights = ru === null ? null : ru.counts;
-      let folded = false;
-      try {
-        const found = sparse
-          ? countFirstMet(ids, selection(base, n), presentAt === 0 ? weights : null, local[presentAt]!)
-          : null;
-        sets.forEach((set, i) => {
-          if (set === 'none' || (found !== null && i === presentAt)) return;
-          const sel = selection(set, n);
-          kernels.countByKey(ids, sel.rows, sel.start, sel.end, weights, local[i]!);
-        });
-        const present = local[presentAt]!;
-        if (found === null && presentAt === A) {
-          const sel = selection(base, n);
-          kernels.countByKey(ids, sel.rows, sel.start, sel.end, null, present);
-        }
-        const bIdx = bucketIdxOf(firstBucket);
-        const t = translations[0]!;
-        const qd0 = groupQds[0]!;
-        const dict0 = groupDicts[0]!;
-        // One loop for both orders (the ids met, or every id present): a fold closure called from two loops measured
-        // 5–8% slower on the CTR question at the 100M density.
-        const many = found === null ? size : found.length;
-        for (let j = 0; j < many; j++) {
-          const id = found === null ? j : found[j]!;
-          if (present[id] === 0) continue;
-          gidScratch[0] = qd0.id(dict0, t, id);
-          const g = groups.find(bIdx, firstBucket, gidScratch);
-          for (let i = 0; i < A; i++) {
-            groups.acc[i]![g]! += local[i]![id]!;
-            local[i]![id] = 0;
-          }
-          present[id] = 0;
-        }
-        folded = true;
-      } finally {
-        // A failure part-way (too many groups) leaves counts behind: clear them for the next use.
-        if (!folded) for (const c of local) c.fill(0, 0, size);
-      }
+      const presentAt = sets.every((set) => set === base) ? 0 : plan.aggregations.length;
+      countByOneDimension(reader, selection(base, n), sets.map((set) => (set === 'none' ? null : selection(set, n))), presentAt, firstBucket, groupDicts, groupQds, translations);
       return;
     }
 

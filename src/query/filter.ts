@@ -273,6 +273,22 @@ export function timeRangeRows(reader: SegmentReader, from: number, to: number, w
   return rows.length === sel.end - sel.start && within !== 'all' ? within : arena.bitmap().copyFrom(rows);
 }
 
+/**
+ * `timeRangeRows` as a selection, for a caller that only reads the rows in order (counts by one dimension): the
+ * rows the time range keeps stay the kernel's row list instead of becoming a bitmap that is then listed again.
+ * The same rows as `selection(timeRangeRows(…), rowCount)`; its row list is the caller's or the arena's.
+ */
+export function timeRangeSelection(reader: SegmentReader, from: number, to: number, within: RowSet): Selection | 'none' {
+  if (within === 'none') return 'none';
+  const n = reader.rowCount;
+  if (reader.minTs >= from && reader.maxTs < to) return selection(within, n);
+  if (reader.maxTs < from || reader.minTs >= to) return 'none';
+  const sel = selection(within, n);
+  const rows = reader.selectTimeRange(sel, from, to);
+  if (rows.length === 0) return 'none';
+  return { rows, start: 0, end: rows.length };
+}
+
 /** The rows of a bitmap in order, as `selection` lists them (arena-backed: valid until the next reader). */
 export function rowsOf(s: Bitmap): Uint32Array {
   return arena.rows(s);

@@ -64,3 +64,46 @@ it('counts by one dimension over rolled-up rows equal plain counts, for many row
   }
   await db.close();
 });
+
+it('counts by a dimension of more values than the bitmap strategy takes keep the time range as a row list, with the answer of plain counts', async () => {
+  const { countPaths } = await import('../../src/query/execute.js');
+  const db = await open({ dir: '/db', fileSystem: new MemFs(), clock: () => NOW, compaction: { auto: false } });
+  await db.createDatasource({ name: 'ev', dimensions: ['image', 'location'], lateness: '10m' });
+  // 5,000 images (more than the 4,096 value combinations of the bitmap strategy) in each of 3 minutes, at
+  // seconds that differ by image, so that a range cutting through a minute keeps some of its rows.
+  const events: { ts: number; image: string; location: string }[] = [];
+  for (let m = 0; m < 3; m++) {
+    for (let i = 0; i < 5000; i++) {
+      for (let k = 0; k <= i % 3; k++) events.push({ ts: T0 + m * 60_000 + ((i * 7 + k * 13) % 60) * 1000, image: `img${i}`, location: i % 4 === 0 ? 'north' : 'south' });
+    }
+  }
+  expect((await db.ingest('ev', events)).accepted).toBe(events.length);
+  const check = async (where: string): Promise<void> => {
+    for (const [from, to] of [[T0 + 20_000, T0 + 140_000], [T0 + 65_000, T0 + 66_000], [T0, T0 + 180_000]]) {
+      for (const location of [null, 'north']) {
+        for (const aggregations of [[{ name: 'n', type: 'count' as const }], [{ name: 'n', type: 'count' as const }, { name: 'm', type: 'count' as const }]]) {
+          const before = countPaths.baseList;
+          const r = await db.query({
+            datasource: 'ev', from: from!, to: to!, groupBy: ['image'],
+            ...(location === null ? {} : { filter: { dimension: 'location', eq: location } }), aggregations,
+          });
+          if (to! - from! < 180_000) expect(countPaths.baseList, where).toBeGreaterThan(before);
+          const want = new Map<string, number[]>();
+          for (const e of events) {
+            if (e.ts < from! || e.ts >= to! || (location !== null && e.location !== location)) continue;
+            const c = want.get(e.image) ?? aggregations.map(() => 0);
+            want.set(e.image, c.map((x) => x + 1));
+          }
+          expect(r.rows.length, where).toBe(want.size);
+          expect(new Map(r.rows.map((row) => [row[0] as string, row.slice(1) as number[]])), where).toEqual(want);
+        }
+      }
+    }
+  };
+  await check('head');
+  await db.flush();
+  await check('minute segments');
+  await db.compact();
+  await check('compacted segments');
+  await db.close();
+});
