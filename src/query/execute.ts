@@ -350,12 +350,13 @@ export async function execute(plan: Plan, readers: readonly SegmentReader[], lim
     if (n === 0) return;
     // Row sets of the reader before are void from here (filter.ts's scratch arena).
     resetScratch();
+    // The filter first, then the time range over just the rows it kept (a reader straddling a range end).
+    const within = plan.filter === null ? 'all' : evalFilter(plan.filter, reader);
+    if (within === 'none') return;
     const firstBucket = bucketStart(Math.max(reader.minTs, plan.from), b);
     const oneBucket = b.kind === 'all' || firstBucket === bucketStart(Math.min(reader.maxTs, plan.to - 1), b);
     const groupDicts = groupDims.map((d) => reader.dictionary(d));
     const groupQds = groupDims.map((d) => qdicts.get(d)!);
-    // The filter first, then the time range over just the rows it kept (a reader straddling a range end).
-    const within = plan.filter === null ? 'all' : evalFilter(plan.filter, reader);
     // Counts by one dimension too large for the bitmap strategy, every count over the base rows (top images by
     // clicks): the base rows are only listed, so they stay a row list (no bitmap built from them and listed again).
     if (countsOverBase && oneBucket && groupDicts[0]!.size > BITMAP_COMBINATIONS_MAX) {
