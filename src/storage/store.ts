@@ -148,6 +148,14 @@ const openDirs = new WeakMap<FileSystem, Set<string>>();
 /** SEAL_ENCODING.batchRows, which tests lower to batch small buckets by rows (setSealBatchRowsForTests). */
 let sealBatchRows: number = SEAL_ENCODING.batchRows;
 
+/**
+ * Head bytes a row of `ds` is counted at against the head's budget (`headBytes`): a 2-byte time offset, a 4-byte id
+ * a dimension, 8 bytes a metric and 8 for the dedup key's hash — the columns a head bucket holds per row.
+ */
+export function headBytesPerRow(ds: Datasource): number {
+  return 2 + 4 * ds.dimensions.length + 8 * ds.metrics.length + (ds.dedupKey === null ? 0 : 8);
+}
+
 /** Tests set the rows at which a seal batch ends; returns the previous value. */
 export function setSealBatchRowsForTests(n: number): number {
   const previous = sealBatchRows;
@@ -505,10 +513,7 @@ export class Store {
 
   private headBytesEstimate(): number {
     let bytes = 0;
-    for (const st of this.state.values()) {
-      const ds = st.pipeline.ds;
-      bytes += st.pipeline.head.rows * (2 + 4 * ds.dimensions.length + 8 * ds.metrics.length + (ds.dedupKey === null ? 0 : 8));
-    }
+    for (const st of this.state.values()) bytes += st.pipeline.head.rows * headBytesPerRow(st.pipeline.ds);
     return bytes;
   }
 

@@ -6,14 +6,15 @@
  */
 import { expect, it } from 'vitest';
 import { open } from 'tallydb';
-import { SEAL_ENCODING } from '../../src/limits.js';
-import { setSealBatchRowsForTests } from '../../src/storage/store.js';
+import { DEFAULT_LIMITS, SEAL_ENCODING } from '../../src/limits.js';
+import { headBytesPerRow, setSealBatchRowsForTests } from '../../src/storage/store.js';
+import { resolveDatasource } from '../../src/schema/datasource.js';
 import { MemFs } from '../support/memfs.js';
 
 const T0 = Date.parse('2026-11-23T10:00:00Z');
 const SPEC = { name: 'ev', dimensions: ['kind'], metrics: [{ name: 'v', type: 'int' as const }], dedupKey: 'id', lateness: '1m', dedupWindow: '1h' };
-/** Head bytes the engine estimates per row of SPEC (storage/store.ts headBytesEstimate: 2 + 4 a dimension + 8 a metric + 8 for the key). */
-const ROW_BYTES = 2 + 4 + 8 + 8;
+/** Head bytes the engine counts per row of SPEC. */
+const ROW_BYTES = headBytesPerRow(resolveDatasource(SPEC, DEFAULT_LIMITS));
 const PER_MINUTE = 50;
 const READY = 6;
 
