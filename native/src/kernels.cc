@@ -655,33 +655,41 @@ Napi::Value SelectCodeRange(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// countByKey(keys, rows | null, start, end, weights | null, counts): counts[keys[r]] += weights ? weights[r] : 1.
-Napi::Value CountByKey(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
+// The arguments countByKey and countFirstMet share: keys, a selection of them, weights (null, or one a key at least)
+// and the counters.
+struct KeyCounts {
   U32 keys;
   F64 weights, counts;
   Selection sel;
-  if (!GetU32(info[0], &keys, "keys") || !GetSelection(info, 1, keys.n, &sel) || !GetF64(info[5], &counts, "counts")) {
-    return env.Undefined();
+  bool weighted = false;
+};
+
+bool GetKeyCounts(const Napi::CallbackInfo& info, KeyCounts* a) {
+  if (!GetU32(info[0], &a->keys, "keys") || !GetSelection(info, 1, a->keys.n, &a->sel) || !GetF64(info[5], &a->counts, "counts")) {
+    return false;
   }
-  bool weighted = !(info[4].IsNull() || info[4].IsUndefined());
-  if (weighted) {
-    if (!GetF64(info[4], &weights, "weights")) return env.Undefined();
-    if (weights.n < keys.n) {
-      Fail(env, "weights are shorter than keys");
-      return env.Undefined();
-    }
-  }
-  const size_t limit = counts.n;
-  bool ok = weighted ? ForEach(sel, [&](uint32_t r) {
-    uint32_t k = keys.p[r];
+  a->weighted = !(info[4].IsNull() || info[4].IsUndefined());
+  if (!a->weighted) return true;
+  if (!GetF64(info[4], &a->weights, "weights")) return false;
+  if (a->weights.n < a->keys.n) return Fail(info.Env(), "weights are shorter than keys");
+  return true;
+}
+
+// countByKey(keys, rows | null, start, end, weights | null, counts): counts[keys[r]] += weights ? weights[r] : 1.
+Napi::Value CountByKey(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  KeyCounts a;
+  if (!GetKeyCounts(info, &a)) return env.Undefined();
+  const size_t limit = a.counts.n;
+  bool ok = a.weighted ? ForEach(a.sel, [&](uint32_t r) {
+    uint32_t k = a.keys.p[r];
     if (k >= limit) return false;
-    counts.p[k] += weights.p[r];
+    a.counts.p[k] += a.weights.p[r];
     return true;
-  }) : ForEach(sel, [&](uint32_t r) {
-    uint32_t k = keys.p[r];
+  }) : ForEach(a.sel, [&](uint32_t r) {
+    uint32_t k = a.keys.p[r];
     if (k >= limit) return false;
-    counts.p[k] += 1;
+    a.counts.p[k] += 1;
     return true;
   });
   if (!ok) Fail(env, "a key falls outside the counters");
@@ -694,43 +702,31 @@ Napi::Value CountByKey(const Napi::CallbackInfo& info) {
 // written at the next free position, which advances only when the counter was 0.
 Napi::Value CountFirstMet(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  U32 keys;
-  F64 weights, counts;
-  Selection sel;
-  if (!GetU32(info[0], &keys, "keys") || !GetSelection(info, 1, keys.n, &sel) || !GetF64(info[5], &counts, "counts")) {
-    return env.Undefined();
-  }
-  bool weighted = !(info[4].IsNull() || info[4].IsUndefined());
-  if (weighted) {
-    if (!GetF64(info[4], &weights, "weights")) return env.Undefined();
-    if (weights.n < keys.n) {
-      Fail(env, "weights are shorter than keys");
-      return env.Undefined();
-    }
-  }
+  KeyCounts a;
+  if (!GetKeyCounts(info, &a)) return env.Undefined();
   if (!info[6].IsTypedArray() || info[6].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
     TypeFail(env, "out must be a Uint32Array");
     return env.Undefined();
   }
   auto outArray = info[6].As<Napi::Uint32Array>();
-  if (outArray.ElementLength() < sel.size()) {
+  if (outArray.ElementLength() < a.sel.size()) {
     Fail(env, "out is shorter than the selection");
     return env.Undefined();
   }
   uint32_t* out = outArray.Data();
-  const size_t limit = counts.n;
+  const size_t limit = a.counts.n;
   size_t met = 0;
   auto count = [&](uint32_t r, double w) {
-    uint32_t k = keys.p[r];
+    uint32_t k = a.keys.p[r];
     if (k >= limit) return false;
-    double c = counts.p[k];
+    double c = a.counts.p[k];
     out[met] = k;
     met += c == 0 ? 1 : 0;
-    counts.p[k] = c + w;
+    a.counts.p[k] = c + w;
     return true;
   };
-  bool ok = weighted ? ForEach(sel, [&](uint32_t r) { return count(r, weights.p[r]); })
-                     : ForEach(sel, [&](uint32_t r) { return count(r, 1); });
+  bool ok = a.weighted ? ForEach(a.sel, [&](uint32_t r) { return count(r, a.weights.p[r]); })
+                       : ForEach(a.sel, [&](uint32_t r) { return count(r, 1); });
   if (!ok) {
     Fail(env, "a key falls outside the counters");
     return env.Undefined();
