@@ -7,6 +7,7 @@
 import { expect, it } from 'vitest';
 import { open } from 'tallydb';
 import { MemFs } from '../support/memfs.js';
+import { setKernelsForTests } from '../../src/native/index.js';
 
 const T0 = Date.parse('2026-11-23T00:00:00Z');
 const NOW = T0 + 10 * 86_400_000;
@@ -100,10 +101,20 @@ it('counts by a dimension of more values than the bitmap strategy takes keep the
       }
     }
   };
-  await check('head');
+  // Each stage on the kernels the loader picked and on their TypeScript twins.
+  const both = async (where: string): Promise<void> => {
+    await check(where);
+    const previous = setKernelsForTests('typescript');
+    try {
+      await check(`${where}, TypeScript kernels`);
+    } finally {
+      setKernelsForTests(previous);
+    }
+  };
+  await both('head');
   await db.flush();
-  await check('minute segments');
+  await both('minute segments');
   await db.compact();
-  await check('compacted segments');
+  await both('compacted segments');
   await db.close();
 });
