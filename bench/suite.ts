@@ -16,11 +16,11 @@
  *   npm run bench -- [--events 10000000] [--runs 31] [--warmup 3] [--warmup-max 300] [--warmup-ms 2000] [--chunk 500000]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { open, type Query, type Tally } from '../src/index.js';
-import { arg, median } from './util.js';
+import { arg, median, ThreadClock } from './util.js';
 import { nativeStatus } from '../src/native/index.js';
 import { generate, AD_DATASOURCE, type AdEvent } from './gen.js';
 
@@ -77,9 +77,11 @@ async function loadTally(dir: string): Promise<{ db: Tally } & Load> {
   let overloaded = 0;
   let ms = 0;
   let genMs = 0;
+  const clock = ThreadClock.available() ? new ThreadClock() : null;
   for (const chunk of chunks()) {
     genMs += chunk.genMs;
     let next = 0;
+    clock?.start();
     const t = performance.now();
     await Promise.all(Array.from({ length: 4 }, async () => {
       while (next < chunk.events.length) {
@@ -99,8 +101,11 @@ async function loadTally(dir: string): Promise<{ db: Tally } & Load> {
       }
     }));
     ms += performance.now() - t;
+    clock?.stop();
   }
   if (overloaded > 0) console.log(`tallydb: ${overloaded} batches refused with INGEST_OVERLOADED and sent again`);
+  // Every thread's CPU while the ingest clock ran: how full the machine was (docs/benchmarks.md, "Ninth session").
+  if (clock !== null) console.log(`tallydb ingest: ${clock.summary(availableParallelism())}`);
   return { db, ...rates(ms, genMs) };
 }
 
@@ -111,8 +116,10 @@ async function loadDuck(file: string): Promise<{ conn: DuckDBConnection } & Load
   const app = await conn.createAppender('events');
   let ms = 0;
   let genMs = 0;
+  const clock = ThreadClock.available() ? new ThreadClock() : null;
   for (const chunk of chunks()) {
     genMs += chunk.genMs;
+    clock?.start();
     const t = performance.now();
     for (const e of chunk.events) {
       app.appendBigInt(BigInt(e.ts));
@@ -127,7 +134,9 @@ async function loadDuck(file: string): Promise<{ conn: DuckDBConnection } & Load
       app.endRow();
     }
     ms += performance.now() - t;
+    clock?.stop();
   }
+  if (clock !== null) console.log(`DuckDB appender (its checkpoint not included): ${clock.summary(availableParallelism())}`);
   const t = performance.now();
   app.closeSync();
   await conn.run('CHECKPOINT');
