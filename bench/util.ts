@@ -19,7 +19,8 @@ export function percentile(xs: number[], p: number): number {
 
 /**
  * CPU time of every thread of this process, summed over the windows between `start()` and `stop()` calls (Linux
- * `/proc/self/task/<tid>/schedstat`: ns on a CPU, ns runnable but waiting for one); null where /proc has no such file.
+ * `/proc/self/task/<tid>/schedstat`: ns on a CPU, ns runnable but waiting for one); `available()` is false where
+ * /proc has no such file. A thread that ends inside a window is not counted for that window.
  */
 export class ThreadClock {
   private readonly run = new Map<string, number>();
