@@ -257,20 +257,25 @@ export function selection(s: Bitmap | 'all', rowCount: number): Selection {
 }
 
 /**
- * Rows of `within` (the rows a filter kept, or all rows) whose timestamp lies in [from, to). A reader inside the
- * range keeps them all; one straddling a range end checks the timestamps of just those rows, so a selective filter
- * spares the scan of the rest.
+ * The rows of `within` whose timestamp lies in [from, to): 'inside' when the reader lies wholly inside the range (all
+ * of `within`), 'none' when there are none, else the kernel's row list (non-empty, in row order). A reader
+ * straddling a range end checks the timestamps of just those rows, so a selective filter spares the scan of the rest.
  */
-export function timeRangeRows(reader: SegmentReader, from: number, to: number, within: RowSet = 'all'): RowSet {
+function rowsInRange(reader: SegmentReader, from: number, to: number, within: RowSet): 'inside' | 'none' | Uint32Array {
   if (within === 'none') return 'none';
-  if (reader.minTs >= from && reader.maxTs < to) return within;
+  if (reader.minTs >= from && reader.maxTs < to) return 'inside';
   if (reader.maxTs < from || reader.minTs >= to) return 'none';
-  const n = reader.rowCount;
-  const sel = selection(within, n);
-  const rows = reader.selectTimeRange(sel, from, to);
-  if (rows.length === 0) return 'none';
-  if (rows.length === n) return 'all';
-  return rows.length === sel.end - sel.start && within !== 'all' ? within : arena.bitmap().copyFrom(rows);
+  const rows = reader.selectTimeRange(selection(within, reader.rowCount), from, to);
+  return rows.length === 0 ? 'none' : rows;
+}
+
+/** Rows of `within` (the rows a filter kept, or all rows) whose timestamp lies in [from, to), as a row set. */
+export function timeRangeRows(reader: SegmentReader, from: number, to: number, within: RowSet = 'all'): RowSet {
+  const rows = rowsInRange(reader, from, to, within);
+  if (rows === 'inside') return within;
+  if (rows === 'none') return 'none';
+  if (rows.length === reader.rowCount) return 'all';
+  return within !== 'all' && within !== 'none' && rows.length === within.size ? within : arena.bitmap().copyFrom(rows);
 }
 
 /**
@@ -279,13 +284,9 @@ export function timeRangeRows(reader: SegmentReader, from: number, to: number, w
  * The same rows as `selection(timeRangeRows(…), rowCount)`; its row list is the caller's or the arena's.
  */
 export function timeRangeSelection(reader: SegmentReader, from: number, to: number, within: RowSet): Selection | 'none' {
-  if (within === 'none') return 'none';
-  const n = reader.rowCount;
-  if (reader.minTs >= from && reader.maxTs < to) return selection(within, n);
-  if (reader.maxTs < from || reader.minTs >= to) return 'none';
-  const sel = selection(within, n);
-  const rows = reader.selectTimeRange(sel, from, to);
-  if (rows.length === 0) return 'none';
+  const rows = rowsInRange(reader, from, to, within);
+  if (rows === 'none' || within === 'none') return 'none';
+  if (rows === 'inside') return selection(within, reader.rowCount);
   return { rows, start: 0, end: rows.length };
 }
 
