@@ -24,12 +24,16 @@ beforeAll(() => {
 }, 120_000);
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-async function start(...flags: string[]): Promise<{ proc: ChildProcess; url: string; output: () => string; exited: Promise<number | null> }> {
+async function start(...flags: string[]): Promise<{ proc: ChildProcess; url: string; output: () => string; exited: Promise<number | null>; how: () => string }> {
   const proc = spawn(process.execPath, [...NODE_FLAGS, path.join(root, 'dist/cli/main.js'), 'serve', '--dir', dir, '--port', '0', '--log-level', 'silent', ...flags], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout!.on('data', (d) => (out += d));
   proc.stderr!.on('data', (d) => (out += d));
-  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+  let how = 'running';
+  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code, signal) => {
+    how = `exit code ${code}, signal ${signal}`;
+    resolve(code);
+  }));
   const deadline = Date.now() + 20_000;
   while (!/tallydb ready/.test(out)) {
     if (Date.now() > deadline || proc.exitCode !== null) throw new Error(`daemon did not get ready: ${out}`);
@@ -38,7 +42,8 @@ async function start(...flags: string[]): Promise<{ proc: ChildProcess; url: str
   const url = /listening on (http:\/\/[^ ]+)/.exec(out)![1]!;
   // Started the way the README says, the daemon runs the C++ kernels that npm install built.
   if (process.env['TALLYDB_NATIVE'] !== '0') expect(out).toMatch(/kernels: native\)/);
-  return { proc, url, output: () => out, exited };
+  // `how` and the output go into failure messages: a daemon that died of a signal says which, and what it printed.
+  return { proc, url, output: () => out, exited, how: () => `${how}; output: ${out}` };
 }
 
 const call = async (url: string, method: string, body?: unknown, type = 'application/json') => {
@@ -81,7 +86,7 @@ it('ingests over a socket, answers SQL, stops on SIGTERM with exit 0, and restar
   }
 
   a.proc.kill('SIGTERM');
-  expect(await a.exited).toBe(0);
+  expect(await a.exited, a.how()).toBe(0);
   expect(a.output()).toMatch(/tallydb stopped/);
 
   const b = await start();
@@ -91,7 +96,7 @@ it('ingests over a socket, answers SQL, stops on SIGTERM with exit 0, and restar
   // arrives while the graceful stop is still closing, and exits at once.
   b.proc.kill('SIGTERM');
   b.proc.kill('SIGINT');
-  expect(await b.exited).toBe(130);
+  expect(await b.exited, b.how()).toBe(130);
   expect(b.output()).toMatch(/again: exiting now/);
 
   // The data is still all there: the WAL had it. Through the query thread's listener too, also for what is
@@ -104,5 +109,5 @@ it('ingests over a socket, answers SQL, stops on SIGTERM with exit 0, and restar
   expect(more.json.accepted).toBe(1);
   expect((await call(`${queryUrl}/v1/sql`, 'POST', { sql: "SELECT countIf(event = 'click'), count(*) FROM events" })).json.rows).toEqual([[1002, acked + 1]]);
   c.proc.kill('SIGTERM');
-  expect(await c.exited).toBe(0);
+  expect(await c.exited, c.how()).toBe(0);
 }, 60_000);
