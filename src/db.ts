@@ -290,6 +290,7 @@ export class Tally {
     if (this.closed) return;
     this.closed = true;
     await this.store?.close();
+    for (const p of this.pipelines.values()) p.head.retireAll();
     this.pipelines.clear();
   }
 }

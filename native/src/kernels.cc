@@ -4,7 +4,7 @@
 // Invariant: a kernel never reads or writes outside the typed arrays it was given. Every row id and every computed
 // index is checked against the array it indexes; a bad one throws a RangeError (as the TypeScript versions do),
 // so a damaged or crafted input costs an error, never memory. The kernels hold no state and allocate only their
-// result arrays.
+// result arrays. (One function here is not a kernel: adjustExternalMemory, at the end.)
 #include <napi.h>
 
 #include <cmath>
@@ -734,6 +734,24 @@ Napi::Value CountFirstMet(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(met));
 }
 
+// adjustExternalMemory(delta): tell V8 that `delta` bytes it does not count changed hands — the head's columns
+// (src/head/column-memory.ts) became garbage (> 0) or were collected (< 0). Returns V8's new total. Not a kernel:
+// it has no TypeScript twin, and without the addon the head's columns are plain ArrayBuffers, which V8 counts itself.
+Napi::Value AdjustExternalMemory(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) {
+    TypeFail(env, "delta: want a number");
+    return env.Undefined();
+  }
+  const double d = info[0].As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d) || d != std::trunc(d) || std::fabs(d) > 9007199254740991.0) {
+    Fail(env, "delta: want a safe integer");
+    return env.Undefined();
+  }
+  const int64_t total = Napi::MemoryManagement::AdjustExternalMemory(env, static_cast<int64_t>(d));
+  return Napi::Number::New(env, static_cast<double>(total));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("unpack", Napi::Function::New(env, UnpackU32, "unpack"));
   exports.Set("decodeTimestamps", Napi::Function::New(env, DecodeTimestamps, "decodeTimestamps"));
@@ -746,6 +764,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("selectCodeRange", Napi::Function::New(env, SelectCodeRange, "selectCodeRange"));
   exports.Set("countByKey", Napi::Function::New(env, CountByKey, "countByKey"));
   exports.Set("countFirstMet", Napi::Function::New(env, CountFirstMet, "countFirstMet"));
+  exports.Set("adjustExternalMemory", Napi::Function::New(env, AdjustExternalMemory, "adjustExternalMemory"));
   return exports;
 }
 

@@ -21,6 +21,7 @@ import type { Dictionary } from './dictionary.js';
 import type { LoggedDimension } from '../wal/record.js';
 import { MINUTE_MS } from '../time.js';
 import { kernels } from '../native/index.js';
+import { columnF64, columnU16, columnU32, retire } from './column-memory.js';
 
 const INITIAL_CAPACITY = 256;
 /** The most rows a bucket is made room for up front (`capacityFor`); beyond, it grows by doubling as before. */
@@ -79,10 +80,10 @@ export class MinuteBucket implements SegmentSource {
     this.minTs = minuteTs;
     this.maxTs = minuteTs + MINUTE_MS - 1;
     this.capacity = capacity;
-    this.offsets = new Uint16Array(capacity);
-    this.ids = dicts.map(() => new Uint32Array(capacity));
-    this.values = Array.from({ length: metricCount }, () => new Float64Array(capacity));
-    this.keys = withKeys ? new Uint32Array(2 * capacity) : null;
+    this.offsets = columnU16(capacity);
+    this.ids = dicts.map(() => columnU32(capacity));
+    this.values = Array.from({ length: metricCount }, () => columnF64(capacity));
+    this.keys = withKeys ? columnU32(2 * capacity) : null;
     this.bitmaps = dicts.map(() => []);
     this.indexedRows = dicts.map(() => 0);
     this.scanned = dicts.map(() => new Map());
@@ -191,6 +192,17 @@ export class MinuteBucket implements SegmentSource {
   }
 
   /** Bytes held by the columns and bitmaps (dictionaries are shared and counted by the head). */
+  /**
+   * The bucket left the head (released after sealing, or its engine closed): its columns are garbage once the
+   * readers still holding it are done (head/column-memory.ts). It stays readable.
+   */
+  retire(): void {
+    retire(this.offsets);
+    for (const a of this.ids) retire(a);
+    for (const a of this.values) retire(a);
+    retire(this.keys);
+  }
+
   estimateBytes(): number {
     let bytes = this.offsets.byteLength;
     for (const a of this.ids) bytes += a.byteLength;
@@ -245,22 +257,26 @@ export class MinuteBucket implements SegmentSource {
 
   private grow(): void {
     const cap = this.capacity * 2;
-    const offsets = new Uint16Array(cap);
+    const offsets = columnU16(cap);
     offsets.set(this.offsets);
+    retire(this.offsets);
     this.offsets = offsets;
     this.ids = this.ids.map((a) => {
-      const b = new Uint32Array(cap);
+      const b = columnU32(cap);
       b.set(a);
+      retire(a);
       return b;
     });
     this.values = this.values.map((a) => {
-      const b = new Float64Array(cap);
+      const b = columnF64(cap);
       b.set(a);
+      retire(a);
       return b;
     });
     if (this.keys !== null) {
-      const k = new Uint32Array(2 * cap);
+      const k = columnU32(2 * cap);
       k.set(this.keys);
+      retire(this.keys);
       this.keys = k;
     }
     this.capacity = cap;

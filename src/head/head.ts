@@ -115,7 +115,13 @@ export class Head {
   /** Forget a frozen bucket whose rows are now served by a published segment. */
   release(bucket: MinuteBucket): void {
     this.frozen.delete(bucket);
+    bucket.retire();
     this.observer?.released(bucket.serial);
+  }
+
+  /** The engine closed: every bucket's columns become garbage with it (see MinuteBucket.retire). */
+  retireAll(): void {
+    for (const b of [...this.buckets.values(), ...this.frozen]) b.retire();
   }
 
   /** Rows held, live and frozen. */

@@ -25,21 +25,31 @@ export interface NativeStatus {
 const ADDON = fileURLToPath(new URL('../../native/build/Release/tallydb_native.node', import.meta.url));
 const NAMES: (keyof Kernels)[] = ['unpack', 'decodeTimestamps', 'timestampAnchors', 'timestampsAt', 'bucketCounts', 'bucketCountsAt', 'selectTimeRange', 'countByCode', 'selectCodeRange', 'countByKey', 'countFirstMet'];
 
-function load(): { kernels: Kernels; status: NativeStatus } {
+/** Tell V8 that `delta` bytes it does not count became garbage (> 0) or were freed (< 0); returns its new total. */
+export type AdjustExternalMemory = (delta: number) => number;
+
+function load(): { kernels: Kernels; status: NativeStatus; adjust: AdjustExternalMemory | null } {
   if (process.env['TALLYDB_NATIVE'] === '0') {
-    return { kernels: typescriptKernels, status: { kind: 'typescript', reason: 'TALLYDB_NATIVE=0' } };
+    return { kernels: typescriptKernels, status: { kind: 'typescript', reason: 'TALLYDB_NATIVE=0' }, adjust: null };
   }
   try {
-    const addon = createRequire(import.meta.url)(ADDON) as Partial<Kernels>;
-    const missing = NAMES.filter((n) => typeof addon[n] !== 'function');
+    const addon = createRequire(import.meta.url)(ADDON) as Partial<Kernels> & { adjustExternalMemory?: AdjustExternalMemory };
+    const missing = [...NAMES, 'adjustExternalMemory' as const].filter((n) => typeof addon[n] !== 'function');
     if (missing.length > 0) throw new Error(`the addon at ${ADDON} lacks ${missing.join(', ')}; rebuild it with npm install`);
-    return { kernels: addon as Kernels, status: { kind: 'native' } };
+    return { kernels: addon as Kernels, status: { kind: 'native' }, adjust: addon.adjustExternalMemory! };
   } catch (e) {
-    return { kernels: typescriptKernels, status: { kind: 'typescript', reason: (e as Error).message.split('\n')[0]! } };
+    return { kernels: typescriptKernels, status: { kind: 'typescript', reason: (e as Error).message.split('\n')[0]! }, adjust: null };
   }
 }
 
 const loaded = load();
+
+/**
+ * The addon's `napi_adjust_external_memory`, or null without the addon (head/column-memory.ts then keeps the head's
+ * columns in plain ArrayBuffers). Not a kernel: it has no TypeScript twin, because there is no way to do it in
+ * JavaScript.
+ */
+export const adjustExternalMemory: AdjustExternalMemory | null = loaded.adjust;
 
 export let kernels: Kernels = loaded.kernels;
 export const nativeStatus: NativeStatus = loaded.status;

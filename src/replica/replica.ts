@@ -127,6 +127,7 @@ export class Replica {
         return;
       case 'release': {
         const c = this.copy(m.ds);
+        c.buckets.get(m.serial)?.retire();
         c.buckets.delete(m.serial);
         c.frozen.delete(m.serial);
         return;

@@ -1,0 +1,131 @@
+// The head's columns count toward V8's external memory only once they are garbage (src/head/column-memory.ts).
+import { afterEach, describe, expect, it } from 'vitest';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { open } from 'tallydb';
+import { DEFAULT_LIMITS } from '../../src/limits.js';
+import { resolveDatasource } from '../../src/schema/datasource.js';
+import { IngestPipeline } from '../../src/ingest/pipeline.js';
+import { columnF64, columnMemory, columnU16, columnU32, reportedBytes, retire, setColumnMemoryForTests } from '../../src/head/column-memory.js';
+import { adjustExternalMemory, nativeStatus } from '../../src/native/index.js';
+
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+const T0 = Date.parse('2026-11-23T10:00:00Z');
+const MB = 1 << 20;
+/** V8's count of external memory (ArrayBuffer backing stores and what addons report), which starts its GCs. */
+const v8External = (): number => adjustExternalMemory!(0);
+
+/** Collect, then let the FinalizationRegistry's cleanup task run. */
+async function collect(): Promise<void> {
+  for (let i = 0; i < 4; i++) {
+    gc();
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+const initial = columnMemory();
+afterEach(() => {
+  setColumnMemoryForTests(initial);
+});
+
+describe.runIf(nativeStatus.kind === 'native')('with the addon: shared column memory', () => {
+  it('is the default when the addon loads', () => {
+    expect(initial).toBe('shared');
+  });
+
+  it('a live column is not counted as external memory; a retired one is, once, until its buffer is collected', async () => {
+    setColumnMemoryForTests('shared');
+    await collect();
+    const reported0 = reportedBytes();
+    const external0 = v8External();
+    let column: Uint32Array | null = columnU32(16 * MB / 4);
+    expect(column.buffer).toBeInstanceOf(SharedArrayBuffer);
+    // V8 leaves a SharedArrayBuffer out of its external count: the premise of the module.
+    expect(v8External() - external0).toBeLessThan(8 * MB);
+    expect(reportedBytes()).toBe(reported0);
+
+    retire(column);
+    expect(reportedBytes() - reported0).toBe(16 * MB);
+    expect(v8External() - external0).toBeGreaterThanOrEqual(16 * MB);
+    retire(column);
+    retire(column.subarray(5, 9)); // another view of the same buffer
+    expect(reportedBytes() - reported0).toBe(16 * MB);
+
+    column = null;
+    await collect();
+    expect(reportedBytes()).toBe(reported0);
+    expect(v8External() - external0).toBeLessThan(8 * MB);
+  });
+
+  it('a plain ArrayBuffer of the same size is counted while live (what the module avoids)', async () => {
+    await collect();
+    const external0 = v8External();
+    const plain = new Uint32Array(16 * MB / 4);
+    expect(v8External() - external0).toBeGreaterThanOrEqual(16 * MB);
+    expect(plain.length).toBe(4 * MB);
+  });
+
+  it('a bucket retires each column it outgrows, and all of its columns when the head releases it; it stays readable', async () => {
+    setColumnMemoryForTests('shared');
+    const ds = resolveDatasource({ name: 'events', dimensions: ['image_id', 'location'], metrics: [{ name: 'cost', type: 'float' }], dedupKey: 'event_id' }, DEFAULT_LIMITS);
+    const p = new IngestPipeline(ds, DEFAULT_LIMITS, () => T0 + 60_000);
+    const events = (from: number, n: number) => Array.from({ length: n }, (_, i) => ({ ts: T0 + from + i, event_id: `e${from + i}`, image_id: `img${(from + i) % 7}`, location: 'bangalore', cost: from + i }));
+    const first = await p.prepare(events(0, 200));
+    p.commit(first);
+    const [bucket] = p.head.liveBuckets();
+    expect(bucket!.rowCount).toBe(200);
+    // 256 rows of room at first (capacityFor(0)): offsets u16, two u32 id columns, one f64 metric, (hi, lo) keys.
+    const perRow = 2 + 2 * 4 + 8 + 2 * 4;
+    const before = reportedBytes();
+    p.commit(await p.prepare(events(200, 200)));
+    expect(reportedBytes() - before).toBe(256 * perRow);
+
+    const grown = reportedBytes();
+    p.head.freeze(bucket!);
+    expect(reportedBytes()).toBe(grown); // frozen is still the head's
+    p.head.release(bucket!);
+    expect(reportedBytes() - grown).toBe(512 * perRow);
+    expect(bucket!.rowCount).toBe(400);
+    expect(Array.from(bucket!.metricValues(0).subarray(0, 400))).toEqual(Array.from({ length: 400 }, (_, i) => i));
+  });
+
+  it('closing an engine retires its head', async () => {
+    setColumnMemoryForTests('shared');
+    const db = await open({ memory: true, clock: () => T0 + 60_000 });
+    await db.createDatasource({ name: 'events', dimensions: ['image_id'], dedupKey: 'event_id' });
+    await db.ingest('events', Array.from({ length: 1000 }, (_, i) => ({ ts: T0 + i, event_id: `e${i}`, image_id: `img${i % 3}` })));
+    const before = reportedBytes();
+    await db.close();
+    expect(reportedBytes() - before).toBeGreaterThanOrEqual(1000 * (2 + 4 + 8));
+  });
+});
+
+describe('plain column memory (no addon, or TALLYDB_NATIVE=0)', () => {
+  it('columns are ArrayBuffers, which V8 counts itself, and retiring one reports nothing', () => {
+    setColumnMemoryForTests('plain');
+    const before = reportedBytes();
+    for (const c of [columnU16(10), columnU32(10), columnF64(10)]) {
+      expect(c.buffer).toBeInstanceOf(ArrayBuffer);
+      retire(c);
+    }
+    expect(reportedBytes()).toBe(before);
+  });
+
+  it('an engine on plain columns answers as one on shared columns', async () => {
+    const answers: unknown[] = [];
+    for (const mode of nativeStatus.kind === 'native' ? ['plain', 'shared'] as const : ['plain'] as const) {
+      setColumnMemoryForTests(mode);
+      const db = await open({ memory: true, clock: () => T0 + 3_600_000 });
+      await db.createDatasource({ name: 'events', dimensions: ['image_id', 'location'], dedupKey: 'event_id' });
+      // Enough rows in one minute to grow its bucket several times.
+      await db.ingest('events', Array.from({ length: 5000 }, (_, i) => ({ ts: T0 + (i % 120) * 1000, event_id: `e${i}`, image_id: `img${i % 13}`, location: i % 3 === 0 ? 'bangalore' : 'pune' })));
+      answers.push((await db.sql("SELECT image_id, count(*) AS n FROM events WHERE location = 'bangalore' GROUP BY image_id ORDER BY image_id")).rows);
+      await db.close();
+    }
+    if (answers.length === 2) expect(answers[0]).toEqual(answers[1]);
+    // 5000 rows, every third in bangalore, images i % 13: image k has the i ≡ 0 (mod 3), i ≡ k (mod 13) rows.
+    const expected = Array.from({ length: 13 }, (_, k) => [`img${k}`, Array.from({ length: 5000 }, (_, i) => i).filter((i) => i % 3 === 0 && i % 13 === k).length]);
+    expect(answers[0]).toEqual(expected.sort((a, b) => String(a[0]) < String(b[0]) ? -1 : 1));
+  });
+});
