@@ -191,7 +191,6 @@ export class MinuteBucket implements SegmentSource {
     return entry.bm.size === 0 ? null : entry.bm;
   }
 
-  /** Bytes held by the columns and bitmaps (dictionaries are shared and counted by the head). */
   /**
    * The bucket left the head (released after sealing, or its engine closed): its columns are garbage once the
    * readers still holding it are done (head/column-memory.ts). It stays readable.
@@ -203,6 +202,7 @@ export class MinuteBucket implements SegmentSource {
     retire(this.keys);
   }
 
+  /** Bytes held by the columns and bitmaps (dictionaries are shared and counted by the head). */
   estimateBytes(): number {
     let bytes = this.offsets.byteLength;
     for (const a of this.ids) bytes += a.byteLength;
