@@ -8,6 +8,7 @@ import { resolveDatasource } from '../../src/schema/datasource.js';
 import { IngestPipeline } from '../../src/ingest/pipeline.js';
 import { columnF64, columnMemory, columnU16, columnU32, reportedBytes, retire, setColumnMemoryForTests } from '../../src/head/column-memory.js';
 import { adjustExternalMemory, nativeStatus } from '../../src/native/index.js';
+import { headBytesPerRow } from '../../src/storage/store.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -80,7 +81,7 @@ describe.runIf(nativeStatus.kind === 'native')('with the addon: shared column me
     const [bucket] = p.head.liveBuckets();
     expect(bucket!.rowCount).toBe(200);
     // 256 rows of room at first (capacityFor(0)): offsets u16, two u32 id columns, one f64 metric, (hi, lo) keys.
-    const perRow = 2 + 2 * 4 + 8 + 2 * 4;
+    const perRow = headBytesPerRow(ds);
     const before = reportedBytes();
     p.commit(await p.prepare(events(200, 200)));
     expect(reportedBytes() - before).toBe(256 * perRow);
