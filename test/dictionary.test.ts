@@ -1,10 +1,12 @@
 /**
  * The head dictionary gives each distinct string one dense id and never gives two strings the same id — for short
- * values packed into the table and for long ones found by hash, also when long values' hashes collide.
+ * values packed into the table and for long ones found by hash, also when long values' hashes collide. A batch-local
+ * dictionary reused across batches gives each batch exactly its own values.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Dictionary, StringTable, setLongHashForTests } from '../src/head/dictionary.js';
+import { BatchDictionary } from '../src/ingest/batch-dictionary.js';
 
 /** Strings of every kind the table distinguishes: short one-byte, long, non-Latin-1, empty, NUL, near the 11-char edge. */
 const valueArb = fc.oneof(
@@ -81,6 +83,42 @@ describe('head dictionary', () => {
         }
       }
     }), { numRuns: 200 });
+  });
+
+  it('a batch dictionary reused from batch to batch gives each batch its own values in order of first use (a Map model), also past stale values of bigger batches and when long hashes collide', () => {
+    const ascii = new TextEncoder();
+    const run = (batches: (string | null)[][]): void => {
+      const dict = new BatchDictionary();
+      const taken: { values: (string | null)[]; want: (string | null)[] }[] = [];
+      for (const batch of batches) {
+        dict.reset();
+        const model = new Map<string | null, number>();
+        for (const v of batch) {
+          // One-byte short strings also go through the byte-range path the MessagePack decoder takes.
+          const bytes = v !== null && /^[\x00-\x7f]{0,11}$/.test(v) ? ascii.encode(`#${v}#`) : null;
+          const id = bytes !== null && model.size % 2 === 0 ? dict.idOfAscii(bytes, 1, bytes.length - 2) : dict.idOf(v);
+          if (!model.has(v)) model.set(v, model.size);
+          expect(id).toBe(model.get(v));
+          expect(dict.value(id)).toBe(v);
+        }
+        taken.push({ values: dict.take(), want: [...model.keys()] });
+      }
+      // Each batch's array is its own: later batches, written over the same kept array, did not change it.
+      for (const t of taken) expect(t.values).toEqual(t.want);
+    };
+    const batchArb = fc.array(fc.array(fc.option(valueArb, { nil: null, freq: 20 }), { maxLength: 300 }), { maxLength: 6 });
+    fc.assert(fc.property(batchArb, run), { numRuns: 200 });
+    const previous = setLongHashForTests((_v, out, i) => {
+      out[2 * i] = 7;
+      out[2 * i + 1] = 7;
+    });
+    try {
+      fc.assert(fc.property(fc.array(fc.array(fc.string({ minLength: 12, maxLength: 20 }), { maxLength: 60 }), { maxLength: 5 }), run), { numRuns: 50 });
+      // A big batch, then a small one whose values differ: the stale slots past the small batch are not its values.
+      run([Array.from({ length: 500 }, (_, i) => `long-value-number-${i}`), ['long-value-number-x', 'long-value-number-1', 'long-value-number-x']]);
+    } finally {
+      setLongHashForTests(previous);
+    }
   });
 
   it('a string table shrinks after a large batch and still answers exactly', () => {

@@ -3,9 +3,12 @@
  * of first use, and each value's index among them (the form the WAL logs and `decide` interns).
  *
  * Invariant: after `reset`, `idOf(v)` gives each distinct value (null included) the next index the first time it is
- * met and the same index after; `values[id]` is that value. `idOfAscii` is `idOf` of the ASCII string in a byte
- * range, without making the string unless the value is new. One instance is reused across batches (its table keeps
- * its size); the `values` array is new for each batch and becomes the batch's.
+ * met and the same index after; `take()` then returns the batch's values, `values[id]` being that value. `idOfAscii`
+ * is `idOf` of the ASCII string in a byte range, without making the string unless the value is new. One instance is
+ * reused across batches: its table keeps its size, and the values are written into one array it keeps too (a batch's
+ * own array, grown push by push, was ~10 bytes an event of garbage in a batch of 4k distinct image ids), copied out
+ * at `take` into an array of their exact number that becomes the batch's. The kept array holds up to a batch's
+ * distinct values beyond the current batch's (strings of earlier batches) until they are overwritten.
  */
 import { StringTable, keyOfAscii, SHORT_KEY_CHARS } from '../head/dictionary.js';
 
@@ -14,38 +17,55 @@ const latin1 = new TextDecoder('latin1');
 const SCAN_VALUES = 8;
 
 export class BatchDictionary {
-  values: (string | null)[] = [];
+  /** The batch's values are `values[0..count)`; the slots after them hold stale values of earlier batches. */
+  private readonly values: (string | null)[] = [];
+  private count = 0;
   /** Tags are local id + 1. */
   private readonly table = new StringTable(this.values, 1);
   private nullId = -1;
 
-  /** Start a batch: forget every value; returns the batch's (new, empty) values array. */
-  reset(): (string | null)[] {
-    this.values = [];
+  /** Start a batch: forget every value. */
+  reset(): void {
+    this.count = 0;
     this.table.reset(this.values);
     this.nullId = -1;
-    return this.values;
+  }
+
+  /** The values met since `reset`, by id, in a new array of their number. */
+  take(): (string | null)[] {
+    return this.values.slice(0, this.count);
+  }
+
+  /** The value of local id `id` (< the number of values met since `reset`). */
+  value(id: number): string | null {
+    return this.values[id]!;
+  }
+
+  /** Append a new value; returns its id. */
+  private add(v: string | null): number {
+    const id = this.count++;
+    if (id < this.values.length) this.values[id] = v;
+    else this.values.push(v);
+    return id;
   }
 
   idOf(v: string | null): number {
     if (v === null) {
-      if (this.nullId < 0) {
-        this.nullId = this.values.length;
-        this.values.push(null);
-      }
+      if (this.nullId < 0) this.nullId = this.add(null);
       return this.nullId;
     }
     const values = this.values;
-    if (values.length <= SCAN_VALUES) {
+    const count = this.count;
+    if (count <= SCAN_VALUES) {
       // A handful of values so far (gender, device, event type): comparing is cheaper than hashing.
-      for (let j = 0; j < values.length; j++) if (values[j] === v) return j;
+      for (let j = 0; j < count; j++) if (values[j] === v) return j;
     } else {
       const tag = this.table.get(v);
       if (tag !== 0) return tag - 1;
     }
-    this.values.push(v);
-    this.table.set(v, this.values.length);
-    return this.values.length - 1;
+    const id = this.add(v);
+    this.table.set(v, id + 1);
+    return id;
   }
 
   /** `idOf` of the ASCII string in `bytes[off, off + len)` (every byte < 0x80). */
@@ -54,8 +74,8 @@ export class BatchDictionary {
     keyOfAscii(bytes, off, len);
     const tag = this.table.getShortKey();
     if (tag !== 0) return tag - 1;
-    this.values.push(latin1.decode(bytes.subarray(off, off + len)));
-    this.table.setShortKey(this.values.length);
-    return this.values.length - 1;
+    const id = this.add(latin1.decode(bytes.subarray(off, off + len)));
+    this.table.setShortKey(id + 1);
+    return id;
   }
 }

@@ -66,7 +66,8 @@ export function columnize(ds: Datasource, limits: Limits, events: unknown, valid
   // Each dimension's batch-local dictionary is built as rows are accepted: distinct values in order of first use.
   const dimCount = ds.dimensions.length;
   const locals = dictionariesFor(validator, dimCount);
-  const dims: LoggedDimension[] = locals.map((l) => ({ values: l.reset(), ids: new Uint32Array(total) }));
+  for (const l of locals) l.reset();
+  const dims: LoggedDimension[] = locals.map(() => ({ values: [], ids: new Uint32Array(total) }));
   const rowValues = validator.dims;
   let k = 0;
   const fast = EventValidator.fastPathSound();
@@ -80,6 +81,7 @@ export function columnize(ds: Datasource, limits: Limits, events: unknown, valid
     for (let d = 0; d < dimCount; d++) dims[d]!.ids[k] = locals[d]!.idOf(rowValues[d]!);
     index[k++] = i;
   }
+  for (let d = 0; d < dimCount; d++) dims[d]!.values = locals[d]!.take();
   if (k < total) for (const dim of dims) dim.ids = dim.ids.subarray(0, k);
   return {
     total, n: k, index: index.subarray(0, k), ts: rows.ts.subarray(0, k), dims,

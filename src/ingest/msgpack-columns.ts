@@ -82,7 +82,8 @@ export class MsgpackColumnizer {
     const metrics = ds.metrics.map(() => new Float64Array(n).fill(NaN));
     const keyHashes = ds.dedupKey === null ? null : new Uint32Array(2 * n);
     const locals = this.locals;
-    const dims: LoggedDimension[] = locals.map((l) => ({ values: l.reset(), ids: new Uint32Array(n) }));
+    for (const l of locals) l.reset();
+    const dims: LoggedDimension[] = locals.map(() => ({ values: [], ids: new Uint32Array(n) }));
     const fields = this.fields;
     const maxValueBytes = this.limits.maxDimensionValueBytes;
     const maxKey = this.limits.maxDedupKeyLength;
@@ -122,7 +123,7 @@ export class MsgpackColumnizer {
             const local = this.ascii ? dict.idOfAscii(this.buf, this.strOff, this.strLen) : dict.idOf(this.string());
             dims[field.index]!.ids[r] = local;
             if (field.kind === Kind.DimensionAndKey) {
-              if (!this.hashKey(keyHashes!, r, maxKey, dims[field.index]!.values[local]!)) return null;
+              if (!this.hashKey(keyHashes!, r, maxKey, dict.value(local))) return null;
               keyKnown = true;
             }
             break;
@@ -144,6 +145,7 @@ export class MsgpackColumnizer {
       if (!sawTime || (keyHashes !== null && !keyKnown)) return null;
       for (let d = 0; d < dimCount; d++) if (dims[d]!.ids[r] === 0xffffffff) dims[d]!.ids[r] = locals[d]!.idOf(null);
     }
+    for (let d = 0; d < dimCount; d++) dims[d]!.values = locals[d]!.take();
     const index = new Uint32Array(n);
     for (let i = 0; i < n; i++) index[i] = i;
     return { total: n, n, index, ts, dims, metrics, keyHashes, rejected: [] };

@@ -51,6 +51,30 @@ export function setColumnwiseMaxRowsForTests(n: number): number {
   return previous;
 }
 
+/**
+ * The newest of `ts[0..n)`, or −Infinity when n = 0: one pass over a batch's accepted times, so that the deciding
+ * loops keep no running maximum (a double that, in the row-by-row loop, lives across an `await`, where V8 may box it).
+ */
+function maxOf(ts: Float64Array, n: number): number {
+  let max = -Infinity;
+  for (let i = 0; i < n; i++) if (ts[i]! > max) max = ts[i]!;
+  return max;
+}
+
+interface DecideLimits {
+  futureLimit: number;
+  lateLimit: number;
+  retentionLimit: number;
+}
+
+/** What `decideColumnwise` carries from chunk to chunk: rows kept so far (`kept`: by batch row, null while all are). */
+interface ColumnwiseState {
+  k: number;
+  duplicates: number;
+  kept: Uint32Array | null;
+  unremembered: Set<string> | null;
+}
+
 export interface RejectedEvent {
   index: number;
   code: ErrorCode;
@@ -166,7 +190,6 @@ export class IngestPipeline {
     const metrics = Array.from({ length: metricCount }, () => new Float64Array(n));
     const loggedIds = Array.from({ length: dimCount }, () => new Uint32Array(n));
     const keyHashes = cols.keyHashes === null || dedup === null ? null : new Uint32Array(2 * n);
-    let maxTs = -Infinity;
     let k = 0;
     let sliceStart = performance.now();
     for (let r = 0; r < n; r++) {
@@ -232,7 +255,6 @@ export class IngestPipeline {
       }
       ts[k] = t;
       for (let m = 0; m < metricCount; m++) metrics[m]![k] = cols.metrics[m]![r]!;
-      if (t > maxTs) maxTs = t;
       k++;
     }
     rejected.sort((a, b) => a.index - b.index);
@@ -242,7 +264,7 @@ export class IngestPipeline {
       logged: cols.dims.map((d, i) => ({ values: d.values, ids: loggedIds[i]!.subarray(0, k) })),
       toHead,
       keyHashes: keyHashes === null ? null : keyHashes.subarray(0, 2 * k),
-      maxTs,
+      maxTs: maxOf(ts, k),
     };
   }
 
@@ -266,69 +288,24 @@ export class IngestPipeline {
    * time (`decide`). Same decisions, ids and order of new ids (per dimension, by first accepted row) as the
    * row-by-row path.
    */
-  private async decideColumnwise(cols: EventColumns, toHead: Int32Array[], lim: { futureLimit: number; lateLimit: number; retentionLimit: number }, rejected: RejectedEvent[]): Promise<PreparedBatch> {
+  private async decideColumnwise(cols: EventColumns, toHead: Int32Array[], lim: DecideLimits, rejected: RejectedEvent[]): Promise<PreparedBatch> {
     const n = cols.n;
-    const dedup = this.dedup;
-    const keyHashes = dedup === null ? null : cols.keyHashes;
-    const ts = cols.ts;
-    const { futureLimit, lateLimit, retentionLimit } = lim;
-    /** Rows kept so far, by batch row; null while every row is kept (then nothing is moved). */
-    let kept: Uint32Array | null = null;
-    let unremembered: Set<string> | null = null;
-    let duplicates = 0;
-    let maxTs = -Infinity;
-    let k = 0;
+    const st: ColumnwiseState = { k: 0, duplicates: 0, kept: null, unremembered: null };
     let sliceStart = performance.now();
-    // Accepted rows are compacted in place (row r moves to k <= r): `cols` belongs to this call.
-    for (let r = 0; r < n; r++) {
-      if ((r & (PROBE_CHUNK - 1)) === 0) {
-        if (r > 0 && performance.now() - sliceStart >= PREPARE_SLICE_MS) {
-          await new Promise((resolve) => setImmediate(resolve));
-          sliceStart = performance.now();
-        }
-        // Bring the next chunk's slots into cache in a tight loop (independent misses overlap), then decide them.
-        if (keyHashes !== null) dedup!.prefetch(keyHashes, r, Math.min(n, r + PROBE_CHUNK));
+    // Accepted rows are compacted in place (row r moves to k <= r): `cols` belongs to this call. The rows are decided
+    // a chunk at a time by a synchronous method: written inline in this async loop, the same code allocated 16 bytes
+    // a row (a heap number: values live across an `await` may be boxed); the method ~0.6 (heap-sampled over a
+    // 2M-event load; docs/benchmarks.md, "Eleventh session").
+    for (let r = 0; r < n; r += PROBE_CHUNK) {
+      if (r > 0 && performance.now() - sliceStart >= PREPARE_SLICE_MS) {
+        await new Promise((resolve) => setImmediate(resolve));
+        sliceStart = performance.now();
       }
-      const t = ts[r]!;
-      let ok = false;
-      if (t > futureLimit) {
-        rejected.push(this.inFuture(cols.index[r]!, t, futureLimit));
-      } else if (keyHashes !== null) {
-        const hi = keyHashes[2 * r]!;
-        const lo = keyHashes[2 * r + 1]!;
-        // One probe decides "duplicate" and, for a new key, where it goes: nothing changes the index in between.
-        const at = dedup!.lookup(hi, lo);
-        if (at >= 0 || unremembered?.has(`${hi}:${lo}`)) {
-          duplicates++;
-        } else if (t < lateLimit) {
-          rejected.push(this.tooLate(cols.index[r]!, t, lateLimit));
-        } else if (t < retentionLimit) {
-          rejected.push(this.beyondRetention(cols.index[r]!, t, retentionLimit));
-        } else {
-          keyHashes[2 * k] = hi;
-          keyHashes[2 * k + 1] = lo;
-          if (!dedup!.addAt(at, hi, lo, t)) (unremembered ??= new Set()).add(`${hi}:${lo}`);
-          ok = true;
-        }
-      } else if (t < lateLimit) {
-        rejected.push(this.tooLate(cols.index[r]!, t, lateLimit));
-      } else if (t < retentionLimit) {
-        rejected.push(this.beyondRetention(cols.index[r]!, t, retentionLimit));
-      } else {
-        ok = true;
-      }
-      if (!ok) {
-        if (kept === null) {
-          kept = new Uint32Array(n);
-          for (let i = 0; i < k; i++) kept[i] = i;
-        }
-        continue;
-      }
-      if (t > maxTs) maxTs = t;
-      ts[k] = t;
-      if (kept !== null) kept[k] = r;
-      k++;
+      this.decideChunk(cols, r, Math.min(n, r + PROBE_CHUNK), lim, rejected, st);
     }
+    const { k, kept, duplicates } = st;
+    const ts = cols.ts;
+    const keyHashes = this.dedup === null ? null : cols.keyHashes;
     const compact = <T extends Float64Array | Uint32Array>(col: T): T => {
       if (kept !== null) for (let i = 0; i < k; i++) col[i] = col[kept[i]!]!;
       return col.subarray(0, k) as T;
@@ -359,8 +336,63 @@ export class IngestPipeline {
       logged,
       toHead,
       keyHashes: keyHashes === null ? null : keyHashes.subarray(0, 2 * k),
-      maxTs,
+      maxTs: maxOf(ts, k),
     };
+  }
+
+  /** Rows from..to-1 of `decideColumnwise`, deciding into `st` (see there). */
+  private decideChunk(cols: EventColumns, from: number, to: number, lim: DecideLimits, rejected: RejectedEvent[], st: ColumnwiseState): void {
+    const dedup = this.dedup;
+    const keyHashes = dedup === null ? null : cols.keyHashes;
+    const ts = cols.ts;
+    const { futureLimit, lateLimit, retentionLimit } = lim;
+    let { k, duplicates, kept, unremembered } = st;
+    // Bring the chunk's slots into cache in a tight loop (independent misses overlap), then decide them.
+    if (keyHashes !== null) dedup!.prefetch(keyHashes, from, to);
+    for (let r = from; r < to; r++) {
+      const t = ts[r]!;
+      let ok = false;
+      if (t > futureLimit) {
+        rejected.push(this.inFuture(cols.index[r]!, t, futureLimit));
+      } else if (keyHashes !== null) {
+        const hi = keyHashes[2 * r]!;
+        const lo = keyHashes[2 * r + 1]!;
+        // One probe decides "duplicate" and, for a new key, where it goes: nothing changes the index in between.
+        const at = dedup!.lookup(hi, lo);
+        if (at >= 0 || unremembered?.has(`${hi}:${lo}`)) {
+          duplicates++;
+        } else if (t < lateLimit) {
+          rejected.push(this.tooLate(cols.index[r]!, t, lateLimit));
+        } else if (t < retentionLimit) {
+          rejected.push(this.beyondRetention(cols.index[r]!, t, retentionLimit));
+        } else {
+          keyHashes[2 * k] = hi;
+          keyHashes[2 * k + 1] = lo;
+          if (!dedup!.addAt(at, hi, lo, t)) (unremembered ??= new Set()).add(`${hi}:${lo}`);
+          ok = true;
+        }
+      } else if (t < lateLimit) {
+        rejected.push(this.tooLate(cols.index[r]!, t, lateLimit));
+      } else if (t < retentionLimit) {
+        rejected.push(this.beyondRetention(cols.index[r]!, t, retentionLimit));
+      } else {
+        ok = true;
+      }
+      if (!ok) {
+        if (kept === null) {
+          kept = new Uint32Array(cols.n);
+          for (let i = 0; i < k; i++) kept[i] = i;
+        }
+        continue;
+      }
+      ts[k] = t;
+      if (kept !== null) kept[k] = r;
+      k++;
+    }
+    st.k = k;
+    st.duplicates = duplicates;
+    st.kept = kept;
+    st.unremembered = unremembered;
   }
 
   private inFuture(index: number, t: number, futureLimit: number): RejectedEvent {
