@@ -1,4 +1,5 @@
-// The head's columns count toward V8's external memory only once they are garbage (src/head/column-memory.ts).
+// The head's columns count toward V8's external memory only once they are garbage (src/head/column-memory.ts), and
+// are never what the head hands to another thread.
 import { afterEach, describe, expect, it } from 'vitest';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -9,6 +10,8 @@ import { IngestPipeline } from '../../src/ingest/pipeline.js';
 import { columnF64, columnMemory, columnU16, columnU32, reportedBytes, retire, setColumnMemoryForTests } from '../../src/head/column-memory.js';
 import { adjustExternalMemory, nativeStatus } from '../../src/native/index.js';
 import { headBytesPerRow } from '../../src/storage/store.js';
+import { ReplicaFeed } from '../../src/replica/feed.js';
+import { sealInputOf } from '../../src/segment/seal-input.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -63,6 +66,17 @@ describe.runIf(nativeStatus.kind === 'native')('with the addon: shared column me
     expect(v8External() - external0).toBeLessThan(8 * MB);
   });
 
+  it('the addon takes only a safe integer as the change, and V8\'s count is untouched by one it refuses', () => {
+    const before = v8External();
+    expect(() => (adjustExternalMemory as unknown as (d: unknown) => number)('1024')).toThrow(TypeError);
+    expect(() => (adjustExternalMemory as unknown as () => number)()).toThrow(TypeError);
+    for (const bad of [Number.NaN, Infinity, -Infinity, 1.5, 2 ** 60]) expect(() => adjustExternalMemory!(bad), String(bad)).toThrow(RangeError);
+    expect(v8External()).toBe(before);
+    // And one it takes moves the count by exactly that much.
+    expect(adjustExternalMemory!(4096) - before).toBe(4096);
+    expect(adjustExternalMemory!(-4096)).toBe(before);
+  });
+
   it('a plain ArrayBuffer of the same size is counted while live (what the module avoids)', async () => {
     await collect();
     const external0 = v8External();
@@ -93,6 +107,39 @@ describe.runIf(nativeStatus.kind === 'native')('with the addon: shared column me
     expect(reportedBytes() - grown).toBe(512 * perRow);
     expect(bucket!.rowCount).toBe(400);
     expect(Array.from(bucket!.metricValues(0).subarray(0, 400))).toEqual(Array.from({ length: 400 }, (_, i) => i));
+  });
+
+  it('nothing the head hands to another thread is backed by its shared memory (the query thread\'s feed, seal inputs)', async () => {
+    setColumnMemoryForTests('shared');
+    const ds = resolveDatasource({ name: 'events', dimensions: ['image_id', 'location'], metrics: [{ name: 'cost', type: 'float' }], dedupKey: 'event_id' }, DEFAULT_LIMITS);
+    const p = new IngestPipeline(ds, DEFAULT_LIMITS, () => T0 + 600_000);
+    const events = (from: number, n: number) => Array.from({ length: n }, (_, i) => ({ ts: T0 + (from + i) * 100, event_id: `e${from + i}`, image_id: `img${(from + i) % 7}`, location: 'pune', cost: i }));
+    p.commit(await p.prepare(events(0, 300)));
+    const posted: unknown[] = [];
+    const feed = new ReplicaFeed({ postMessage: (m: unknown, transfer?: readonly unknown[]) => posted.push(m, ...(transfer ?? [])), on: () => undefined } as never);
+    feed.datasource(p, []); // the head as it is: its buckets' rows
+    p.commit(await p.prepare(events(300, 900))); // appends across two minutes
+    const [bucket] = p.head.liveBuckets();
+    // The premise: the head's own columns are shared memory, so the checks below can fail.
+    expect(bucket!.dimensionIds(0).buffer).toBeInstanceOf(SharedArrayBuffer);
+    expect(bucket!.metricValues(0).buffer).toBeInstanceOf(SharedArrayBuffer);
+    const input = sealInputOf(bucket!, ds.dimensions.length, ds.metrics.length);
+    p.head.freeze(bucket!);
+    p.head.release(bucket!);
+    expect(posted.map((m) => (m as { t?: string }).t).filter((t) => t !== undefined)).toEqual(['datasource', 'append', 'freeze', 'release']);
+    const shared: string[] = [];
+    const walk = (v: unknown, at: string): void => {
+      if (v instanceof SharedArrayBuffer) shared.push(at);
+      else if (ArrayBuffer.isView(v)) {
+        if (v.buffer instanceof SharedArrayBuffer) shared.push(at);
+      } else if (v !== null && typeof v === 'object' && !(v instanceof ArrayBuffer)) {
+        for (const [k, x] of Object.entries(v)) walk(x, `${at}.${k}`);
+      }
+    };
+    walk(posted, 'posted');
+    walk(input, 'sealInput');
+    expect(shared).toEqual([]);
+    expect(input.ts.length).toBe(bucket!.rowCount);
   });
 
   it('closing an engine retires its head', async () => {
