@@ -37,10 +37,12 @@ export function setSliceMsForTests(ms: number): number {
 /** Rows whose dedup slots the column-wise decide brings into cache at once (a power of two). */
 const PROBE_CHUNK = 1024;
 /**
- * Batches up to this many rows are decided column by column without yielding (about 1 ms at 10k rows) when no new
- * value can overflow a dimension's cardinality limit; larger or borderline batches take the row-by-row path.
+ * Batches up to this many rows are decided column by column when no new value can overflow a dimension's
+ * cardinality limit; borderline batches take the row-by-row path. Every size: the column-wise path yields between
+ * chunks as the row-by-row one does, and a load of 50k-event batches ran 30–40% slower when those went row by row
+ * (docs/benchmarks.md, "Eleventh session"). Tests lower it to force the row-by-row path.
  */
-let columnwiseMaxRows = 16_384;
+let columnwiseMaxRows = Infinity;
 /** How many batches each path of `decide` took (tests check that both are exercised). */
 export const decidePaths = { columnwise: 0, rowwise: 0 };
 

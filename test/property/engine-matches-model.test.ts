@@ -209,7 +209,7 @@ describe('engine matches the reference model', () => {
     expect(decidePaths.rowwise).toBeGreaterThan(0);
   });
 
-  it('the same holds when every batch is decided row by row (the path of large batches)', async () => {
+  it('the same holds when every batch is decided row by row (the path of batches near a cardinality limit)', async () => {
     const previous = setColumnwiseMaxRowsForTests(-1);
     const columnwise = decidePaths.columnwise;
     try {
