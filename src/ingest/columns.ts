@@ -67,7 +67,7 @@ export function columnize(ds: Datasource, limits: Limits, events: unknown, valid
   const dimCount = ds.dimensions.length;
   const locals = dictionariesFor(validator, dimCount);
   for (const l of locals) l.reset();
-  const dims: LoggedDimension[] = locals.map(() => ({ values: [], ids: new Uint32Array(total) }));
+  const ids = locals.map(() => new Uint32Array(total));
   const rowValues = validator.dims;
   let k = 0;
   const fast = EventValidator.fastPathSound();
@@ -78,11 +78,10 @@ export function columnize(ds: Datasource, limits: Limits, events: unknown, valid
       continue;
     }
     if (keyHashes !== null) hashKeyInto(validator.key!, keyHashes, k);
-    for (let d = 0; d < dimCount; d++) dims[d]!.ids[k] = locals[d]!.idOf(rowValues[d]!);
+    for (let d = 0; d < dimCount; d++) ids[d]![k] = locals[d]!.idOf(rowValues[d]!);
     index[k++] = i;
   }
-  for (let d = 0; d < dimCount; d++) dims[d]!.values = locals[d]!.take();
-  if (k < total) for (const dim of dims) dim.ids = dim.ids.subarray(0, k);
+  const dims: LoggedDimension[] = locals.map((l, d) => ({ values: l.take(), ids: k < total ? ids[d]!.subarray(0, k) : ids[d]! }));
   return {
     total, n: k, index: index.subarray(0, k), ts: rows.ts.subarray(0, k), dims,
     metrics: rows.metrics.map((m) => m.subarray(0, k)), keyHashes: keyHashes === null ? null : keyHashes.subarray(0, 2 * k), rejected,

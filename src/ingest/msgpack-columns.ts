@@ -83,7 +83,7 @@ export class MsgpackColumnizer {
     const keyHashes = ds.dedupKey === null ? null : new Uint32Array(2 * n);
     const locals = this.locals;
     for (const l of locals) l.reset();
-    const dims: LoggedDimension[] = locals.map(() => ({ values: [], ids: new Uint32Array(n) }));
+    const ids = locals.map(() => new Uint32Array(n));
     const fields = this.fields;
     const maxValueBytes = this.limits.maxDimensionValueBytes;
     const maxKey = this.limits.maxDedupKeyLength;
@@ -95,7 +95,7 @@ export class MsgpackColumnizer {
       let keyKnown = false;
       for (let d = 0; d < dimCount; d++) {
         // Absent dimensions are null.
-        dims[d]!.ids[r] = 0xffffffff;
+        ids[d]![r] = 0xffffffff;
       }
       for (let i = 0; i < keys; i++) {
         const f = this.fieldOfKey(i);
@@ -121,7 +121,7 @@ export class MsgpackColumnizer {
             if (v !== V.String || this.strLen > maxValueBytes) return null;
             const dict = locals[field.index]!;
             const local = this.ascii ? dict.idOfAscii(this.buf, this.strOff, this.strLen) : dict.idOf(this.string());
-            dims[field.index]!.ids[r] = local;
+            ids[field.index]![r] = local;
             if (field.kind === Kind.DimensionAndKey) {
               if (!this.hashKey(keyHashes!, r, maxKey, dict.value(local))) return null;
               keyKnown = true;
@@ -143,9 +143,9 @@ export class MsgpackColumnizer {
         }
       }
       if (!sawTime || (keyHashes !== null && !keyKnown)) return null;
-      for (let d = 0; d < dimCount; d++) if (dims[d]!.ids[r] === 0xffffffff) dims[d]!.ids[r] = locals[d]!.idOf(null);
+      for (let d = 0; d < dimCount; d++) if (ids[d]![r] === 0xffffffff) ids[d]![r] = locals[d]!.idOf(null);
     }
-    for (let d = 0; d < dimCount; d++) dims[d]!.values = locals[d]!.take();
+    const dims: LoggedDimension[] = locals.map((l, d) => ({ values: l.take(), ids: ids[d]! }));
     const index = new Uint32Array(n);
     for (let i = 0; i < n; i++) index[i] = i;
     return { total: n, n, index, ts, dims, metrics, keyHashes, rejected: [] };
