@@ -268,6 +268,29 @@ describe('batches deciding at once', () => {
     expect(await count(db)).toBe(8001);
   });
 
+  it('a column-wise batch yields while it interns its new values: a turn of the event loop in between sees some of them in the head dictionary, not all', async () => {
+    const ds = resolveDatasource({ name: 'events', dimensions: ['image_id'], dedupKey: 'event_id' }, DEFAULT_LIMITS);
+    const p = new IngestPipeline(ds, DEFAULT_LIMITS, () => T0 + 3_600_000);
+    const events = Array.from({ length: 3000 }, (_, i) => ({ ts: T0 + i, event_id: `e${i}`, image_id: `new-${i}` }));
+    const sizes: number[] = [];
+    let done = false;
+    const tick = (): void => {
+      sizes.push(p.head.dictionaries[0]!.size);
+      if (!done) setImmediate(tick);
+    };
+    const columnwise = decidePaths.columnwise;
+    await yieldingAlways(async () => {
+      setImmediate(tick);
+      const prepared = await p.prepare(events);
+      done = true;
+      p.commit(prepared);
+    });
+    expect(decidePaths.columnwise).toBe(columnwise + 1);
+    // Null and the batch's 3,000 values; the column-wise path interns only after deciding every row.
+    expect(p.head.dictionaries[0]!.size).toBe(3001);
+    expect(sizes.some((n) => n > 1 && n < 3001)).toBe(true);
+  });
+
   it('the cardinality limit holds for batches whose new values arrive at the same time', async () => {
     const db = await engine({ limits: { maxDimensionCardinality: 3000 } });
     // Each batch alone fits (2,000 new image ids); together they would not: the second decides after the first.
