@@ -2,10 +2,14 @@
  * The validator's generated fast path (`accept`) never decides differently from `validate`: whenever it accepts an
  * event, `validate` accepts it too, with the same time, dimensions, metrics and dedup key. Everything it declines
  * goes to `validate`, so declining is always safe; the property checks it accepts the common shapes.
+ * And `columnize`, which takes `acceptShape` (no well-formedness check) and checks strings once per distinct value,
+ * decides every event of a batch as `validate` does, lone surrogates included.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { EventValidator, allocRowBatch } from '../src/schema/event.js';
+import { columnize, type EventColumns } from '../src/ingest/columns.js';
+import { hashKeyInto } from '../src/ingest/dedup.js';
 import { resolveDatasource } from '../src/schema/datasource.js';
 import { DEFAULT_LIMITS, type Limits } from '../src/limits.js';
 import { SMALL_SPECS } from './support/specs.js';
@@ -89,6 +93,92 @@ describe('validator fast path', () => {
     const loose = new EventValidator(ds, { ...LIMITS, maxDimensionValueBytes: 10_000 });
     const slow = new EventValidator(ds, LIMITS);
     const outcome = fc.check(fc.property(eventArb(fields), (e) => check(ds, e, loose, slow, { fast: 0, slow: 0 })), { numRuns: 1500 });
+    expect(outcome.failed).toBe(true);
+  });
+});
+
+/** What `columnize` must give, built event by event with `validate` (a plain model: arrays and indexOf). */
+function referenceColumns(ds: (typeof SPECS)[number], list: unknown[]): unknown {
+  const v = new EventValidator(ds, LIMITS);
+  const out = allocRowBatch(ds, 1);
+  const rows: { index: number; ts: number; dims: (string | null)[]; key: string | null; metrics: number[] }[] = [];
+  const rejected: unknown[] = [];
+  list.forEach((e, index) => {
+    const bad = v.validate(e, out, 0);
+    if (bad !== null) rejected.push({ index, ...bad });
+    else rows.push({ index, ts: out.ts[0]!, dims: [...v.dims], key: v.key, metrics: out.metrics.map((m) => m[0]!) });
+  });
+  const dims = ds.dimensions.map((_d, d) => {
+    const values: (string | null)[] = [];
+    const ids = rows.map((r) => {
+      const at = values.indexOf(r.dims[d]!);
+      return at >= 0 ? at : values.push(r.dims[d]!) - 1;
+    });
+    return { values, ids };
+  });
+  const keyHashes = ds.dedupKey === null ? null : new Uint32Array(2 * rows.length);
+  rows.forEach((r, i) => keyHashes !== null && hashKeyInto(r.key!, keyHashes, i));
+  return {
+    total: list.length, n: rows.length, index: rows.map((r) => r.index), ts: rows.map((r) => r.ts), dims,
+    metrics: ds.metrics.map((_m, m) => rows.map((r) => r.metrics[m])), keyHashes: keyHashes === null ? null : [...keyHashes], rejected,
+  };
+}
+
+const plainColumns = (c: EventColumns): unknown => ({
+  total: c.total, n: c.n, index: [...c.index], ts: [...c.ts], dims: c.dims.map((d) => ({ values: d.values, ids: [...d.ids] })),
+  metrics: c.metrics.map((m) => [...m]), keyHashes: c.keyHashes === null ? null : [...c.keyHashes], rejected: c.rejected,
+});
+
+/** `e` with a lone surrogate in its field `f`, unless `f` is an accessor there. */
+function withMalformed(e: unknown, f: string): unknown {
+  if (typeof e !== 'object' || e === null) return e;
+  const d = Object.getOwnPropertyDescriptor(e, f);
+  if (d === undefined || 'value' in d) Object.defineProperty(e, f, { value: 'x\ud800', enumerable: true, configurable: true, writable: true });
+  return e;
+}
+
+/** Batches of mostly fast-path events; values repeat (a malformed one too), so most rows reuse a distinct value. */
+const batchArb = (fields: string[]): fc.Arbitrary<unknown[]> => fc.array(fc.oneof(
+  { weight: 15, arbitrary: eventArb(fields) },
+  { weight: 1, arbitrary: fc.tuple(eventArb(fields), fc.constantFrom(...fields)).map(([e, f]) => withMalformed(e, f)) },
+), { maxLength: 30 });
+const fieldsOf = (ds: (typeof SPECS)[number]): string[] =>
+  [...ds.dimensions, ...ds.metrics.map((m) => m.name), ...(ds.dedupKey !== null && !ds.dimensions.includes(ds.dedupKey) ? [ds.dedupKey] : [])];
+
+describe('columnize', () => {
+  it('decides every event of a batch as validate does, strings checked once per distinct value', () => {
+    for (const ds of SPECS) {
+      const validator = new EventValidator(ds, LIMITS);
+      let malformedBatches = 0;
+      fc.assert(fc.property(batchArb(fieldsOf(ds)), (list) => {
+        const want = referenceColumns(ds, list) as { rejected: { code: string }[] };
+        if (want.rejected.some((r) => r.code === 'DIMENSION_MALFORMED' || r.code === 'DEDUP_KEY_INVALID')) malformedBatches++;
+        expect(plainColumns(columnize(ds, LIMITS, list, validator))).toEqual(want);
+      }), { numRuns: 400 });
+      // The property met batches where a string's well-formedness decided, not only clean ones.
+      expect(malformedBatches).toBeGreaterThan(20);
+    }
+  });
+
+  it('a lone surrogate in a repeated value or a key rejects exactly the events holding it', () => {
+    const ds = SPECS[0]!;
+    const good = (i: number): Record<string, unknown> => ({ ts: 1_700_000_000_000 + i, id: `ev-${i}`, d0: `img${i % 20}`, d1: 'male', m0: i, m1: 0.5 });
+    const list: unknown[] = Array.from({ length: 100 }, (_, i) => good(i));
+    list[40] = { ...good(40), d0: 'ban\ud800galore' };
+    list[70] = { ...good(70), d0: 'ban\ud800galore' };
+    list[55] = { ...good(55), id: 'k\udc00' };
+    const cols = columnize(ds, LIMITS, list);
+    expect(cols.rejected.map((r) => [r.index, r.code])).toEqual([[40, 'DIMENSION_MALFORMED'], [55, 'DEDUP_KEY_INVALID'], [70, 'DIMENSION_MALFORMED']]);
+    expect(cols.n).toBe(97);
+    expect(cols.dims[0]!.values).toHaveLength(20);
+  });
+
+  it('canary: the property finds a columnize whose validator allows longer strings than validate does', () => {
+    const ds = SPECS[0]!;
+    const loose = new EventValidator(ds, { ...LIMITS, maxDimensionValueBytes: 10_000 });
+    const outcome = fc.check(fc.property(batchArb(fieldsOf(ds)), (list) => {
+      expect(plainColumns(columnize(ds, LIMITS, list, loose))).toEqual(referenceColumns(ds, list));
+    }), { numRuns: 400 });
     expect(outcome.failed).toBe(true);
   });
 });

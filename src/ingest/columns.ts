@@ -12,7 +12,7 @@ import type { Limits } from '../limits.js';
 import type { Datasource } from '../schema/datasource.js';
 import { allocRowBatch, EventValidator } from '../schema/event.js';
 import type { LoggedDimension } from '../wal/record.js';
-import { hashKeyInto } from './dedup.js';
+import { FIRST_SURROGATE, hashKeyInto } from './dedup.js';
 import { BatchDictionary } from './batch-dictionary.js';
 import type { RejectedEvent } from './pipeline.js';
 
@@ -55,9 +55,23 @@ function dictionariesFor(validator: EventValidator, dimCount: number): BatchDict
   return t;
 }
 
-/** Validate `events` (an array, checked) into columns. */
+/** How `columnsOf` validates each event: `validate` alone; `accept` first; `acceptShape` first (see there). */
+const enum Checks { Validate, Accept, Shape }
+
+/**
+ * Validate `events` (an array, checked) into columns. The common case takes `acceptShape`, which leaves out the
+ * well-formedness of strings, checked here instead once per distinct dimension value of the batch and, for a dedup
+ * key, by its hash's pass over the characters; a batch with a malformed string (rare: a client's encoding bug) is
+ * columnized again with every event checked in full, so it gets exactly what `validate` decides.
+ */
 export function columnize(ds: Datasource, limits: Limits, events: unknown, validator = new EventValidator(ds, limits)): EventColumns {
   const list = checkBatch(events, limits);
+  if (!EventValidator.fastPathSound()) return columnsOf(ds, list, validator, Checks.Validate)!;
+  return columnsOf(ds, list, validator, Checks.Shape) ?? columnsOf(ds, list, validator, Checks.Accept)!;
+}
+
+/** `columnize` of a checked batch; null (only with Checks.Shape) when an accepted row holds a malformed string. */
+function columnsOf(ds: Datasource, list: unknown[], validator: EventValidator, checks: Checks): EventColumns | null {
   const total = list.length;
   const rows = allocRowBatch(ds, total);
   const index = new Uint32Array(total);
@@ -69,19 +83,22 @@ export function columnize(ds: Datasource, limits: Limits, events: unknown, valid
   for (const l of locals) l.reset();
   const ids = locals.map(() => new Uint32Array(total));
   const rowValues = validator.dims;
+  const accept = checks === Checks.Shape ? validator.acceptShape : validator.accept;
   let k = 0;
-  const fast = EventValidator.fastPathSound();
   for (let i = 0; i < total; i++) {
-    const bad = fast && validator.accept(list[i], rows, k) ? null : validator.validate(list[i], rows, k);
+    const bad = checks !== Checks.Validate && accept(list[i], rows, k) ? null : validator.validate(list[i], rows, k);
     if (bad !== null) {
       rejected.push({ index: i, code: bad.code, message: bad.message });
       continue;
     }
-    if (keyHashes !== null) hashKeyInto(validator.key!, keyHashes, k);
+    if (keyHashes !== null && hashKeyInto(validator.key!, keyHashes, k) >= FIRST_SURROGATE && checks === Checks.Shape && !validator.key!.isWellFormed()) return null;
     for (let d = 0; d < dimCount; d++) ids[d]![k] = locals[d]!.idOf(rowValues[d]!);
     index[k++] = i;
   }
   const dims: LoggedDimension[] = locals.map((l, d) => ({ values: l.take(), ids: k < total ? ids[d]!.subarray(0, k) : ids[d]! }));
+  if (checks === Checks.Shape) {
+    for (const dim of dims) for (const v of dim.values) if (v !== null && !v.isWellFormed()) return null;
+  }
   return {
     total, n: k, index: index.subarray(0, k), ts: rows.ts.subarray(0, k), dims,
     metrics: rows.metrics.map((m) => m.subarray(0, k)), keyHashes: keyHashes === null ? null : keyHashes.subarray(0, 2 * k), rejected,

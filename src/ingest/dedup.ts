@@ -71,17 +71,27 @@ function finishHash(h1: number, h2: number, out: Uint32Array, i: number): void {
   out[2 * i + 1] = h2 >>> 0;
 }
 
-/** A 64-bit string hash (two mixed 32-bit lanes, after cyrb53), written as (hi, lo) at out[2i], out[2i+1]. */
-export function hashKeyInto(key: string, out: Uint32Array, i: number): void {
+/**
+ * A 64-bit string hash (two mixed 32-bit lanes, after cyrb53), written as (hi, lo) at out[2i], out[2i+1]. Returns
+ * the bitwise OR of the string's UTF-16 code units: below 0xd800 it proves that no unit is a surrogate, so the
+ * string is well-formed without a pass of its own (ingest/columns.ts).
+ */
+export function hashKeyInto(key: string, out: Uint32Array, i: number): number {
   let h1 = 0xdeadbeef;
   let h2 = 0x41c6ce57;
+  let units = 0;
   for (let i = 0; i < key.length; i++) {
     const ch = key.charCodeAt(i);
+    units |= ch;
     h1 = Math.imul(h1 ^ ch, 2654435761);
     h2 = Math.imul(h2 ^ ch, 1597334677);
   }
   finishHash(h1, h2, out, i);
+  return units;
 }
+
+/** Code units at or above this may be surrogates (see `hashKeyInto`'s result). */
+export const FIRST_SURROGATE = 0xd800;
 
 /** A table of empty slots (zeroed memory: see EMPTY). */
 function newSlots(capacity: number): Int32Array {
