@@ -124,8 +124,11 @@ export class StringTable {
     return this.table[this.probe('')]!;
   }
 
-  /** Store `tag` (> 0) for the short value whose key `keyOfAscii` just set, which must be absent. */
-  setShortKey(tag: number): void {
+  /**
+   * Store `tag` (> 0) for the absent value whose key was computed last — by the `get` that just missed it, or by
+   * `keyOfAscii` — without computing the key again (nothing may compute a key in between).
+   */
+  setLastKey(tag: number): void {
     this.insertKey(tag);
   }
 
@@ -290,7 +293,7 @@ export class Dictionary implements DictionaryView {
     if (found !== 0) return found;
     const id = this.values.length;
     this.values.push(value);
-    this.table.set(value, id);
+    this.table.setLastKey(id);
     return id;
   }
 

@@ -59,12 +59,15 @@ export class BatchDictionary {
     if (count <= SCAN_VALUES) {
       // A handful of values so far (gender, device, event type): comparing is cheaper than hashing.
       for (let j = 0; j < count; j++) if (values[j] === v) return j;
-    } else {
-      const tag = this.table.get(v);
-      if (tag !== 0) return tag - 1;
+      const id = this.add(v);
+      this.table.set(v, id + 1);
+      return id;
     }
+    const tag = this.table.get(v);
+    if (tag !== 0) return tag - 1;
     const id = this.add(v);
-    this.table.set(v, id + 1);
+    // The key the missed `get` computed is still the last one.
+    this.table.setLastKey(id + 1);
     return id;
   }
 
@@ -75,7 +78,7 @@ export class BatchDictionary {
     const tag = this.table.getShortKey();
     if (tag !== 0) return tag - 1;
     const id = this.add(latin1.decode(bytes.subarray(off, off + len)));
-    this.table.setShortKey(id + 1);
+    this.table.setLastKey(id + 1);
     return id;
   }
 }
