@@ -20,7 +20,7 @@ import { compress, decompress, deflate, inflate } from '../storage/compress.js';
 import { encodeRanked } from './ranked.js';
 import { pack, unpack } from 'msgpackr';
 import { RoaringBitmap32 } from '../bitmap.js';
-import type { SegmentReader } from '../query/reader.js';
+import type { DictionaryView, SegmentReader } from '../query/reader.js';
 import type { Datasource } from '../schema/datasource.js';
 import { pack as bitpack, zigzag } from './bitpack.js';
 import { digitKeys, rowOrder, stringOrder } from './radix.js';
@@ -193,7 +193,121 @@ export function decodeDecimal(codes: Uint32Array, decimals: number, offset: numb
 }
 
 /** Build a segment file's bytes from `src` (rows 0..rowCount-1). */
+/** The values of `dict` that rows 0..n-1 of `ids` use, sorted (null first, as id 0), and source id → local id. */
+function localDictionary(ids: Uint32Array, dict: DictionaryView, n: number): { values: (string | null)[]; remap: Uint32Array } {
+  const present = new Uint8Array(dict.size);
+  for (let r = 0; r < n; r++) present[ids[r]!] = 1;
+  const sourceIds: number[] = [];
+  const strings: string[] = [];
+  for (let id = 1; id < dict.size; id++) {
+    if (present[id]) {
+      sourceIds.push(id);
+      strings.push(dict.value(id)!);
+    }
+  }
+  const sorted = stringOrder(strings);
+  const values: (string | null)[] = [null];
+  const remap = new Uint32Array(dict.size);
+  for (let i = 0; i < sorted.length; i++) {
+    values.push(strings[sorted[i]!]!);
+    remap[sourceIds[sorted[i]!]!] = i + 1;
+  }
+  return { values, remap };
+}
+
+/** `remap[ids[r]]` for rows 0..n-1. */
+function remapIds(ids: Uint32Array, remap: Uint32Array, n: number): Uint32Array {
+  const out = new Uint32Array(n);
+  for (let r = 0; r < n; r++) out[r] = remap[ids[r]!]!;
+  return out;
+}
+
+/** The least and greatest of `ts[0..n)`; both 0 when n = 0. */
+function timeRange(ts: Float64Array, n: number): { minTs: number; maxTs: number } {
+  let minTs = Infinity;
+  let maxTs = -Infinity;
+  for (let r = 0; r < n; r++) {
+    if (ts[r]! < minTs) minTs = ts[r]!;
+    if (ts[r]! > maxTs) maxTs = ts[r]!;
+  }
+  return n === 0 ? { minTs: 0, maxTs: 0 } : { minTs, maxTs };
+}
+
+/** The zigzag deltas of the times in `order`, the first from `minTs`. */
+function timeDeltas(ts: Float64Array, order: Uint32Array, n: number, minTs: number): Uint32Array {
+  const deltas = new Uint32Array(n);
+  let prev = minTs;
+  for (let i = 0; i < n; i++) {
+    const t = ts[order[i]!]!;
+    deltas[i] = zigzag(t - prev);
+    prev = t;
+  }
+  return deltas;
+}
+
+/** `col[order[i]]` for i in 0..n-1. */
+function gatherU32(col: Uint32Array, order: Uint32Array, n: number): Uint32Array {
+  const out = new Uint32Array(n);
+  for (let i = 0; i < n; i++) out[i] = col[order[i]!]!;
+  return out;
+}
+
+function gatherF64(col: Float64Array, order: Uint32Array, n: number): Float64Array {
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) out[i] = col[order[i]!]!;
+  return out;
+}
+
+/** `gatherF64` into u32s (rollup counts). */
+function gatherF64AsU32(col: Float64Array, order: Uint32Array, n: number): Uint32Array {
+  const out = new Uint32Array(n);
+  for (let i = 0; i < n; i++) out[i] = col[order[i]!]!;
+  return out;
+}
+
+/** The (hi, lo) pairs of `pairs` in `order`. */
+function gatherPairs(pairs: Uint32Array, order: Uint32Array, n: number): Uint32Array {
+  const out = new Uint32Array(2 * n);
+  for (let i = 0; i < n; i++) {
+    out[2 * i] = pairs[2 * order[i]!]!;
+    out[2 * i + 1] = pairs[2 * order[i]! + 1]!;
+  }
+  return out;
+}
+
+/**
+ * The bitmap of each value's rows in a sorted column `col` (ids < size): the portable serializations one after the
+ * other, and `index[id]` the offset of value id's (index[size]: the end; a value without rows has none).
+ * Each value's rows (positions in the sorted order), ascending, one run of `postings` per value: a bitmap is made
+ * from a typed array in one call (from a JS array, element by element).
+ */
+function valueBitmaps(col: Uint32Array, n: number, size: number): { blobs: Buffer; index: Uint32Array } {
+  const start = new Uint32Array(size + 1);
+  for (let i = 0; i < n; i++) start[col[i]! + 1]!++;
+  for (let id = 0; id < size; id++) start[id + 1]! += start[id]!;
+  const fill = start.slice(0, size);
+  const postings = new Uint32Array(n);
+  for (let i = 0; i < n; i++) postings[fill[col[i]!]!++] = i;
+  const index = new Uint32Array(size + 1);
+  const blobs: Buffer[] = [];
+  let off = 0;
+  for (let id = 0; id < size; id++) {
+    index[id] = off;
+    if (start[id] === start[id + 1]) continue;
+    const bm = new RoaringBitmap32(postings.subarray(start[id]!, start[id + 1]!));
+    bm.runOptimize();
+    const blob = Buffer.from(bm.serialize('portable'));
+    blobs.push(blob);
+    off += blob.length;
+  }
+  index[size] = off;
+  return { blobs: Buffer.concat(blobs, off), index };
+}
+
 export function buildSegment(src: SegmentInput, ds: Datasource, lsn: number, extras: SegmentExtras = {}): { bytes: Buffer; footer: SegmentFooter } {
+  // Each loop over the rows is a function of its own (below): in one function of this size, V8 compiled the whole of
+  // it (~35–70 ms of a compiler thread) each time one of its loops got hot on the stack or a deoptimization threw the
+  // code away — 21 times in a 10M-event load's seal worker after warm-up (docs/benchmarks.md, "Twelfth session").
   const n = src.rowCount;
   const dimCount = ds.dimensions.length;
   const ts = src.timestamps();
@@ -202,69 +316,30 @@ export function buildSegment(src: SegmentInput, ds: Datasource, lsn: number, ext
   const remaps: Uint32Array[] = [];
   const dicts: (string | null)[][] = [];
   for (let d = 0; d < dimCount; d++) {
-    const ids = src.dimensionIds(d);
-    const dict = src.dictionary(d);
-    const present = new Uint8Array(dict.size);
-    for (let r = 0; r < n; r++) present[ids[r]!] = 1;
-    const sourceIds: number[] = [];
-    const strings: string[] = [];
-    for (let id = 1; id < dict.size; id++) {
-      if (present[id]) {
-        sourceIds.push(id);
-        strings.push(dict.value(id)!);
-      }
-    }
-    const sorted = stringOrder(strings);
-    const values: (string | null)[] = [null];
-    const remap = new Uint32Array(dict.size);
-    for (let i = 0; i < sorted.length; i++) {
-      values.push(strings[sorted[i]!]!);
-      remap[sourceIds[sorted[i]!]!] = i + 1;
-    }
-    remaps.push(remap);
-    dicts.push(values);
+    const local = localDictionary(src.dimensionIds(d), src.dictionary(d), n);
+    remaps.push(local.remap);
+    dicts.push(local.values);
   }
-  const localIds = ds.dimensions.map((_, d) => {
-    const src_ids = src.dimensionIds(d);
-    const out = new Uint32Array(n);
-    const remap = remaps[d]!;
-    for (let r = 0; r < n; r++) out[r] = remap[src_ids[r]!]!;
-    return out;
-  });
+  const localIds = ds.dimensions.map((_, d) => remapIds(src.dimensionIds(d), remaps[d]!, n));
 
   // Row order: indexed (low-cardinality) dimensions, fewest values first, then time.
   // A value with few rows gains nothing from a bitmap over its postings (built from the ids on first use), so a
   // dimension is indexed only when its values have 8 rows each on average, or it has at most 64 values.
   const indexed = dicts.map((dict) => dict.length - 1 <= indexMaxValues && (dict.length - 1 <= Math.min(64, indexMaxValues) || 8 * (dict.length - 1) <= n));
   const sortOrder = ds.dimensions.map((_, d) => d).filter((d) => indexed[d]).sort((a, b) => dicts[a]!.length - dicts[b]!.length || a - b);
-  let minTs = Infinity;
-  let maxTs = -Infinity;
-  for (let r = 0; r < n; r++) {
-    if (ts[r]! < minTs) minTs = ts[r]!;
-    if (ts[r]! > maxTs) maxTs = ts[r]!;
-  }
-  if (n === 0) minTs = maxTs = 0;
+  const { minTs, maxTs } = timeRange(ts, n);
   const order = rowOrder(n, [...sortOrder.map((d) => ({ values: localIds[d]!, size: dicts[d]!.length })), ...digitKeys(ts, n, minTs, maxTs)]);
 
   const w = new SectionWriter();
   const entropy = extras.entropy === true;
   const addDictionary = (dict: (string | null)[]): number => (entropy ? w.addDeflated(encodeDictionary(dict)) : w.add(encodeDictionary(dict), true));
-  const deltas = new Uint32Array(n);
-  let prev = minTs;
-  for (let i = 0; i < n; i++) {
-    const t = ts[order[i]!]!;
-    deltas[i] = zigzag(t - prev);
-    prev = t;
-  }
-  const tsSection = w.add(bitpack(deltas, n), false);
+  const tsSection = w.add(bitpack(timeDeltas(ts, order, n, minTs), n), false);
 
   const dims = ds.dimensions.map((name, d) => {
     const dict = dicts[d]!;
     const idBytes: 1 | 2 | 4 = dict.length <= 0x100 ? 1 : dict.length <= 0x10000 ? 2 : 4;
-    const ids = localIds[d]!;
+    const col = gatherU32(localIds[d]!, order, n);
     if (!indexed[d]) {
-      const col = new Uint32Array(n);
-      for (let i = 0; i < n; i++) col[i] = ids[order[i]!]!;
       // Ranked ids when they beat bit packing by a tenth (skewed values); else bit-packed.
       const bp = bitpack(col, n);
       const rankedRaw = entropy ? encodeRanked(col, n, dict.length) : null;
@@ -275,46 +350,19 @@ export function buildSegment(src: SegmentInput, ds: Datasource, lsn: number, ext
         idBytes, bitmaps: -1, bitmapIndex: -1, ...(useRanked ? { idCodec: 'ranked' as const } : {}),
       };
     }
-    // Each value's rows (positions in the sorted order), ascending, one run of `postings` per value: a bitmap is
-    // made from a typed array in one call (from a JS array, element by element).
-    const col = new Uint32Array(n);
-    const start = new Uint32Array(dict.length + 1);
-    for (let i = 0; i < n; i++) {
-      const id = ids[order[i]!]!;
-      col[i] = id;
-      start[id + 1]!++;
-    }
-    for (let id = 0; id < dict.length; id++) start[id + 1]! += start[id]!;
-    const fill = start.slice(0, dict.length);
-    const postings = new Uint32Array(n);
-    for (let i = 0; i < n; i++) postings[fill[col[i]!]!++] = i;
-    const index = new Uint32Array(dict.length + 1);
-    const blobs: Buffer[] = [];
-    let off = 0;
-    for (let id = 0; id < dict.length; id++) {
-      index[id] = off;
-      if (start[id] === start[id + 1]) continue;
-      const bm = new RoaringBitmap32(postings.subarray(start[id]!, start[id + 1]!));
-      bm.runOptimize();
-      const blob = Buffer.from(bm.serialize('portable'));
-      blobs.push(blob);
-      off += blob.length;
-    }
-    index[dict.length] = off;
+    const { blobs, index } = valueBitmaps(col, n, dict.length);
     return {
       name, cardinality: dict.length - 1,
       dict: addDictionary(dict),
       ids: w.add(bitpack(col, n), 'auto'),
       idBytes,
-      bitmaps: w.add(Buffer.concat(blobs, off), false),
+      bitmaps: w.add(blobs, false),
       bitmapIndex: w.add(bytesOf(index), true),
     };
   });
 
   const metrics = ds.metrics.map((m, mi) => {
-    const values = src.metricValues(mi);
-    const col = new Float64Array(n);
-    for (let i = 0; i < n; i++) col[i] = values[order[i]!]!;
+    const col = gatherF64(src.metricValues(mi), order, n);
     const dec = decimalCodes(col);
     if (dec !== null) return { name: m.name, values: w.add(bitpack(dec.codes, n), 'auto'), decimals: dec.decimals, offset: dec.offset };
     return { name: m.name, values: w.add(bytesOf(col), true) };
@@ -323,29 +371,14 @@ export function buildSegment(src: SegmentInput, ds: Datasource, lsn: number, ext
   let rollup: SegmentFooter['rollup'];
   const ru = src.rollup();
   if (ru !== null) {
-    const u32 = (a: Float64Array): number => {
-      const col = new Uint32Array(n);
-      for (let i = 0; i < n; i++) col[i] = a[order[i]!]!;
-      return w.add(bytesOf(col), true);
-    };
-    const f64 = (a: Float64Array): number => {
-      const col = new Float64Array(n);
-      for (let i = 0; i < n; i++) col[i] = a[order[i]!]!;
-      return w.add(bytesOf(col), true);
-    };
+    const u32 = (a: Float64Array): number => w.add(bytesOf(gatherF64AsU32(a, order, n)), true);
+    const f64 = (a: Float64Array): number => w.add(bytesOf(gatherF64(a, order, n)), true);
     rollup = { counts: u32(ru.counts), metrics: ru.metrics.map((m) => ({ count: u32(m.count), min: f64(m.min), max: f64(m.max) })) };
   }
 
   let keys = -1;
   const hashes = extras.keys === false ? null : src.keyHashes();
-  if (hashes !== null) {
-    const col = new Uint32Array(2 * n);
-    for (let i = 0; i < n; i++) {
-      col[2 * i] = hashes[2 * order[i]!]!;
-      col[2 * i + 1] = hashes[2 * order[i]! + 1]!;
-    }
-    keys = w.add(bytesOf(col), true);
-  }
+  if (hashes !== null) keys = w.add(bytesOf(gatherPairs(hashes, order, n)), true);
 
   const footer: SegmentFooter = {
     version: SEGMENT_VERSION, datasource: ds.name, rows: n, minTs, maxTs, lsn, sortOrder, ts: tsSection, dims, metrics, keys, sections: w.refs,
