@@ -193,26 +193,51 @@ export function decodeDecimal(codes: Uint32Array, decimals: number, offset: numb
 }
 
 /** Build a segment file's bytes from `src` (rows 0..rowCount-1). */
+/*
+ * The loops of the segment builder, one a function (see buildSegment). A function whose loop V8 optimizes while it
+ * runs (on the stack) must end in nothing whose type feedback the interpreter has not yet gathered — a new object
+ * or array literal, a call: there the optimized code is left, and since V8 keeps that code for the loop and enters
+ * it again next time, it is left there on every call (measured: a literal after `frontCoded`'s loop, once per
+ * dimension of every sealed minute). So these functions fill what the caller passes, or return what they made
+ * before the loop.
+ */
+
 /** The values of `dict` that rows 0..n-1 of `ids` use, sorted (null first, as id 0), and source id → local id. */
 function localDictionary(ids: Uint32Array, dict: DictionaryView, n: number): { values: (string | null)[]; remap: Uint32Array } {
-  const present = new Uint8Array(dict.size);
-  for (let r = 0; r < n; r++) present[ids[r]!] = 1;
+  const present = markPresent(ids, n, dict.size);
   const sourceIds: number[] = [];
   const strings: string[] = [];
-  for (let id = 1; id < dict.size; id++) {
+  presentValues(present, dict, sourceIds, strings);
+  const sorted = stringOrder(strings);
+  const values: (string | null)[] = [null];
+  const remap = new Uint32Array(dict.size);
+  sortedRemap(sorted, strings, sourceIds, values, remap);
+  return { values, remap };
+}
+
+/** present[id] = 1 for each id that rows 0..n-1 of `ids` hold. */
+function markPresent(ids: Uint32Array, n: number, size: number): Uint8Array {
+  const present = new Uint8Array(size);
+  for (let r = 0; r < n; r++) present[ids[r]!] = 1;
+  return present;
+}
+
+/** Appends each present id (from 1) and its value, in id order. */
+function presentValues(present: Uint8Array, dict: DictionaryView, sourceIds: number[], strings: string[]): void {
+  for (let id = 1; id < present.length; id++) {
     if (present[id]) {
       sourceIds.push(id);
       strings.push(dict.value(id)!);
     }
   }
-  const sorted = stringOrder(strings);
-  const values: (string | null)[] = [null];
-  const remap = new Uint32Array(dict.size);
+}
+
+/** Appends the strings in `sorted` order to `values` and sets remap[source id] to each one's local id (from 1). */
+function sortedRemap(sorted: Uint32Array, strings: string[], sourceIds: number[], values: (string | null)[], remap: Uint32Array): void {
   for (let i = 0; i < sorted.length; i++) {
     values.push(strings[sorted[i]!]!);
     remap[sourceIds[sorted[i]!]!] = i + 1;
   }
-  return { values, remap };
 }
 
 /** `remap[ids[r]]` for rows 0..n-1. */
@@ -222,15 +247,16 @@ function remapIds(ids: Uint32Array, remap: Uint32Array, n: number): Uint32Array 
   return out;
 }
 
-/** The least and greatest of `ts[0..n)`; both 0 when n = 0. */
-function timeRange(ts: Float64Array, n: number): { minTs: number; maxTs: number } {
+/** range = [least, greatest] of `ts[0..n)` (±Infinity crossed when n = 0). */
+function timeRange(ts: Float64Array, n: number, range: Float64Array): void {
   let minTs = Infinity;
   let maxTs = -Infinity;
   for (let r = 0; r < n; r++) {
     if (ts[r]! < minTs) minTs = ts[r]!;
     if (ts[r]! > maxTs) maxTs = ts[r]!;
   }
-  return n === 0 ? { minTs: 0, maxTs: 0 } : { minTs, maxTs };
+  range[0] = minTs;
+  range[1] = maxTs;
 }
 
 /** The zigzag deltas of the times in `order`, the first from `minTs`. */
@@ -283,13 +309,24 @@ function gatherPairs(pairs: Uint32Array, order: Uint32Array, n: number): Uint32A
  */
 function valueBitmaps(col: Uint32Array, n: number, size: number): { blobs: Buffer; index: Uint32Array } {
   const start = new Uint32Array(size + 1);
+  const postings = new Uint32Array(n);
+  postingsOf(col, n, size, start, postings);
+  const index = new Uint32Array(size + 1);
+  const blobs: Buffer[] = [];
+  const off = serializeBitmaps(postings, start, size, index, blobs);
+  return { blobs: Buffer.concat(blobs, off), index };
+}
+
+/** start[id]..start[id+1]: where value id's rows are in `postings`, which lists each value's rows ascending. */
+function postingsOf(col: Uint32Array, n: number, size: number, start: Uint32Array, postings: Uint32Array): void {
   for (let i = 0; i < n; i++) start[col[i]! + 1]!++;
   for (let id = 0; id < size; id++) start[id + 1]! += start[id]!;
   const fill = start.slice(0, size);
-  const postings = new Uint32Array(n);
   for (let i = 0; i < n; i++) postings[fill[col[i]!]!++] = i;
-  const index = new Uint32Array(size + 1);
-  const blobs: Buffer[] = [];
+}
+
+/** Appends each value's bitmap, portable-serialized, to `blobs`, with index[id] its offset; returns the total. */
+function serializeBitmaps(postings: Uint32Array, start: Uint32Array, size: number, index: Uint32Array, blobs: Buffer[]): number {
   let off = 0;
   for (let id = 0; id < size; id++) {
     index[id] = off;
@@ -301,7 +338,7 @@ function valueBitmaps(col: Uint32Array, n: number, size: number): { blobs: Buffe
     off += blob.length;
   }
   index[size] = off;
-  return { blobs: Buffer.concat(blobs, off), index };
+  return off;
 }
 
 export function buildSegment(src: SegmentInput, ds: Datasource, lsn: number, extras: SegmentExtras = {}): { bytes: Buffer; footer: SegmentFooter } {
@@ -327,7 +364,10 @@ export function buildSegment(src: SegmentInput, ds: Datasource, lsn: number, ext
   // dimension is indexed only when its values have 8 rows each on average, or it has at most 64 values.
   const indexed = dicts.map((dict) => dict.length - 1 <= indexMaxValues && (dict.length - 1 <= Math.min(64, indexMaxValues) || 8 * (dict.length - 1) <= n));
   const sortOrder = ds.dimensions.map((_, d) => d).filter((d) => indexed[d]).sort((a, b) => dicts[a]!.length - dicts[b]!.length || a - b);
-  const { minTs, maxTs } = timeRange(ts, n);
+  const range = new Float64Array(2);
+  timeRange(ts, n, range);
+  const minTs = n === 0 ? 0 : range[0]!;
+  const maxTs = n === 0 ? 0 : range[1]!;
   const order = rowOrder(n, [...sortOrder.map((d) => ({ values: localIds[d]!, size: dicts[d]!.length })), ...digitKeys(ts, n, minTs, maxTs)]);
 
   const w = new SectionWriter();
@@ -447,8 +487,16 @@ export function readSection(ref: SectionRef, read: (position: number, length: nu
  * ends between the halves of a surrogate pair. v1/v2: msgpack array of all values, index 0 null, lz4.
  */
 export function encodeDictionary(values: readonly (string | null)[]): Buffer {
+  // The loop is a function of its own: optimized on the stack together with this `pack` call, its code was left at
+  // that call over and over (a deoptimization per dimension of each sealed minute; see localDictionary).
   const prefixes: number[] = [];
   const suffixes: string[] = [];
+  frontCode(values, prefixes, suffixes);
+  return pack([prefixes, suffixes]);
+}
+
+/** Appends the prefix length and suffix of each of values 1.. of a sorted dictionary, against the value before. */
+function frontCode(values: readonly (string | null)[], prefixes: number[], suffixes: string[]): void {
   let prev = '';
   for (let i = 1; i < values.length; i++) {
     const v = values[i]!;
@@ -460,7 +508,6 @@ export function encodeDictionary(values: readonly (string | null)[]): Buffer {
     suffixes.push(v.slice(p));
     prev = v;
   }
-  return pack([prefixes, suffixes]);
 }
 
 export function decodeDictionary(raw: Buffer, footer: Pick<SegmentFooter, 'version'>): (string | null)[] {
