@@ -192,12 +192,11 @@ export function decodeDecimal(codes: Uint32Array, decimals: number, offset: numb
   return out;
 }
 
-/** Build a segment file's bytes from `src` (rows 0..rowCount-1). */
 /*
  * The loops of the segment builder, one a function (see buildSegment). A function whose loop V8 optimizes while it
  * runs (on the stack) must end in nothing whose type feedback the interpreter has not yet gathered — a new object
  * or array literal, a call: there the optimized code is left, and since V8 keeps that code for the loop and enters
- * it again next time, it is left there on every call (measured: a literal after `frontCoded`'s loop, once per
+ * it again next time, it is left there on every call (measured: a literal after `frontCode`'s loop, once per
  * dimension of every sealed minute). So these functions fill what the caller passes, or return what they made
  * before the loop.
  */
@@ -341,8 +340,9 @@ function serializeBitmaps(postings: Uint32Array, start: Uint32Array, size: numbe
   return off;
 }
 
+/** Build a segment file's bytes from `src` (rows 0..rowCount-1). */
 export function buildSegment(src: SegmentInput, ds: Datasource, lsn: number, extras: SegmentExtras = {}): { bytes: Buffer; footer: SegmentFooter } {
-  // Each loop over the rows is a function of its own (below): in one function of this size, V8 compiled the whole of
+  // Each loop over the rows is a function of its own (above): in one function of this size, V8 compiled the whole of
   // it (~35–70 ms of a compiler thread) each time one of its loops got hot on the stack or a deoptimization threw the
   // code away — 21 times in a 10M-event load's seal worker after warm-up (docs/benchmarks.md, "Twelfth session").
   const n = src.rowCount;
