@@ -270,7 +270,10 @@ function timeDeltas(ts: Float64Array, order: Uint32Array, n: number, minTs: numb
   return deltas;
 }
 
-/** `col[order[i]]` for i in 0..n-1. */
+/**
+ * `col[order[i]]` for i in 0..n-1, one function per pair of element types: a single one over every kind of typed
+ * array would be polymorphic in its loads and stores, and deoptimize as each new kind arrived.
+ */
 function gatherU32(col: Uint32Array, order: Uint32Array, n: number): Uint32Array {
   const out = new Uint32Array(n);
   for (let i = 0; i < n; i++) out[i] = col[order[i]!]!;
@@ -283,7 +286,7 @@ function gatherF64(col: Float64Array, order: Uint32Array, n: number): Float64Arr
   return out;
 }
 
-/** `gatherF64` into u32s (rollup counts). */
+/** Rollup counts (f64 in the head, u32 in a segment). */
 function gatherF64AsU32(col: Float64Array, order: Uint32Array, n: number): Uint32Array {
   const out = new Uint32Array(n);
   for (let i = 0; i < n; i++) out[i] = col[order[i]!]!;
