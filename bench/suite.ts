@@ -78,7 +78,8 @@ interface Load {
 
 const rates = (ms: number, genMs: number): Load => ({ rate: (EVENTS / ms) * 1000, rateWithGeneration: (EVENTS / (ms + genMs)) * 1000 });
 
-async function loadTally(dir: string): Promise<{ db: Tally } & Load> {
+/** `label` tells the extra loads' CPU lines apart from the first's (see moreLoads). */
+async function loadTally(dir: string, label = ''): Promise<{ db: Tally } & Load> {
   // The result cache off: each question is timed as computed, as DuckDB computes it (it keeps no results).
   const db = await open({ dir, fsync: 'always', clock: () => END, resultCache: false });
   await db.createDatasource({ ...AD_DATASOURCE, lateness: '1h', dedupWindow: '10m' });
@@ -113,11 +114,11 @@ async function loadTally(dir: string): Promise<{ db: Tally } & Load> {
   }
   if (overloaded > 0) console.log(`tallydb: ${overloaded} batches refused with INGEST_OVERLOADED and sent again`);
   // Every thread's CPU while the ingest clock ran: how full the machine was (docs/benchmarks.md, "Ninth session").
-  if (clock !== null) console.log(`tallydb ingest: ${clock.summary(availableParallelism())}`);
+  if (clock !== null) console.log(`tallydb ingest${label}: ${clock.summary(availableParallelism())}`);
   return { db, ...rates(ms, genMs) };
 }
 
-async function loadDuck(file: string): Promise<{ conn: DuckDBConnection; instance: DuckDBInstance } & Load> {
+async function loadDuck(file: string, label = ''): Promise<{ conn: DuckDBConnection; instance: DuckDBInstance } & Load> {
   const instance = await DuckDBInstance.create(file, EVENTS > 20_000_000 ? { memory_limit: '2GB' } : {});
   const conn = await instance.connect();
   await conn.run(`CREATE TABLE events (ts BIGINT, event_id VARCHAR, event VARCHAR, image_id VARCHAR, location VARCHAR, gender VARCHAR, device VARCHAR, cost DOUBLE)`);
@@ -144,7 +145,7 @@ async function loadDuck(file: string): Promise<{ conn: DuckDBConnection; instanc
     ms += performance.now() - t;
     clock?.stop();
   }
-  if (clock !== null) console.log(`DuckDB appender (its checkpoint not included): ${clock.summary(availableParallelism())}`);
+  if (clock !== null) console.log(`DuckDB appender${label} (its checkpoint not included): ${clock.summary(availableParallelism())}`);
   const t = performance.now();
   app.closeSync();
   await conn.run('CHECKPOINT');
@@ -242,12 +243,12 @@ async function moreLoads(dir: string, firstTally: number, firstDuck: number): Pr
   const d = [firstDuck];
   for (let i = 1; i < LOADS; i++) {
     const tdir = path.join(dir, `tally-${i}`);
-    const tl = await loadTally(tdir);
+    const tl = await loadTally(tdir, `, load ${i + 1} of ${LOADS}`);
     await tl.db.close();
     rmSync(tdir, { recursive: true, force: true });
     t.push(tl.rate);
     const file = path.join(dir, `duck-${i}.db`);
-    const dl = await loadDuck(file);
+    const dl = await loadDuck(file, `, load ${i + 1} of ${LOADS}`);
     dl.conn.closeSync();
     dl.instance.closeSync();
     rmSync(file, { force: true });
