@@ -63,18 +63,6 @@ function decodeInput(buf: Uint8Array, index: number): Decoded {
 // The loops over rows are functions of their own, here and in buildSegment: V8 then compiles each small loop when it
 // gets hot, not the whole of a large function again and again (docs/benchmarks.md, "Twelfth session").
 
-/** Each of `local`'s values (from id 1; 0 is null) interned in `dict`: local id → merged id. */
-function internAll(dict: Dictionary, local: readonly (string | null)[]): Uint32Array {
-  const remap = new Uint32Array(local.length);
-  for (let id = 1; id < local.length; id++) remap[id] = dict.intern(local[id]!);
-  return remap;
-}
-
-/** Raise `into`'s LSN of each minute of the (minute, lsn) pairs to at least the pair's. */
-function foldMinuteLsns(into: Map<number, number>, pairs: readonly number[]): void {
-  for (let i = 0; i < pairs.length; i += 2) into.set(pairs[i]!, Math.max(into.get(pairs[i]!) ?? -1, pairs[i + 1]!));
-}
-
 /** `dst[at + r] = remap[src[r]]` for rows 0..rows-1. */
 function remapInto(dst: Uint32Array, at: number, src: Uint32Array, remap: Uint32Array, rows: number): void {
   for (let r = 0; r < rows; r++) dst[at + r] = remap[src[r]!]!;
@@ -104,7 +92,10 @@ export function mergeSegments(inputs: readonly Uint8Array[], ds: Datasource, opt
   for (let d = 0; d < dimCount; d++) {
     let at = 0;
     for (const p of parts) {
-      remapInto(ids[d]!, at, p.ids[d]!, internAll(dicts[d]!, p.dicts[d]!), p.footer.rows);
+      const local = p.dicts[d]!;
+      const remap = new Uint32Array(local.length);
+      for (let id = 1; id < local.length; id++) remap[id] = dicts[d]!.intern(local[id]!);
+      remapInto(ids[d]!, at, p.ids[d]!, remap, p.footer.rows);
       at += p.footer.rows;
     }
   }
@@ -147,7 +138,8 @@ export function mergeSegments(inputs: readonly Uint8Array[], ds: Datasource, opt
   let lsn = 0;
   let eventMaxTs = -Infinity;
   for (const p of parts) {
-    foldMinuteLsns(minuteLsn, sealedMinutes(p.footer));
+    const pairs = sealedMinutes(p.footer);
+    for (let i = 0; i < pairs.length; i += 2) minuteLsn.set(pairs[i]!, Math.max(minuteLsn.get(pairs[i]!) ?? -1, pairs[i + 1]!));
     lsn = Math.max(lsn, p.footer.lsn);
     eventMaxTs = Math.max(eventMaxTs, p.footer.eventMaxTs ?? p.footer.maxTs);
   }
