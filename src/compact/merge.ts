@@ -60,8 +60,10 @@ function decodeInput(buf: Uint8Array, index: number): Decoded {
   }
 }
 
-// The loops over rows are functions of their own, here and in buildSegment: V8 then compiles each small loop when it
-// gets hot, not the whole of a large function again and again (docs/benchmarks.md, "Twelfth session").
+// The loops over rows (the id remap, the plain rows' rollup) are functions of their own, as in buildSegment: V8 then
+// compiles each small loop when it gets hot, not the whole of a large function. mergeSegments itself is still
+// recompiled a few times a load: moving its interning loop out as well raised the merge worker's RSS by ~0.4 GiB
+// (cause not found) and was reverted (docs/benchmarks.md, "Twelfth session").
 
 /** `dst[at + r] = remap[src[r]]` for rows 0..rows-1. */
 function remapInto(dst: Uint32Array, at: number, src: Uint32Array, remap: Uint32Array, rows: number): void {
