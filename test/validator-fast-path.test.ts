@@ -1,14 +1,14 @@
 /**
- * The validator's generated fast path (`accept`) never decides differently from `validate`: whenever it accepts an
- * event, `validate` accepts it too, with the same time, dimensions, metrics and dedup key. Everything it declines
- * goes to `validate`, so declining is always safe; the property checks it accepts the common shapes.
- * And `columnize`, which takes `acceptShape` (no well-formedness check) and checks strings once per distinct value,
- * decides every event of a batch as `validate` does, lone surrogates included.
+ * The validator's generated fast path (`fastPathSource`, compiled into `columnize`'s per-row loop) never decides
+ * differently from `validate`: whenever it takes an event, `validate` accepts it too, with the same time, dimensions,
+ * metrics and dedup key. Everything it declines goes to `validate`, so declining is always safe; the property checks
+ * it takes the common shapes. And `columnize`, whose loop leaves out the well-formedness check of strings and checks
+ * them once per distinct value instead, decides every event of a batch as `validate` does, lone surrogates included.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { EventValidator, allocRowBatch } from '../src/schema/event.js';
-import { columnize, type EventColumns } from '../src/ingest/columns.js';
+import { columnize, columnizePaths, type EventColumns } from '../src/ingest/columns.js';
 import { hashKeyInto } from '../src/ingest/dedup.js';
 import { resolveDatasource } from '../src/schema/datasource.js';
 import { DEFAULT_LIMITS, type Limits } from '../src/limits.js';
@@ -53,49 +53,6 @@ function eventArb(fields: string[]): fc.Arbitrary<unknown> {
     return e;
   });
 }
-
-function check(ds: (typeof SPECS)[number], e: unknown, fast: EventValidator, slow: EventValidator, counts: { fast: number; slow: number }): void {
-  const a = allocRowBatch(ds, 1);
-  const b = allocRowBatch(ds, 1);
-  if (!fast.accept(e, a, 0)) {
-    counts.slow++;
-    return;
-  }
-  counts.fast++;
-  expect(slow.validate(e, b, 0)).toBeNull();
-  expect([a.ts[0], fast.dims, fast.key, a.metrics.map((m) => m[0])]).toEqual([b.ts[0], slow.dims, slow.key, b.metrics.map((m) => m[0])]);
-}
-
-describe('validator fast path', () => {
-  it('accepts only what validate accepts, with identical outputs; declines the rest to validate', () => {
-    for (const ds of SPECS) {
-      const fields = [...ds.dimensions, ...ds.metrics.map((m) => m.name), ...(ds.dedupKey !== null && !ds.dimensions.includes(ds.dedupKey) ? [ds.dedupKey] : [])];
-      const fast = new EventValidator(ds, LIMITS);
-      const slow = new EventValidator(ds, LIMITS);
-      const counts = { fast: 0, slow: 0 };
-      fc.assert(fc.property(eventArb(fields), (e) => check(ds, e, fast, slow, counts)), { numRuns: 1500 });
-      // Both outcomes happened, so the property speaks for the fast path, not only for declining.
-      expect(counts.fast).toBeGreaterThan(20);
-      expect(counts.slow).toBeGreaterThan(20);
-    }
-  });
-
-  it('a typical event takes the fast path', () => {
-    const ds = SPECS[0]!;
-    const v = new EventValidator(ds, LIMITS);
-    expect(v.accept({ ts: 1_700_000_000_000, id: 'ev-1', d0: 'bangalore', d1: 'male', m0: 3, m1: 0.25 }, allocRowBatch(ds, 1), 0)).toBe(true);
-    expect([v.ts, v.dims, v.key]).toEqual([1_700_000_000_000, ['bangalore', 'male'], 'ev-1']);
-  });
-
-  it('canary: the property finds a fast path compiled with a looser string limit than validate uses', () => {
-    const ds = SPECS[0]!;
-    const fields = ['d0', 'd1', 'm0', 'm1', 'id'];
-    const loose = new EventValidator(ds, { ...LIMITS, maxDimensionValueBytes: 10_000 });
-    const slow = new EventValidator(ds, LIMITS);
-    const outcome = fc.check(fc.property(eventArb(fields), (e) => check(ds, e, loose, slow, { fast: 0, slow: 0 })), { numRuns: 1500 });
-    expect(outcome.failed).toBe(true);
-  });
-});
 
 /** What `columnize` must give, built event by event with `validate` (a plain model: arrays and indexOf). */
 function referenceColumns(ds: (typeof SPECS)[number], list: unknown[]): unknown {
@@ -144,6 +101,56 @@ const batchArb = (fields: string[]): fc.Arbitrary<unknown[]> => fc.array(fc.oneo
 ), { maxLength: 30 });
 const fieldsOf = (ds: (typeof SPECS)[number]): string[] =>
   [...ds.dimensions, ...ds.metrics.map((m) => m.name), ...(ds.dedupKey !== null && !ds.dimensions.includes(ds.dedupKey) ? [ds.dedupKey] : [])];
+
+/** Rows `columnize` took by each path while `run` ran. */
+function pathsDuring(run: () => void): { fast: number; validated: number } {
+  const before = { ...columnizePaths };
+  run();
+  return { fast: columnizePaths.fast - before.fast, validated: columnizePaths.validated - before.validated };
+}
+
+describe('validator fast path', () => {
+  it('takes only what validate accepts, with identical outputs; declines the rest to validate', () => {
+    for (const ds of SPECS) {
+      const validator = new EventValidator(ds, LIMITS);
+      const paths = pathsDuring(() => {
+        fc.assert(fc.property(eventArb(fieldsOf(ds)), (e) => {
+          expect(plainColumns(columnize(ds, LIMITS, [e], validator))).toEqual(referenceColumns(ds, [e]));
+        }), { numRuns: 1500 });
+      });
+      // Both paths were taken, so the property speaks for the fast path, not only for declining.
+      expect(paths.fast).toBeGreaterThan(20);
+      expect(paths.validated).toBeGreaterThan(20);
+    }
+  });
+
+  it('a typical event takes the fast path', () => {
+    const ds = SPECS[0]!;
+    let cols: EventColumns | null = null;
+    const paths = pathsDuring(() => (cols = columnize(ds, LIMITS, [{ ts: 1_700_000_000_000, id: 'ev-1', d0: 'bangalore', d1: 'male', m0: 3, m1: 0.25 }])));
+    expect(paths).toEqual({ fast: 1, validated: 0 });
+    expect(plainColumns(cols!)).toMatchObject({ n: 1, ts: [1_700_000_000_000], dims: [{ values: ['bangalore'], ids: [0] }, { values: ['male'], ids: [0] }], metrics: [[3], [0.25]] });
+  });
+
+  it('an event the fast path declines is validated, and only that one', () => {
+    const ds = SPECS[0]!;
+    const typical = { ts: 1_700_000_000_000, id: 'ev-1', d0: 'bangalore', d1: 'male', m0: 3, m1: 0.25 };
+    // An ISO-8601 time is valid, but only `validate` parses it; an unknown field is rejected by `validate`.
+    const list = [typical, { ...typical, id: 'ev-2', ts: '2026-11-23T00:00:00Z' }, { ...typical, id: 'ev-3', extra: 1 }, { ...typical, id: 'ev-4' }];
+    let cols: EventColumns | null = null;
+    expect(pathsDuring(() => (cols = columnize(ds, LIMITS, list)))).toEqual({ fast: 2, validated: 2 });
+    expect([cols!.n, [...cols!.index], cols!.rejected.map((r) => r.code)]).toEqual([3, [0, 1, 3], ['FIELD_UNKNOWN']]);
+  });
+
+  it('canary: the property finds a fast path compiled with a looser string limit than validate uses', () => {
+    const ds = SPECS[0]!;
+    const loose = new EventValidator(ds, { ...LIMITS, maxDimensionValueBytes: 10_000 });
+    const outcome = fc.check(fc.property(eventArb(fieldsOf(ds)), (e) => {
+      expect(plainColumns(columnize(ds, LIMITS, [e], loose))).toEqual(referenceColumns(ds, [e]));
+    }), { numRuns: 1500 });
+    expect(outcome.failed).toBe(true);
+  });
+});
 
 describe('columnize', () => {
   it('decides every event of a batch as validate does, strings checked once per distinct value', () => {

@@ -43,35 +43,89 @@ export function checkBatch(events: unknown, limits: Limits): unknown[] {
   return events;
 }
 
-/** One batch-local dictionary per dimension, reused from batch to batch of a validator (columnize is synchronous). */
-const batchDictionaries = new WeakMap<EventValidator, BatchDictionary[]>();
-
-function dictionariesFor(validator: EventValidator, dimCount: number): BatchDictionary[] {
-  let t = batchDictionaries.get(validator);
-  if (t === undefined) {
-    t = Array.from({ length: dimCount }, () => new BatchDictionary());
-    batchDictionaries.set(validator, t);
-  }
-  return t;
-}
-
-/** How `columnsOf` validates each event: `validate` alone; `accept` first; `acceptShape` first (see there). */
-const enum Checks { Validate, Accept, Shape }
+/**
+ * Rows of `columnize` by how each was validated: by the generated loop's fast path, or by `validate` (declined by
+ * the fast path, rejected, or the whole batch again after a malformed string). Tests read it to see both exercised.
+ */
+export const columnizePaths = { fast: 0, validated: 0 };
 
 /**
- * Validate `events` (an array, checked) into columns. The common case takes `acceptShape`, which leaves out the
- * well-formedness of strings, checked here instead once per distinct dimension value of the batch and, for a dedup
- * key, by its hash's pass over the characters; a batch with a malformed string (rare: a client's encoding bug) is
- * columnized again with every event checked in full, so it gets exactly what `validate` decides.
+ * `validate` for row `i` of a batch, as the generated loop calls it for an event its fast path declines: writes the
+ * row at `k` (or the rejection) and returns the next row index.
+ */
+type SlowRow = (i: number, k: number) => number;
+
+/**
+ * The generated per-row loop of one datasource (see `compileLoop`): rows from `list` into the columns, returning
+ * the number of rows, or −1 when a dedup key holds a lone surrogate (only when compiled without well-formedness
+ * checks: the caller then columnizes the batch again with them).
+ */
+type RowLoop = (list: unknown[], ts: Float64Array, metrics: Float64Array[], ids: Uint32Array[], locals: BatchDictionary[], keyHashes: Uint32Array | null, index: Uint32Array, slow: SlowRow) => number;
+
+/** What `columnize` keeps per validator (columnize is synchronous, so one batch uses them at a time). */
+interface Columnizer {
+  /** One batch-local dictionary per dimension, reused from batch to batch. */
+  locals: BatchDictionary[];
+  /** The loop without well-formedness checks of strings (the common case), and the one with them. */
+  shape: RowLoop;
+  full: RowLoop;
+}
+
+const columnizers = new WeakMap<EventValidator, Columnizer>();
+
+function columnizerFor(ds: Datasource, validator: EventValidator): Columnizer {
+  let c = columnizers.get(validator);
+  if (c === undefined) {
+    c = { locals: ds.dimensions.map(() => new BatchDictionary()), shape: compileLoop(ds, validator, false), full: compileLoop(ds, validator, true) };
+    columnizers.set(validator, c);
+  }
+  return c;
+}
+
+/**
+ * Generate the per-row loop for `validator`'s datasource: the validator's fast-path checks (`fastPathSource`)
+ * inline, then the row's time, metrics, key hash and batch-dictionary ids written straight from them, with every
+ * column and dictionary in a local of its own. One function per datasource, so the property loads, the checks and
+ * the dictionaries' `idOf` are compiled together: where the loop called a generated `accept` per event, which left
+ * the values in the validator for the loop to read back, this takes ~20% less time an event (docs/benchmarks.md,
+ * "Thirteenth session"). An event the checks decline goes to `slow` (`validate`), which decides exactly.
+ */
+function compileLoop(ds: Datasource, validator: EventValidator, checkWellFormed: boolean): RowLoop {
+  const fp = validator.fastPathSource(checkWellFormed, 'break fast;');
+  const body: string[] = [];
+  ds.dimensions.forEach((_d, d) => body.push(`const ids${d} = ids[${d}], local${d} = locals[${d}];`));
+  ds.metrics.forEach((_m, m) => body.push(`const metric${m} = metrics[${m}];`));
+  body.push('const total = list.length;', 'let k = 0;', 'for (let i = 0; i < total; i++) {', 'const e = list[i];', 'fast: {', fp.source, `ts[k] = ${fp.ts};`);
+  fp.metrics.forEach((x, m) => body.push(`metric${m}[k] = ${x};`));
+  if (fp.key !== null) {
+    // The hash's pass returns the OR of the key's code units: below FIRST_SURROGATE, no unit is a surrogate.
+    body.push(checkWellFormed ? `hashKeyInto(${fp.key}, keyHashes, k);` : `if (hashKeyInto(${fp.key}, keyHashes, k) >= FIRST_SURROGATE && !${fp.key}.isWellFormed()) return -1;`);
+  }
+  fp.dims.forEach((x, d) => body.push(`ids${d}[k] = local${d}.idOf(${x});`));
+  body.push('index[k++] = i;', 'continue;', '}', 'k = slow(i, k);', '}', 'return k;');
+  const make = new Function('ObjectProto', 'hashKeyInto', 'FIRST_SURROGATE',
+    `return function rowLoop(list, ts, metrics, ids, locals, keyHashes, index, slow) {\n${body.join('\n')}\n};`) as (proto: object, hash: typeof hashKeyInto, first: number) => RowLoop;
+  return make(Object.prototype, hashKeyInto, FIRST_SURROGATE);
+}
+
+/**
+ * Validate `events` (an array, checked) into columns. The common case runs the generated loop without the
+ * well-formedness check of strings, which is made here instead once per distinct dimension value of the batch and,
+ * for a dedup key, by its hash's pass over the characters; a batch with a malformed string (rare: a client's
+ * encoding bug) is columnized again with every event checked in full, so it gets exactly what `validate` decides.
  */
 export function columnize(ds: Datasource, limits: Limits, events: unknown, validator = new EventValidator(ds, limits)): EventColumns {
   const list = checkBatch(events, limits);
-  if (!EventValidator.fastPathSound()) return columnsOf(ds, list, validator, Checks.Validate)!;
-  return columnsOf(ds, list, validator, Checks.Shape) ?? columnsOf(ds, list, validator, Checks.Accept)!;
+  const c = columnizerFor(ds, validator);
+  if (!EventValidator.fastPathSound()) return columnsOf(ds, list, validator, c, null)!;
+  return columnsOf(ds, list, validator, c, c.shape) ?? columnsOf(ds, list, validator, c, c.full)!;
 }
 
-/** `columnize` of a checked batch; null (only with Checks.Shape) when an accepted row holds a malformed string. */
-function columnsOf(ds: Datasource, list: unknown[], validator: EventValidator, checks: Checks): EventColumns | null {
+/**
+ * `columnize` of a checked batch by `loop` (or by `validate` alone when null); null when `loop` is `c.shape` and an
+ * accepted row holds a malformed string.
+ */
+function columnsOf(ds: Datasource, list: unknown[], validator: EventValidator, c: Columnizer, loop: RowLoop | null): EventColumns | null {
   const total = list.length;
   const rows = allocRowBatch(ds, total);
   const index = new Uint32Array(total);
@@ -79,26 +133,34 @@ function columnsOf(ds: Datasource, list: unknown[], validator: EventValidator, c
   const rejected: RejectedEvent[] = [];
   // Each dimension's batch-local dictionary is built as rows are accepted: distinct values in order of first use.
   const dimCount = ds.dimensions.length;
-  const locals = dictionariesFor(validator, dimCount);
+  const locals = c.locals;
   for (const l of locals) l.reset();
   const ids = locals.map(() => new Uint32Array(total));
   const rowValues = validator.dims;
-  const accept = checks === Checks.Shape ? validator.acceptShape : validator.accept;
-  let k = 0;
-  for (let i = 0; i < total; i++) {
-    const bad = checks !== Checks.Validate && accept(list[i], rows, k) ? null : validator.validate(list[i], rows, k);
+  let validated = 0;
+  const slow: SlowRow = (i, k) => {
+    validated++;
+    const bad = validator.validate(list[i], rows, k);
     if (bad !== null) {
       rejected.push({ index: i, code: bad.code, message: bad.message });
-      continue;
+      return k;
     }
-    if (keyHashes !== null && hashKeyInto(validator.key!, keyHashes, k) >= FIRST_SURROGATE && checks === Checks.Shape && !validator.key!.isWellFormed()) return null;
+    // `validate` checked the key's and the values' well-formedness itself.
+    if (keyHashes !== null) hashKeyInto(validator.key!, keyHashes, k);
     for (let d = 0; d < dimCount; d++) ids[d]![k] = locals[d]!.idOf(rowValues[d]!);
-    index[k++] = i;
-  }
+    index[k] = i;
+    return k + 1;
+  };
+  let k = 0;
+  if (loop === null) for (let i = 0; i < total; i++) k = slow(i, k);
+  else k = loop(list, rows.ts, rows.metrics, ids, locals, keyHashes, index, slow);
+  if (k < 0) return null;
   const dims: LoggedDimension[] = locals.map((l, d) => ({ values: l.take(), ids: k < total ? ids[d]!.subarray(0, k) : ids[d]! }));
-  if (checks === Checks.Shape) {
+  if (loop === c.shape) {
     for (const dim of dims) for (const v of dim.values) if (v !== null && !v.isWellFormed()) return null;
   }
+  columnizePaths.fast += k - (validated - rejected.length);
+  columnizePaths.validated += validated;
   return {
     total, n: k, index: index.subarray(0, k), ts: rows.ts.subarray(0, k), dims,
     metrics: rows.metrics.map((m) => m.subarray(0, k)), keyHashes: keyHashes === null ? null : keyHashes.subarray(0, 2 * k), rejected,

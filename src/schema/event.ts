@@ -58,99 +58,98 @@ export class EventValidator {
     this.dimCount = ds.dimensions.length;
     this.dims = ds.dimensions.map(() => null);
     this.metricCount = ds.metrics.length;
-    this.accept = this.compileAccept(true);
-    this.acceptShape = this.compileAccept(false);
   }
 
   /**
-   * The fast path of `validate`, generated for this datasource: reads each known field by name (monomorphic property
-   * loads, where `validate` walks the keys and looks each up), and returns true only for an event that `validate`
-   * accepts, with the same outputs written. Anything unusual — a missing or unknown field, a field explicitly
-   * undefined, an ISO-8601 time, a wrong type, a long or non-well-formed string, a prototype other than
-   * Object.prototype or null — returns false, and the caller runs `validate`, which decides exactly.
-   */
-  readonly accept: (event: unknown, out: RowBatch, row: number) => boolean;
-
-  /**
-   * `accept` without the well-formedness check of strings (a lone UTF-16 surrogate): it may return true for an event
-   * that `validate` rejects as DIMENSION_MALFORMED or DEDUP_KEY_INVALID, and only for that reason. For callers that
-   * check well-formedness once per distinct value instead of once per event (ingest/columns.ts): a batch of 10k
-   * events holds ~4k distinct image ids, 50 locations and 10k keys, whose hashing sees every character anyway.
-   */
-  readonly acceptShape: (event: unknown, out: RowBatch, row: number) => boolean;
-
-  /**
    * True while Object.prototype has no enumerable properties (it never has, unless a library added some): then a
-   * for-in over an event counts exactly its own keys, which `accept` relies on. Checked per batch by the caller.
+   * for-in over an event counts exactly its own keys, which the fast path relies on. Checked per batch by the caller.
    */
   static fastPathSound(): boolean {
     for (const _ in Object.prototype) return false;
     return true;
   }
 
-  private compileAccept(checkWellFormed: boolean): (event: unknown, out: RowBatch, row: number) => boolean {
+  /**
+   * The fast path of `validate` for this datasource, as JavaScript source for a generated function to inline
+   * (ingest/columns.ts compiles it into its per-row loop): statements over the event in `e` that read each known field
+   * by name — monomorphic property loads, where `validate` walks the keys and looks each up — and run `fail` for
+   * anything unusual: a missing or unknown field, a field explicitly undefined, an ISO-8601 time, a wrong type, a long
+   * string, a prototype other than Object.prototype or null (the function's scope must bind `ObjectProto` to
+   * Object.prototype). Past them, the event is one `validate` accepts, with its time in `ts`, the dimension values in
+   * `dims` (null when absent), the metric values in `metrics` (NaN when absent) and the dedup key in `key` — names of
+   * the constants the statements declared, by the validator's dimension and metric order.
+   *
+   * With `checkWellFormed` false, strings are not checked for a lone UTF-16 surrogate: the statements may then pass an
+   * event that `validate` rejects as DIMENSION_MALFORMED or DEDUP_KEY_INVALID, and only for that reason. That is for
+   * callers that check well-formedness once per distinct value instead of once per event (a batch of 10k events holds
+   * ~4k distinct image ids, 50 locations and 10k keys, whose hashing sees every character anyway).
+   */
+  fastPathSource(checkWellFormed: boolean, fail: string): { source: string; ts: string; dims: string[]; metrics: string[]; key: string | null } {
     const names = [...this.fields.keys()];
     const L = this.limits;
     const src: string[] = [
-      'if (typeof e !== "object" || e === null) return false;',
+      `if (typeof e !== "object" || e === null) ${fail}`,
       'const proto = Object.getPrototypeOf(e);',
-      'if (proto !== ObjectProto && proto !== null) return false;',
+      `if (proto !== ObjectProto && proto !== null) ${fail}`,
       'let keys = 0;',
       'for (const _ in e) keys++;',
     ];
     names.forEach((name, i) => src.push(`const v${i} = e[${JSON.stringify(name)}];`));
     src.push('let present = 0;');
     names.forEach((_n, i) => src.push(`if (v${i} !== undefined) present++;`));
-    src.push('if (keys !== present) return false;', 'let key = null;');
-    const writes: string[] = [];
+    src.push(`if (keys !== present) ${fail}`);
+    let ts = '';
+    const dims = new Array<string>(this.dimCount);
+    const metrics = new Array<string>(this.metricCount);
+    let key: string | null = null;
     names.forEach((name, i) => {
       const f = this.fields.get(name)!;
       const v = `v${i}`;
       switch (f.kind) {
         case FieldKind.Time:
-          src.push(`if (typeof ${v} !== "number" || !(${v} >= 0 && ${v} <= ${MAX_TIMESTAMP_MS}) || !Number.isInteger(${v})) return false;`);
-          writes.push(`out.ts[row] = ${v};`, `self.ts = ${v};`);
+          src.push(`if (typeof ${v} !== "number" || !(${v} >= 0 && ${v} <= ${MAX_TIMESTAMP_MS}) || !Number.isInteger(${v})) ${fail}`);
+          ts = v;
           break;
         case FieldKind.Dimension:
         case FieldKind.DimensionAndKey:
           src.push(
             `let x${i} = null;`,
             `if (${v} !== undefined && ${v} !== null) {`,
-            `  if (typeof ${v} !== "string" || ${v}.length * 3 > ${L.maxDimensionValueBytes}${checkWellFormed ? ` || !${v}.isWellFormed()` : ''}) return false;`,
+            `  if (typeof ${v} !== "string" || ${v}.length * 3 > ${L.maxDimensionValueBytes}${checkWellFormed ? ` || !${v}.isWellFormed()` : ''}) ${fail}`,
             `  x${i} = ${v};`,
             '}',
           );
-          if (f.kind === FieldKind.DimensionAndKey) src.push(`key = x${i};`);
-          writes.push(`self.dims[${f.index}] = x${i};`);
+          dims[f.index] = `x${i}`;
+          if (f.kind === FieldKind.DimensionAndKey) key = `x${i}`;
           break;
         case FieldKind.Metric:
           src.push(
             `let x${i} = NaN;`,
             `if (${v} !== undefined && ${v} !== null) {`,
-            `  if (typeof ${v} !== "number" || !Number.isFinite(${v})${this.intMetric[f.index] ? ` || !Number.isSafeInteger(${v})` : ''}) return false;`,
+            `  if (typeof ${v} !== "number" || !Number.isFinite(${v})${this.intMetric[f.index] ? ` || !Number.isSafeInteger(${v})` : ''}) ${fail}`,
             `  x${i} = ${v};`,
             '}',
           );
-          writes.push(`out.metrics[${f.index}][row] = x${i};`);
+          metrics[f.index] = `x${i}`;
           break;
         case FieldKind.DedupKey:
           src.push(
+            `let x${i} = null;`,
             `if (${v} !== undefined && ${v} !== null) {`,
             `  if (typeof ${v} === "string") {`,
-            `    if (${v}.length === 0 || ${v}.length > ${L.maxDedupKeyLength}${checkWellFormed ? ` || !${v}.isWellFormed()` : ''}) return false;`,
-            `    key = ${v};`,
-            `  } else if (typeof ${v} === "number" && Number.isSafeInteger(${v})) key = String(${v});`,
-            '  else return false;',
+            `    if (${v}.length === 0 || ${v}.length > ${L.maxDedupKeyLength}${checkWellFormed ? ` || !${v}.isWellFormed()` : ''}) ${fail}`,
+            `    x${i} = ${v};`,
+            `  } else if (typeof ${v} === "number" && Number.isSafeInteger(${v})) x${i} = String(${v});`,
+            `  else ${fail}`,
             '}',
           );
+          key = `x${i}`;
           break;
       }
     });
-    if (!names.some((n) => this.fields.get(n)!.kind === FieldKind.Time)) throw new Error('a datasource always has a time field');
-    if (this.ds.dedupKey !== null) src.push(`if (key === null || key.length === 0 || key.length > ${L.maxDedupKeyLength}) return false;`);
-    src.push(...writes, 'self.key = key;', 'return true;');
-    const make = new Function('ObjectProto', 'self', `return function accept(e, out, row) {\n${src.join('\n')}\n};`) as (proto: object, self: EventValidator) => (event: unknown, out: RowBatch, row: number) => boolean;
-    return make(Object.prototype, this);
+    if (ts === '') throw new Error('a datasource always has a time field');
+    if (this.ds.dedupKey !== null) src.push(`if (${key} === null || ${key}.length === 0 || ${key}.length > ${L.maxDedupKeyLength}) ${fail}`);
+    return { source: src.join('\n'), ts, dims, metrics, key: this.ds.dedupKey === null ? null : key };
   }
 
   /**
