@@ -119,6 +119,14 @@ export const READER_RESULT_CACHE = Object.freeze({ keysPerReader: 32 });
  */
 export const SEAL_ENCODING = Object.freeze({ workerMinRows: 2048, batchBuckets: 32, batchRows: 500_000, batchFromHeadFraction: 0.75, workerThreads: 2 });
 
+/**
+ * The WAL writer frames each group of records into one buffer it keeps from group to group (wal/wal.ts) — up to
+ * `keptBytes`; a larger group gets a buffer of its own, dropped after its write. A fresh buffer per record and per
+ * group cost the engine's thread a page fault for every 4 KiB of them: glibc maps allocations of 128 KiB and more
+ * afresh (cli/node-flags.ts), and a 10k-event record is ~190 KiB (docs/benchmarks.md, "Thirteenth session").
+ */
+export const WAL_GROUP_BUFFER = Object.freeze({ keptBytes: 8 * 1024 * 1024 });
+
 /** Merge user overrides over the defaults; every override must be a positive integer. */
 export function resolveLimits(overrides: Partial<Limits> | undefined, fail: (message: string) => never): Limits {
   const limits: Limits = { ...DEFAULT_LIMITS };

@@ -31,7 +31,7 @@ import { sealInputOf } from '../segment/seal-input.js';
 import { compactionBacklog, expiredSegments, planMerge, type MergePlan, type PlanContext } from '../compact/planner.js';
 import { acquireRange, DiskSegment, packsTimestamps } from '../segment/reader.js';
 import { MINUTE_MS } from '../time.js';
-import { encodeBatchAsync, frameRecord } from '../wal/record.js';
+import { encodeBatchAsync } from '../wal/record.js';
 import { replayWal } from '../wal/replay.js';
 import { WalWriter, walFileName, walFileSeq, type FsyncMode } from '../wal/wal.js';
 import { publishFile, writeSynced, type FileSystem } from './fs.js';
@@ -465,10 +465,10 @@ export class Store {
     const lsn = ++this.lastLsn;
     const rows = p.rows;
     const raw = rows.length * (8 + 4 * p.logged.length + 8 * rows.metrics.length + (p.keyHashes === null ? 0 : 8));
-    const framed = encodeBatchAsync({
+    const payload = encodeBatchAsync({
       lsn, ds: ds.name, n: rows.length, ts: rows.ts, dims: p.logged, metrics: rows.metrics, keyHashes: p.keyHashes,
-    }).then(frameRecord);
-    return { lsn, done: this.wal.append(framed, lsn, raw) };
+    });
+    return { lsn, done: this.wal.append(payload, lsn, raw) };
   }
 
   committed(pipeline: IngestPipeline, p: PreparedBatch, lsn: number, seq: number): void {

@@ -43,12 +43,19 @@ export function checkWalFileHeader(b: Buffer): string | null {
   return null;
 }
 
+/** Write `payload` framed as one record into `out` at `at` (RECORD_HEADER_BYTES + its length); returns the end. */
+export function frameRecordInto(payload: Buffer, out: Buffer, at: number): number {
+  out.writeUInt32LE(payload.length, at);
+  out.writeUInt32LE(crc32c(payload), at + 4);
+  out.writeUInt32LE(crc32c(out.subarray(at, at + 8)), at + 8);
+  payload.copy(out, at + RECORD_HEADER_BYTES);
+  return at + RECORD_HEADER_BYTES + payload.length;
+}
+
+/** `payload` framed as one record, in a buffer of its own. */
 export function frameRecord(payload: Buffer): Buffer {
   const out = Buffer.allocUnsafe(RECORD_HEADER_BYTES + payload.length);
-  out.writeUInt32LE(payload.length, 0);
-  out.writeUInt32LE(crc32c(payload), 4);
-  out.writeUInt32LE(crc32c(out.subarray(0, 8)), 8);
-  payload.copy(out, RECORD_HEADER_BYTES);
+  frameRecordInto(payload, out, 0);
   return out;
 }
 

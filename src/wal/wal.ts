@@ -17,7 +17,8 @@
 import * as path from 'node:path';
 import { TallyError } from '../errors.js';
 import { writeFully, type FileSystem, type WritableFile } from '../storage/fs.js';
-import { walFileHeader, WAL_HEADER_BYTES } from './record.js';
+import { frameRecordInto, RECORD_HEADER_BYTES, walFileHeader, WAL_HEADER_BYTES } from './record.js';
+import { WAL_GROUP_BUFFER } from '../limits.js';
 
 export type FsyncMode = 'always' | 'interval' | 'none';
 
@@ -41,7 +42,7 @@ export function walFileSeq(name: string): number | null {
 }
 
 interface Pending {
-  /** The framed record, or its encoding still under way (compression runs on the thread pool). */
+  /** The record's payload, or its encoding still under way (compression runs on the thread pool). */
   buf: Buffer | Promise<Buffer>;
   /** Bytes counted in the backlog for it until it is written. */
   bytes: number;
@@ -58,6 +59,8 @@ export class WalWriter {
   private dirty = false;
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
+  /** The buffer groups are framed into, reused by each (see `frameGroup`). */
+  private groupBuf = Buffer.alloc(0);
 
   private constructor(
     private readonly fsys: FileSystem,
@@ -103,15 +106,16 @@ export class WalWriter {
   }
 
   /**
-   * Append one framed record (or a promise of it: records are written in the order of `append` calls, whenever
-   * their encodings finish); resolves with the file sequence number it landed in, once durable per the mode.
-   * `bytes` is what the backlog counts for it while queued (its size, or an estimate while it is encoded).
+   * Append one record's payload (or a promise of it: records are written in the order of `append` calls, whenever
+   * their encodings finish), framed by the writer (record.ts); resolves with the file sequence number it landed in,
+   * once durable per the mode. `bytes` is what the backlog counts for it while queued (its size, or an estimate
+   * while it is encoded).
    */
-  append(framed: Buffer | Promise<Buffer>, lsn: number, bytes = Buffer.isBuffer(framed) ? framed.length : 0): Promise<number> {
+  append(payload: Buffer | Promise<Buffer>, lsn: number, bytes = Buffer.isBuffer(payload) ? payload.length : 0): Promise<number> {
     if (this.failure !== null) return Promise.reject(this.failure);
     if (this.closed) return Promise.reject(new TallyError('ENGINE_CLOSED', 'the WAL is closed'));
     return new Promise<number>((resolve, reject) => {
-      this.queue.push({ buf: framed, bytes, lsn, resolve, reject });
+      this.queue.push({ buf: payload, bytes, lsn, resolve, reject });
       this.queuedBytes += bytes;
       if (this.flushing === null) this.flushing = this.flushLoop();
     });
@@ -141,10 +145,10 @@ export class WalWriter {
           for (const p of group) p.reject(this.failure);
           continue;
         }
-        const bytes = bufs.reduce((n, b) => n + b.length, 0);
+        const bytes = bufs.reduce((n, b) => n + RECORD_HEADER_BYTES + b.length, 0);
         try {
           if (this.sizeBytes > WAL_HEADER_BYTES && this.sizeBytes + bytes > this.opts.segmentBytes) await this.rotate(group[0]!.lsn);
-          await this.writeGroup(bufs.length === 1 ? bufs[0]! : Buffer.concat(bufs, bytes));
+          await this.writeGroup(this.frameGroup(bufs, bytes));
           const seq = this.seqNo;
           for (const p of group) p.resolve(seq);
         } catch (e) {
@@ -154,6 +158,22 @@ export class WalWriter {
     } finally {
       this.flushing = null;
     }
+  }
+
+  /**
+   * `payloads` framed as consecutive records (`bytes` in all), in the buffer the writer keeps when they fit it: the
+   * view returned is valid until the next group is framed, and `flushLoop` writes each group before it frames the
+   * next. A buffer kept warm is written into without a page fault (limits.ts WAL_GROUP_BUFFER).
+   */
+  private frameGroup(payloads: Buffer[], bytes: number): Buffer {
+    let out = this.groupBuf;
+    if (out.length < bytes) {
+      out = Buffer.allocUnsafe(Math.max(bytes, Math.min(2 * out.length, WAL_GROUP_BUFFER.keptBytes)));
+      if (out.length <= WAL_GROUP_BUFFER.keptBytes) this.groupBuf = out;
+    }
+    let at = 0;
+    for (const p of payloads) at = frameRecordInto(p, out, at);
+    return out.subarray(0, bytes);
   }
 
   private async writeGroup(buf: Buffer): Promise<void> {
