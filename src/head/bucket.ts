@@ -196,10 +196,14 @@ export class MinuteBucket implements SegmentSource {
    * readers still holding it are done (head/column-memory.ts). It stays readable.
    */
   retire(): void {
-    retire(this.offsets);
-    for (const a of this.ids) retire(a);
-    for (const a of this.values) retire(a);
-    retire(this.keys);
+    retire(this.columns());
+  }
+
+  /** The bucket's columns (the arrays `retire` gives up). */
+  columns(): ArrayBufferView[] {
+    const out: ArrayBufferView[] = [this.offsets, ...this.ids, ...this.values];
+    if (this.keys !== null) out.push(this.keys);
+    return out;
   }
 
   /** Bytes held by the columns and bitmaps (dictionaries are shared and counted by the head). */
@@ -257,28 +261,26 @@ export class MinuteBucket implements SegmentSource {
 
   private grow(): void {
     const cap = this.capacity * 2;
+    const outgrown = this.columns();
     const offsets = columnU16(cap);
     offsets.set(this.offsets);
-    retire(this.offsets);
     this.offsets = offsets;
     this.ids = this.ids.map((a) => {
       const b = columnU32(cap);
       b.set(a);
-      retire(a);
       return b;
     });
     this.values = this.values.map((a) => {
       const b = columnF64(cap);
       b.set(a);
-      retire(a);
       return b;
     });
     if (this.keys !== null) {
       const k = columnU32(2 * cap);
       k.set(this.keys);
-      retire(this.keys);
       this.keys = k;
     }
     this.capacity = cap;
+    retire(outgrown);
   }
 }

@@ -43,15 +43,25 @@ export const columnU16 = (length: number): Uint16Array => new Uint16Array(buffer
 export const columnU32 = (length: number): Uint32Array => new Uint32Array(buffer(4 * length));
 export const columnF64 = (length: number): Float64Array => new Float64Array(buffer(8 * length));
 
-/** `column` left the head: from now on its bytes count as garbage V8 may collect. */
-export function retire(column: ArrayBufferView | null): void {
-  if (column === null) return;
-  const buffer = column.buffer;
-  if (!(buffer instanceof SharedArrayBuffer) || retired.has(buffer)) return;
-  retired.add(buffer);
-  reported += buffer.byteLength;
-  adjustExternalMemory!(buffer.byteLength);
-  collected.register(buffer, buffer.byteLength);
+/**
+ * `columns` left the head: from now on their bytes count as garbage V8 may collect. Reported to V8 in one call for
+ * all of them: past V8's external-memory limit each call runs a step of incremental marking, and closing an engine
+ * whose head held 3M rows took 710 ms when its ~3,500 columns were reported one by one (docs/benchmarks.md,
+ * "Thirteenth session").
+ */
+export function retire(columns: readonly (ArrayBufferView | null)[]): void {
+  let bytes = 0;
+  for (const column of columns) {
+    if (column === null) continue;
+    const buffer = column.buffer;
+    if (!(buffer instanceof SharedArrayBuffer) || retired.has(buffer)) continue;
+    retired.add(buffer);
+    bytes += buffer.byteLength;
+    collected.register(buffer, buffer.byteLength);
+  }
+  if (bytes === 0) return;
+  reported += bytes;
+  adjustExternalMemory!(bytes);
 }
 
 /** Bytes retired and not yet seen collected (tests). */

@@ -15,6 +15,7 @@ import type { Datasource } from '../schema/datasource.js';
 import { MINUTE_MS } from '../time.js';
 import { capacityFor, MinuteBucket } from './bucket.js';
 import { Dictionary } from './dictionary.js';
+import { retire } from './column-memory.js';
 
 export interface HeadStats {
   rows: number;
@@ -121,7 +122,7 @@ export class Head {
 
   /** The engine closed: every bucket's columns become garbage with it (see MinuteBucket.retire). */
   retireAll(): void {
-    for (const b of [...this.buckets.values(), ...this.frozen]) b.retire();
+    retire([...this.buckets.values(), ...this.frozen].flatMap((b) => b.columns()));
   }
 
   /** Rows held, live and frozen. */

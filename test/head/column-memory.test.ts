@@ -51,12 +51,12 @@ describe.runIf(nativeStatus.kind === 'native')('with the addon: shared column me
 
     // Measured around each call alone, so that a collection of unrelated buffers cannot blur the figure.
     let before = v8External();
-    retire(column);
+    retire([column]);
     expect(v8External() - before).toBeGreaterThan(15 * MB);
     expect(reportedBytes() - reported0).toBe(16 * MB);
     before = v8External();
-    retire(column);
-    retire(column.subarray(5, 9)); // another view of the same buffer
+    retire([column]);
+    retire([column.subarray(5, 9)]); // another view of the same buffer
     expect(Math.abs(v8External() - before)).toBeLessThan(MB);
     expect(reportedBytes() - reported0).toBe(16 * MB);
 
@@ -64,6 +64,23 @@ describe.runIf(nativeStatus.kind === 'native')('with the addon: shared column me
     await collect();
     expect(reportedBytes()).toBe(reported0);
     expect(v8External() - external0).toBeLessThan(8 * MB);
+  });
+
+  it('columns retired together are reported as their sum, each buffer once however often it is listed', async () => {
+    setColumnMemoryForTests('shared');
+    await collect();
+    const reported0 = reportedBytes();
+    const a: Uint32Array | null = columnU32(4 * MB / 4);
+    const b: Float64Array | null = columnF64(8 * MB / 8);
+    const before = v8External();
+    retire([a, null, b, a.subarray(3, 7), b]);
+    expect(reportedBytes() - reported0).toBe(12 * MB);
+    expect(v8External() - before).toBeGreaterThan(11 * MB);
+    expect(v8External() - before).toBeLessThan(13 * MB);
+    // Listed again with a new column: only the new one counts.
+    const c: Uint16Array | null = columnU16(2 * MB / 2);
+    retire([b, c, a]);
+    expect(reportedBytes() - reported0).toBe(14 * MB);
   });
 
   it('the addon takes only a safe integer as the change, and V8\'s count is untouched by one it refuses', () => {
@@ -157,10 +174,9 @@ describe('plain column memory (no addon, or TALLYDB_NATIVE=0)', () => {
   it('columns are ArrayBuffers, which V8 counts itself, and retiring one reports nothing', () => {
     setColumnMemoryForTests('plain');
     const before = reportedBytes();
-    for (const c of [columnU16(10), columnU32(10), columnF64(10)]) {
-      expect(c.buffer).toBeInstanceOf(ArrayBuffer);
-      retire(c);
-    }
+    const columns = [columnU16(10), columnU32(10), columnF64(10)];
+    for (const c of columns) expect(c.buffer).toBeInstanceOf(ArrayBuffer);
+    retire(columns);
     expect(reportedBytes()).toBe(before);
   });
 
