@@ -21,7 +21,7 @@ import type { Dictionary } from './dictionary.js';
 import type { LoggedDimension } from '../wal/record.js';
 import { MINUTE_MS } from '../time.js';
 import { kernels } from '../native/index.js';
-import { columnF64, columnU16, columnU32, retire } from './column-memory.js';
+import { ColumnBlock, retire } from './column-memory.js';
 
 const INITIAL_CAPACITY = 256;
 /** The most rows a bucket is made room for up front (`capacityFor`); beyond, it grows by doubling as before. */
@@ -56,6 +56,17 @@ function countScratch(size: number): Uint32Array {
   return counters;
 }
 
+/** Room for `cap` rows of every column of a bucket, in one block (head/column-memory.ts, ColumnBlock). */
+function bucketColumns(cap: number, dimCount: number, metricCount: number, withKeys: boolean): { values: Float64Array[]; ids: Uint32Array[]; keys: Uint32Array | null; offsets: Uint16Array } {
+  const block = new ColumnBlock(cap * (8 * metricCount + 4 * dimCount + (withKeys ? 8 : 0) + 2));
+  return {
+    values: Array.from({ length: metricCount }, () => block.f64(cap)),
+    ids: Array.from({ length: dimCount }, () => block.u32(cap)),
+    keys: withKeys ? block.u32(2 * cap) : null,
+    offsets: block.u16(cap),
+  };
+}
+
 export class MinuteBucket implements SegmentSource {
   readonly minTs: number;
   readonly maxTs: number;
@@ -80,10 +91,11 @@ export class MinuteBucket implements SegmentSource {
     this.minTs = minuteTs;
     this.maxTs = minuteTs + MINUTE_MS - 1;
     this.capacity = capacity;
-    this.offsets = columnU16(capacity);
-    this.ids = dicts.map(() => columnU32(capacity));
-    this.values = Array.from({ length: metricCount }, () => columnF64(capacity));
-    this.keys = withKeys ? columnU32(2 * capacity) : null;
+    const c = bucketColumns(capacity, dicts.length, metricCount, withKeys);
+    this.values = c.values;
+    this.ids = c.ids;
+    this.keys = c.keys;
+    this.offsets = c.offsets;
     this.bitmaps = dicts.map(() => []);
     this.indexedRows = dicts.map(() => 0);
     this.scanned = dicts.map(() => new Map());
@@ -262,24 +274,15 @@ export class MinuteBucket implements SegmentSource {
   private grow(): void {
     const cap = this.capacity * 2;
     const outgrown = this.columns();
-    const offsets = columnU16(cap);
-    offsets.set(this.offsets);
-    this.offsets = offsets;
-    this.ids = this.ids.map((a) => {
-      const b = columnU32(cap);
-      b.set(a);
-      return b;
-    });
-    this.values = this.values.map((a) => {
-      const b = columnF64(cap);
-      b.set(a);
-      return b;
-    });
-    if (this.keys !== null) {
-      const k = columnU32(2 * cap);
-      k.set(this.keys);
-      this.keys = k;
-    }
+    const c = bucketColumns(cap, this.ids.length, this.values.length, this.keys !== null);
+    c.values.forEach((b, m) => b.set(this.values[m]!));
+    c.ids.forEach((b, d) => b.set(this.ids[d]!));
+    if (c.keys !== null) c.keys.set(this.keys!);
+    c.offsets.set(this.offsets);
+    this.values = c.values;
+    this.ids = c.ids;
+    this.keys = c.keys;
+    this.offsets = c.offsets;
     this.capacity = cap;
     retire(outgrown);
   }

@@ -39,9 +39,39 @@ function buffer(bytes: number): ArrayBuffer {
   return (mode === 'plain' ? new ArrayBuffer(bytes) : new SharedArrayBuffer(bytes)) as ArrayBuffer;
 }
 
-export const columnU16 = (length: number): Uint16Array => new Uint16Array(buffer(2 * length));
-export const columnU32 = (length: number): Uint32Array => new Uint32Array(buffer(4 * length));
-export const columnF64 = (length: number): Float64Array => new Float64Array(buffer(8 * length));
+/**
+ * Columns carved one after the other from one new buffer of `bytes`: a head bucket's columns are made together,
+ * and a SharedArrayBuffer costs ~10–28 µs to make whatever its size (a bucket of 8,192 rows with the suite's eight
+ * columns: 41–147 µs as eight buffers, 9–21 µs as one; docs/benchmarks.md, "Thirteenth session"). Take the 8-byte columns first, then the 4-byte,
+ * then the 2-byte ones, so that each starts aligned (a typed array's constructor throws otherwise). Retiring any of
+ * them retires the buffer, so a block's columns leave the head together.
+ */
+export class ColumnBlock {
+  private readonly buf: ArrayBuffer;
+  private at = 0;
+
+  constructor(bytes: number) {
+    this.buf = buffer(bytes);
+  }
+
+  f64(length: number): Float64Array {
+    const a = new Float64Array(this.buf, this.at, length);
+    this.at += 8 * length;
+    return a;
+  }
+
+  u32(length: number): Uint32Array {
+    const a = new Uint32Array(this.buf, this.at, length);
+    this.at += 4 * length;
+    return a;
+  }
+
+  u16(length: number): Uint16Array {
+    const a = new Uint16Array(this.buf, this.at, length);
+    this.at += 2 * length;
+    return a;
+  }
+}
 
 /**
  * `columns` left the head: from now on their bytes count as garbage V8 may collect. Reported to V8 in one call for

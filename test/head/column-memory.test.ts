@@ -7,7 +7,7 @@ import { open } from 'tallydb';
 import { DEFAULT_LIMITS } from '../../src/limits.js';
 import { resolveDatasource } from '../../src/schema/datasource.js';
 import { IngestPipeline } from '../../src/ingest/pipeline.js';
-import { columnF64, columnMemory, columnU16, columnU32, reportedBytes, retire, setColumnMemoryForTests } from '../../src/head/column-memory.js';
+import { ColumnBlock, columnMemory, reportedBytes, retire, setColumnMemoryForTests } from '../../src/head/column-memory.js';
 import { adjustExternalMemory, nativeStatus } from '../../src/native/index.js';
 import { headBytesPerRow } from '../../src/storage/store.js';
 import { ReplicaFeed } from '../../src/replica/feed.js';
@@ -19,6 +19,10 @@ const T0 = Date.parse('2026-11-23T10:00:00Z');
 const MB = 1 << 20;
 /** V8's count of external memory (ArrayBuffer backing stores and what addons report), which starts its GCs. */
 const v8External = (): number => adjustExternalMemory!(0);
+/** A column in a block of its own. */
+const columnU16 = (n: number): Uint16Array => new ColumnBlock(2 * n).u16(n);
+const columnU32 = (n: number): Uint32Array => new ColumnBlock(4 * n).u32(n);
+const columnF64 = (n: number): Float64Array => new ColumnBlock(8 * n).f64(n);
 
 /** Collect, then let the FinalizationRegistry's cleanup task run. */
 async function collect(): Promise<void> {
@@ -167,6 +171,24 @@ describe.runIf(nativeStatus.kind === 'native')('with the addon: shared column me
     const before = reportedBytes();
     await db.close();
     expect(reportedBytes() - before).toBeGreaterThanOrEqual(1000 * (2 + 4 + 8));
+  });
+});
+
+describe('column blocks', () => {
+  it('the columns of a block are disjoint and fill it exactly, in either memory', () => {
+    for (const m of ['shared', 'plain'] as const) {
+      if (m === 'shared' && adjustExternalMemory === null) continue;
+      setColumnMemoryForTests(m);
+      const rows = 300;
+      const block = new ColumnBlock(rows * (8 * 2 + 4 * 3 + 2));
+      const cols = [block.f64(rows), block.f64(rows), block.u32(rows), block.u32(rows), block.u32(rows), block.u16(rows)];
+      cols.forEach((c, i) => c.fill(i + 1));
+      cols.forEach((c, i) => expect(c.every((x) => x === i + 1), `column ${i}`).toBe(true));
+      expect(new Set(cols.map((c) => c.buffer)).size).toBe(1);
+      expect(cols.reduce((n, c) => n + c.byteLength, 0)).toBe(cols[0]!.buffer.byteLength);
+      // One more column than the block holds does not fit.
+      expect(() => block.u16(1)).toThrow(RangeError);
+    }
   });
 });
 
