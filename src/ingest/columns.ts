@@ -87,7 +87,7 @@ function columnizerFor(ds: Datasource, validator: EventValidator): Columnizer {
  * inline, then the row's time, metrics, key hash and batch-dictionary ids written straight from them, with every
  * column and dictionary in a local of its own. One function per datasource, so the property loads, the checks and
  * the dictionaries' `idOf` are compiled together: where the loop called a generated `accept` per event, which left
- * the values in the validator for the loop to read back, this takes ~20% less time an event (docs/benchmarks.md,
+ * the values in the validator for the loop to read back, this takes 10–20% less time an event (docs/benchmarks.md,
  * "Thirteenth session"). An event the checks decline goes to `slow` (`validate`), which decides exactly.
  */
 function compileLoop(ds: Datasource, validator: EventValidator, checkWellFormed: boolean): RowLoop {

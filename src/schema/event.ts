@@ -77,7 +77,7 @@ export class EventValidator {
    * string, a prototype other than Object.prototype or null (the function's scope must bind `ObjectProto` to
    * Object.prototype). Past them, the event is one `validate` accepts, with its time in `ts`, the dimension values in
    * `dims` (null when absent), the metric values in `metrics` (NaN when absent) and the dedup key in `key` — names of
-   * the constants the statements declared, by the validator's dimension and metric order.
+   * the variables the statements declared, by the validator's dimension and metric order.
    *
    * With `checkWellFormed` false, strings are not checked for a lone UTF-16 surrogate: the statements may then pass an
    * event that `validate` rejects as DIMENSION_MALFORMED or DEDUP_KEY_INVALID, and only for that reason. That is for
