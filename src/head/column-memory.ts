@@ -42,9 +42,9 @@ function buffer(bytes: number): ArrayBuffer {
 /**
  * Columns carved one after the other from one new buffer of `bytes`: a head bucket's columns are made together,
  * and a SharedArrayBuffer costs ~10–28 µs to make whatever its size (a bucket of 8,192 rows with the suite's eight
- * columns: 41–147 µs as eight buffers, 9–21 µs as one; docs/benchmarks.md, "Thirteenth session"). Take the 8-byte columns first, then the 4-byte,
- * then the 2-byte ones, so that each starts aligned (a typed array's constructor throws otherwise). Retiring any of
- * them retires the buffer, so a block's columns leave the head together.
+ * columns: 41–147 µs as eight buffers, 9–21 µs as one; docs/benchmarks.md, "Thirteenth session"). Take the 8-byte
+ * columns first, then the 4-byte, then the 2-byte ones, so that each starts aligned (a typed array's constructor
+ * throws otherwise). Retiring any of them retires the buffer, so a block's columns leave the head together.
  */
 export class ColumnBlock {
   private readonly buf: ArrayBuffer;
