@@ -149,7 +149,7 @@ export class EventValidator {
     });
     if (ts === '') throw new Error('a datasource always has a time field');
     if (this.ds.dedupKey !== null) src.push(`if (${key} === null || ${key}.length === 0 || ${key}.length > ${L.maxDedupKeyLength}) ${fail}`);
-    return { source: src.join('\n'), ts, dims, metrics, key: this.ds.dedupKey === null ? null : key };
+    return { source: src.join('\n'), ts, dims, metrics, key };
   }
 
   /**
