@@ -4,7 +4,8 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { DedupIndex as Index, hashKeyInto } from '../src/ingest/dedup.js';
+import { addChunkPaths, DedupIndex as Index, hashKeyInto } from '../src/ingest/dedup.js';
+import { setKernelsForTests } from '../src/native/index.js';
 
 /** String-keyed view of the hash-keyed index, as the pipeline uses it. */
 class DedupIndex extends Index {
@@ -258,5 +259,122 @@ describe('DedupIndex against a plain model, through incremental rebuilds', () =>
     };
     const r = fc.check(fc.property(fc.array(growthOpArb, { minLength: 20, maxLength: 400, size: 'max' }), (ops) => agreesWithModel(ops, 1, ignoreOld)), { numRuns: 300 });
     expect(r.failed).toBe(true);
+  });
+});
+
+type ChunkOp = Op | { kind: 'chunk'; rows: { key: number; ts: number }[] };
+
+/** Mostly chunks of rows (several keys at once, as ingest decides them), with the single-key ops between. */
+const chunkOpArb: fc.Arbitrary<ChunkOp> = fc.oneof(
+  { arbitrary: growthOpArb, weight: 2 },
+  {
+    arbitrary: fc.array(fc.record({ key: fc.nat(60), ts: fc.nat(3 * H) }), { minLength: 1, maxLength: 9 })
+      .chain((rows) => fc.boolean().map((sorted) => ({ kind: 'chunk' as const, rows: sorted ? [...rows].sort((a, b) => a.ts - b.ts) : rows }))),
+    weight: 3,
+  },
+);
+
+/**
+ * `agreesWithModel` with chunk ops: `addChunk` must list as duplicates exactly the rows the model finds present
+ * (or stored by an earlier row of the chunk), stop exactly at the first new row the model would not remember, and
+ * leave the index agreeing with the model; the rows after a stop go through lookup + addAt, as the pipeline does.
+ */
+function chunksAgreeWithModel(ops: ChunkOp[], migratePerInsert: number): void {
+  const subMs = H / 8;
+  const d = new Index(H, 1_000_000, 16, migratePerInsert);
+  const hashes = Array.from({ length: 61 }, (_, k) => { const x = new Uint32Array(2); hashKeyInto(`key-${k}`, x, 0); return x; });
+  const stored = new Map<number, number>();
+  let watermark = -Infinity;
+  let floor = -Infinity;
+  const present = (key: number): boolean => stored.has(key) && stored.get(key)! >= floor;
+  const remembered = (ts: number): boolean => ts >= watermark - H && Math.floor(ts / subMs) >= floor;
+  for (const op of ops) {
+    if (op.kind === 'chunk') {
+      const n = op.rows.length;
+      const h = new Uint32Array(2 * n);
+      const ts = new Float64Array(n);
+      op.rows.forEach((r, i) => {
+        h.set(hashes[r.key]!, 2 * i);
+        ts[i] = r.ts;
+      });
+      const listed = new Uint32Array(n);
+      const decided = d.addChunk(h, ts, 0, n, listed);
+      const expectedDups: number[] = [];
+      let stop = n;
+      for (let i = 0; i < n; i++) {
+        const { key, ts: t } = op.rows[i]!;
+        if (present(key)) {
+          if (i < stop) expectedDups.push(i);
+        } else if (remembered(t)) {
+          stored.set(key, Math.floor(t / subMs));
+        } else if (stop === n) {
+          stop = i;
+        }
+      }
+      if (decided !== stop) throw new Error(`addChunk decided ${decided} rows; the model stops at ${stop}`);
+      const got = Array.from(listed.subarray(0, d.chunkDuplicates));
+      if (JSON.stringify(got) !== JSON.stringify(expectedDups)) throw new Error(`duplicates ${JSON.stringify(got)}, model ${JSON.stringify(expectedDups)}`);
+      for (let i = decided; i < n; i++) {
+        const at = d.lookup(h[2 * i]!, h[2 * i + 1]!);
+        if (at < 0) d.addAt(at, h[2 * i]!, h[2 * i + 1]!, ts[i]!);
+      }
+    } else {
+      const h = hashes[op.key]!;
+      if (op.kind === 'add' || op.kind === 'addAt') {
+        if (op.kind === 'add') d.add(h[0]!, h[1]!, op.ts);
+        else {
+          const at = d.lookup(h[0]!, h[1]!);
+          if (at < 0) d.addAt(at, h[0]!, h[1]!, op.ts);
+        }
+        if (remembered(op.ts) && !present(op.key)) stored.set(op.key, Math.floor(op.ts / subMs));
+      } else if (op.kind === 'remove') {
+        d.remove(h[0]!, h[1]!);
+        stored.delete(op.key);
+      } else {
+        d.advance(op.ts);
+        watermark = Math.max(watermark, op.ts);
+        floor = Math.max(floor, Math.floor((watermark - H) / subMs));
+      }
+    }
+    let live = 0;
+    for (let k = 0; k < hashes.length; k++) {
+      if (d.has(hashes[k]![0]!, hashes[k]![1]!) !== present(k)) throw new Error(`key-${k}: index says ${!present(k)}, model ${present(k)}`);
+      if (present(k)) live++;
+    }
+    if (d.stats().keys !== live) throw new Error(`stats().keys ${d.stats().keys}, model ${live}`);
+  }
+}
+
+describe('DedupIndex.addChunk against a plain model, on both kernel sets', () => {
+  const chunkOps = fc.array(chunkOpArb, { minLength: 20, maxLength: 300, size: 'max' });
+  for (const which of ['loaded', 'typescript'] as const) {
+    it(`decides every row of a chunk as the model does, through incremental rebuilds (${which} kernels)`, () => {
+      const previous = setKernelsForTests(which);
+      const before = { ...addChunkPaths };
+      try {
+        fc.assert(fc.property(chunkOps, fc.constantFrom(1, 2, 32), (ops, rate) => chunksAgreeWithModel(ops, rate)), { numRuns: 300 });
+      } finally {
+        setKernelsForTests(previous);
+      }
+      // Both ways through addChunk were taken: the kernel's (no table draining, room to spare) and row by row.
+      expect(addChunkPaths.kernel - before.kernel).toBeGreaterThan(100);
+      expect(addChunkPaths.rows - before.rows).toBeGreaterThan(100);
+    });
+  }
+
+  it('canary: an addChunk that counts a chunk\'s last row as decided without deciding it disagrees with the model', () => {
+    const previous = setKernelsForTests('typescript');
+    const proto = Index.prototype as unknown as { addChunk: Index['addChunk'] };
+    const original = proto.addChunk;
+    proto.addChunk = function (this: Index, h, ts, from, to, listed) {
+      return original.call(this, h, ts, from, Math.max(from, to - 1), listed) + (to > from ? 1 : 0);
+    };
+    try {
+      const r = fc.check(fc.property(chunkOps, (ops) => chunksAgreeWithModel(ops, 32)), { numRuns: 300 });
+      expect(r.failed).toBe(true);
+    } finally {
+      proto.addChunk = original;
+      setKernelsForTests(previous);
+    }
   });
 });

@@ -387,6 +387,107 @@ describe('native kernels', () => {
     }), { numRuns: 400 });
   });
 
+  it('dedupChunk marks exactly the keys live in the table or stored earlier in the chunk, stores the others in one sub-window, and leaves identical tables in both versions', () => {
+    // A table of 8–64 slots filled by the same linear probing, some keys then dead (below the floor) or tombstoned;
+    // rows with keys from a small pool (so repeats and shared probe sequences are common) and times over a few
+    // sub-windows of 10 ms. Sometimes the table has too few empty slots, a time is NaN or the base is fractional:
+    // both versions then fail or round alike.
+    const BASE = 0x40000000; // sub-window words come out as floor(t / 10) + 2
+    const arb = fc.record({
+      log2: fc.integer({ min: 3, max: 6 }),
+      initial: fc.array(fc.record({ key: fc.nat(24), sub: fc.integer({ min: 1, max: 12 }) }), { maxLength: 60 }),
+      floor: fc.integer({ min: 2, max: 8 }),
+      rows: fc.array(fc.record({ key: fc.nat(24), t: fc.integer({ min: 0, max: 60 }) }), { maxLength: 40 }),
+      sorted: fc.boolean(),
+      nanAt: fc.oneof({ arbitrary: fc.constant(null), weight: 2 }, { arbitrary: fc.nat(12), weight: 1 }),
+      fractionalBase: fc.boolean(),
+    });
+    const hashes = Array.from({ length: 25 }, (_, k) => [Math.imul(k + 1, 0x9e3779b1) >>> 0, (k % 5) * 3 >>> 0]);
+    // How often each way out was taken: every one must be (a property that never meets a full table proves nothing of it).
+    const ways = { full: 0, nan: 0, all: 0, stopped: 0 };
+    fc.assert(fc.property(arb, (a) => {
+      const capacity = 2 ** a.log2;
+      const mask = capacity - 1;
+      const table = new Int32Array(3 * capacity);
+      const live = new Set<number>();
+      let filled = 0;
+      for (const { key, sub } of a.initial) {
+        if (filled === capacity) break;
+        if (live.has(key)) continue;
+        const [hi, lo] = hashes[key]!;
+        let i = (hi! ^ lo!) & mask;
+        while (table[3 * i + 2] !== 0) i = (i + 1) & mask;
+        table.set([hi! | 0, lo! | 0, sub], 3 * i);
+        filled++;
+        if (sub >= a.floor) live.add(key);
+      }
+      const rows = a.sorted ? [...a.rows].sort((x, y) => x.t - y.t) : a.rows;
+      const h = new Uint32Array(2 * rows.length);
+      const t = new Float64Array(rows.length);
+      rows.forEach((r, i) => {
+        h.set(hashes[r.key]!, 2 * i);
+        t[i] = a.nanAt === null || a.nanAt !== i ? r.t : NaN;
+      });
+      const base = a.fractionalBase ? BASE + 0.5 : BASE;
+      const from = Math.min(1, rows.length);
+      const run = (k: Kernels) => {
+        const slots = Int32Array.from(table);
+        const duplicates = new Uint32Array(rows.length);
+        const out = new Float64Array(3);
+        const r = outcome(() => k.dedupChunk(slots, a.floor, h, t, from, rows.length, 10, base, duplicates, out));
+        return { r, slots, duplicates, out };
+      };
+      const n = run(native);
+      const s = run(ts);
+      expect(n.r).toEqual(s.r);
+      expect(Array.from(n.slots)).toEqual(Array.from(s.slots));
+      if ('error' in (n.r as object)) {
+        const message = (n.r as { message: string }).message;
+        expect(['slots holds no empty slot', "a row's sub-window is not a number"]).toContain(message);
+        if (message === 'slots holds no empty slot') ways.full++;
+        else ways.nan++;
+        return;
+      }
+      expect(Array.from(n.out)).toEqual(Array.from(s.out));
+      expect(Array.from(n.duplicates.subarray(0, n.out[0]!))).toEqual(Array.from(s.duplicates.subarray(0, s.out[0]!)));
+      // The reference: row by row, a duplicate when live or stored before; otherwise stored, until a sub-window change.
+      const seen = new Set(live);
+      const dups: number[] = [];
+      let stored = 0;
+      let sub = 0;
+      let r = from;
+      for (; r < rows.length; r++) {
+        const key = rows[r]!.key;
+        if (seen.has(key)) {
+          dups.push(r);
+          continue;
+        }
+        const w = Math.trunc(Math.min(0x7ffffffe, Math.max(2, Math.floor(t[r]! / 10) - base + 0x40000002)));
+        if (stored > 0 && w !== sub) break;
+        if (stored === 0) sub = w;
+        // Stored below the floor, a key is dead at once (the index never passes such rows: they are not remembered).
+        if (w >= a.floor) seen.add(key);
+        stored++;
+      }
+      expect(n.r).toEqual({ ok: r - from });
+      if (r < rows.length) ways.stopped++;
+      else ways.all++;
+      expect(Array.from(n.duplicates.subarray(0, n.out[0]!))).toEqual(dups);
+      expect([n.out[1], stored > 0 ? n.out[2] : 0]).toEqual([stored, sub]);
+      // Every key of `seen` is now found by a probe of the table with a live sub-window; nothing else changed.
+      let changed = 0;
+      for (let i = 0; i < capacity; i++) if (table[3 * i + 2] !== n.slots[3 * i + 2]) changed++;
+      expect(changed).toBe(stored);
+      for (const key of seen) {
+        const [hi, lo] = hashes[key]!;
+        let i = (hi! ^ lo!) & mask;
+        while (n.slots[3 * i + 2] !== 0 && !(n.slots[3 * i] === (hi! | 0) && n.slots[3 * i + 1] === (lo! | 0) && n.slots[3 * i + 2]! >= a.floor)) i = (i + 1) & mask;
+        expect(n.slots[3 * i + 2]).not.toBe(0);
+      }
+    }), { numRuns: 600 });
+    expect(Math.min(ways.full, ways.nan, ways.all, ways.stopped)).toBeGreaterThan(10);
+  });
+
   it('arguments of the wrong type are refused, not read as memory', () => {
     expect(() => native.unpack('abc' as unknown as Uint8Array)).toThrow(TypeError);
     expect(() => native.countByKey(new Float64Array(4) as unknown as Uint32Array, null, 0, 4, null, new Float64Array(4))).toThrow(TypeError);
@@ -397,6 +498,17 @@ describe('native kernels', () => {
     expect(() => native.selectTimeRange(new Float64Array(4), null, 2, 1, 0, 1)).toThrow(RangeError);
     expect(() => native.timestampsAt(pack([1, 2], 2), new Uint32Array(1) as unknown as Float64Array, null, 0, 1)).toThrow(TypeError);
     expect(() => ts.timestampsAt(pack([1, 2], 2), new Uint32Array(1) as unknown as Float64Array, null, 0, 1)).toThrow(TypeError);
+    for (const k of [native, ts]) {
+      const call = (slots: Int32Array, floor: number, to: number, duplicates: Uint32Array) => () =>
+        k.dedupChunk(slots, floor, new Uint32Array(8), new Float64Array(4), 0, to, 10, 0, duplicates, new Float64Array(3));
+      expect(call(new Uint32Array(48) as unknown as Int32Array, 2, 4, new Uint32Array(4))).toThrow(new TypeError('slots must be an Int32Array'));
+      expect(call(new Int32Array(47), 2, 4, new Uint32Array(4))).toThrow(new RangeError('slots must hold 3 words a slot, a power of two of slots'));
+      expect(call(new Int32Array(36), 2, 4, new Uint32Array(4))).toThrow(new RangeError('slots must hold 3 words a slot, a power of two of slots'));
+      expect(call(new Int32Array(48), 2.5, 4, new Uint32Array(4))).toThrow(new RangeError('floor must be an int32'));
+      expect(call(new Int32Array(48), 2, 5, new Uint32Array(5))).toThrow(new RangeError('rows from..to must lie within ts and hashes'));
+      expect(call(new Int32Array(48), 2, 4, new Uint32Array(3))).toThrow(new RangeError('duplicates must hold to - from rows and out 3 numbers'));
+      expect(call(new Int32Array(48), 2, 4, new Int32Array(4) as unknown as Uint32Array)).toThrow(new TypeError('duplicates must be a Uint32Array'));
+    }
   });
 
   it('canary: the comparison finds a kernel that drops the last selected row', () => {

@@ -734,6 +734,147 @@ Napi::Value CountFirstMet(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(met));
 }
 
+// Bring the home slot of row r's key (3 words, which may straddle two cache lines) into cache. A function, not a
+// lambda: GCC 12 dropped the prefetches of the same code written as a lambda.
+inline __attribute__((always_inline)) void PrefetchHome(const int32_t* slots, const uint32_t* h, size_t r, uint32_t mask) {
+  const size_t at = 3 * static_cast<size_t>((h[2 * r] ^ h[2 * r + 1]) & mask);
+  __builtin_prefetch(slots + at, 0, 3);
+  __builtin_prefetch(slots + at + 2, 0, 3);
+}
+
+struct DedupRun {
+  size_t decided = 0, duplicates = 0, stored = 0;
+  int32_t sub = 0;
+  bool full = false, badTime = false;
+};
+
+// The loop of dedupChunk, apart from its argument checks (so that its state stays in registers).
+DedupRun DedupChunkLoop(int32_t* slots, uint32_t mask, int32_t floor, const uint32_t* h, const double* ts, size_t from, size_t to,
+                        double subMs, double base, uint32_t* dup) {
+  // Each row's home slot is brought into cache kPrefetchAhead rows before it is probed: the misses of a table of
+  // megabytes overlap, where a probe waiting for each in turn would serialize them.
+  constexpr size_t kPrefetchAhead = 24;
+  for (size_t r = from; r < to && r < from + kPrefetchAhead; r++) PrefetchHome(slots, h, r, mask);
+  // The sub-window of the last time divided, for the times of its range [low, high): for an integral subMs and
+  // 0 <= t < high <= 2^53, floor(t / subMs) (IEEE) is the same for every t of the range, so it is not divided again.
+  const bool cacheable = subMs >= 1 && subMs == std::trunc(subMs);
+  double low = 1, high = 0;
+  int32_t cached = 0;
+  DedupRun run;
+  size_t r = from;
+  for (; r < to; r++) {
+    if (r + kPrefetchAhead < to) PrefetchHome(slots, h, r + kPrefetchAhead, mask);
+    const int32_t hi = static_cast<int32_t>(h[2 * r]);
+    const int32_t lo = static_cast<int32_t>(h[2 * r + 1]);
+    uint32_t i = (h[2 * r] ^ h[2 * r + 1]) & mask;
+    bool found = false;
+    for (size_t steps = 0;; steps++) {
+      if (steps > mask) {
+        run.full = true;
+        run.decided = r - from;
+        return run;
+      }
+      const int32_t s = slots[3 * static_cast<size_t>(i) + 2];
+      if (s == 0) break;
+      if (slots[3 * static_cast<size_t>(i)] == hi && slots[3 * static_cast<size_t>(i) + 1] == lo && s >= floor) {
+        found = true;
+        break;
+      }
+      i = (i + 1) & mask;
+    }
+    if (found) {
+      dup[run.duplicates++] = static_cast<uint32_t>(r);
+      continue;
+    }
+    const double t = ts[r];
+    int32_t sub;
+    if (t >= low && t < high) {
+      sub = cached;
+    } else {
+      const double q = std::floor(t / subMs);
+      double v = q - base + 1073741826.0;
+      if (std::isnan(v)) {
+        run.badTime = true;
+        run.decided = r - from;
+        return run;
+      }
+      v = v < 2 ? 2 : v > 2147483646.0 ? 2147483646.0 : v;
+      sub = static_cast<int32_t>(v);
+      cached = sub;
+      low = q * subMs;
+      high = low + subMs;
+      if (!(cacheable && low >= 0 && high <= 9007199254740992.0)) {
+        low = 1;
+        high = 0;
+      }
+    }
+    if (run.stored == 0) run.sub = sub;
+    else if (sub != run.sub) break;
+    slots[3 * static_cast<size_t>(i)] = hi;
+    slots[3 * static_cast<size_t>(i) + 1] = lo;
+    slots[3 * static_cast<size_t>(i) + 2] = sub;
+    run.stored++;
+  }
+  run.decided = r - from;
+  return run;
+}
+
+// dedupChunk(slots, floor, hashes, ts, from, to, subMs, base, duplicates, out): see src/native/kernels.ts.
+Napi::Value DedupChunk(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 10) {
+    TypeFail(env, "dedupChunk: want 10 arguments");
+    return env.Undefined();
+  }
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+    TypeFail(env, "slots must be an Int32Array");
+    return env.Undefined();
+  }
+  auto slotsArray = info[0].As<Napi::Int32Array>();
+  const size_t words = slotsArray.ElementLength();
+  const size_t capacity = words / 3;
+  if (words % 3 != 0 || capacity == 0 || (capacity & (capacity - 1)) != 0 || capacity > 0x80000000u) {
+    Fail(env, "slots must hold 3 words a slot, a power of two of slots");
+    return env.Undefined();
+  }
+  double floorD, fromD, toD, subMs, base;
+  U32 hashes;
+  F64 ts;
+  U32 duplicates;
+  F64 out;
+  if (!GetNumber(info[1], &floorD, "floor") || !GetU32(info[2], &hashes, "hashes") || !GetF64(info[3], &ts, "ts") ||
+      !GetNumber(info[4], &fromD, "from") || !GetNumber(info[5], &toD, "to") || !GetNumber(info[6], &subMs, "subMs") ||
+      !GetNumber(info[7], &base, "base") || !GetU32(info[8], &duplicates, "duplicates") || !GetF64(info[9], &out, "out")) {
+    return env.Undefined();
+  }
+  if (!(floorD >= -2147483648.0 && floorD <= 2147483647.0) || floorD != std::trunc(floorD)) {
+    Fail(env, "floor must be an int32");
+    return env.Undefined();
+  }
+  if (!(fromD >= 0) || !(toD >= fromD) || fromD != std::trunc(fromD) || toD != std::trunc(toD) || toD > ts.n || 2 * toD > hashes.n) {
+    Fail(env, "rows from..to must lie within ts and hashes");
+    return env.Undefined();
+  }
+  if (duplicates.n < toD - fromD || out.n < 3) {
+    Fail(env, "duplicates must hold to - from rows and out 3 numbers");
+    return env.Undefined();
+  }
+  const DedupRun run = DedupChunkLoop(slotsArray.Data(), static_cast<uint32_t>(capacity - 1), static_cast<int32_t>(floorD), hashes.p, ts.p,
+                                      static_cast<size_t>(fromD), static_cast<size_t>(toD), subMs, base, const_cast<uint32_t*>(duplicates.p));
+  if (run.full) {
+    Fail(env, "slots holds no empty slot");
+    return env.Undefined();
+  }
+  if (run.badTime) {
+    Fail(env, "a row's sub-window is not a number");
+    return env.Undefined();
+  }
+  out.p[0] = static_cast<double>(run.duplicates);
+  out.p[1] = static_cast<double>(run.stored);
+  out.p[2] = static_cast<double>(run.sub);
+  return Napi::Number::New(env, static_cast<double>(run.decided));
+}
+
 // adjustExternalMemory(delta): tell V8 that `delta` bytes it does not count changed hands — the head's columns
 // (src/head/column-memory.ts) became garbage (> 0) or were collected (< 0). Returns V8's new total. Not a kernel:
 // it has no TypeScript twin, and without the addon the head's columns are plain ArrayBuffers, which V8 counts itself.
@@ -764,6 +905,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("selectCodeRange", Napi::Function::New(env, SelectCodeRange, "selectCodeRange"));
   exports.Set("countByKey", Napi::Function::New(env, CountByKey, "countByKey"));
   exports.Set("countFirstMet", Napi::Function::New(env, CountFirstMet, "countFirstMet"));
+  exports.Set("dedupChunk", Napi::Function::New(env, DedupChunk, "dedupChunk"));
   exports.Set("adjustExternalMemory", Napi::Function::New(env, AdjustExternalMemory, "adjustExternalMemory"));
   return exports;
 }

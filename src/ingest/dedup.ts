@@ -15,6 +15,9 @@
  * Layout: one Int32Array, three words a slot (hi, lo, sub-window), so a probe touches one cache line, not three
  * arrays' (a lookup in a table of millions of keys is a cache miss; ingest does one per event).
  *
+ * Ingest decides a chunk of rows at a time (`addChunk`): in the steady state a C++ kernel (`dedupChunk`) probes and
+ * stores the chunk's keys with each row's home slot prefetched ahead of its probe, under the same invariants.
+ *
  * Rebuilding is incremental: when the table fills, a fresh one takes every insert, and the old one drains into it,
  * MIGRATE_PER_INSERT slots for each key added, so no insert pauses ingest (and the queries behind it) for a pass
  * over millions of slots. While it drains, a key lives in exactly one of the two tables: lookups probe the new one,
@@ -36,6 +39,14 @@
  * in the window collide (and a distinct event is wrongly taken for a retry) is about n²/2^65: 1 in 28,000 for 36M
  * keys (10k/s for an hour).
  */
+
+import { kernels } from '../native/index.js';
+
+/** `addChunk`'s out-parameter of `kernels.dedupChunk`. */
+const chunkOut = new Float64Array(3);
+
+/** Chunks `addChunk` decided by the kernel and row by row (tests check that both are exercised). */
+export const addChunkPaths = { kernel: 0, rows: 0 };
 
 const SUBWINDOWS = 8;
 /**
@@ -157,6 +168,8 @@ export class DedupIndex {
   private floorSub = SUB_MIN;
   private watermark = -Infinity;
   private evictedEarly = 0;
+  /** Rows `addChunk` found present in its last call (listed in its `duplicates`). */
+  chunkDuplicates = 0;
   /** The sum of the slot words `prefetch` read last (kept so its loads have an observable effect). */
   private prefetched = 0;
 
@@ -244,6 +257,75 @@ export class DedupIndex {
     }
     // Kept, so that the loads have an observable effect and are not optimized away.
     this.prefetched = sum;
+  }
+
+  /**
+   * `lookup` and, for a key absent, `addAt` of rows from, from+1, … of `hashes` and `ts`, in order (so a key repeated
+   * in the chunk is added once), listing the rows whose key was present (duplicates) in `duplicates`, in order, and
+   * their number in `chunkDuplicates`. Stops before the first row whose time would not be remembered (`remembers`),
+   * which the caller decides by itself; returns the number of rows decided. The effect is exactly that of those
+   * calls. While no table drains and no rebuild, early eviction or forgotten row is reachable within the chunk
+   * (nearly always), the rows go to the kernel `dedupChunk` (C++, src/native/kernels.ts for its contract), which
+   * prefetches each row's home slot a few rows ahead — ingest's one cache miss an event into a table of megabytes,
+   * which the JavaScript probe loop waited for in turn (docs/benchmarks.md, "Fourteenth session") — and the pages of
+   * the next table are written for the chunk's inserts at its end rather than at each insert.
+   */
+  addChunk(hashes: Uint32Array, ts: Float64Array, from: number, to: number, duplicates: Uint32Array): number {
+    const n = to - from;
+    let d = 0;
+    this.chunkDuplicates = 0;
+    if (n <= 0) return 0;
+    let minTs = Infinity;
+    for (let r = from; r < to; r++) if (ts[r]! < minTs) minTs = ts[r]!;
+    // Every row is remembered when the oldest is: sub-windows rise with time, and nothing in the loop below moves the floor.
+    if (this.old !== null || this.used + n > (this.mask + 1) * MAX_LOAD || this.live + n > this.maxKeys || this.rememberedSub(minTs) === EMPTY) {
+      addChunkPaths.rows++;
+      this.prefetch(hashes, from, to);
+      for (let r = from; r < to; r++) {
+        const hi = hashes[2 * r]!;
+        const lo = hashes[2 * r + 1]!;
+        const at = this.find(hi, lo);
+        if (at >= 0) {
+          duplicates[d++] = r;
+          continue;
+        }
+        const s = this.rememberedSub(ts[r]!);
+        if (s === EMPTY) {
+          this.chunkDuplicates = d;
+          return r - from;
+        }
+        this.insert(at, hi, lo, s);
+      }
+      this.chunkDuplicates = d;
+      return n;
+    }
+    addChunkPaths.kernel++;
+    let added = 0;
+    for (let r = from; r < to; ) {
+      // Each call stores rows of one sub-window (the rows of a chunk mostly share one).
+      const decided = kernels.dedupChunk(this.slots, this.floorSub, hashes, ts, r, to, this.subMs, this.base, duplicates.subarray(d), chunkOut);
+      d += chunkOut[0]!;
+      const stored = chunkOut[1]!;
+      if (stored > 0) {
+        const sub = chunkOut[2]!;
+        if (sub === this.runSub) {
+          this.runCount += stored;
+        } else {
+          this.settle();
+          this.runSub = sub;
+          this.runCount = stored;
+        }
+        added += stored;
+      }
+      r += decided;
+    }
+    this.chunkDuplicates = d;
+    this.used += added;
+    this.live += added;
+    if (this.next !== null) {
+      if (this.nextPages < this.nextPageCount) this.prepareNext(added);
+    } else if (this.used > (this.mask + 1) * PREPARE_LOAD) this.startNext();
+    return n;
   }
 
   /** Whether an event at `ts` would be remembered at all (its sub-window is not yet forgotten). */
@@ -434,12 +516,12 @@ export class DedupIndex {
   }
 
   /**
-   * Write one word (a zero: the table stays empty) in each of the next unwritten pages of `next` this insert pays
-   * for — or, for a table taken back, clear those pages whole.
+   * Write one word (a zero: the table stays empty) in each of the next unwritten pages of `next` that `inserts`
+   * inserts pay for — or, for a table taken back, clear those pages whole.
    */
-  private prepareNext(): void {
+  private prepareNext(inserts = 1): void {
     const next = this.next!;
-    this.nextPageCredit += this.nextPagesPerInsert;
+    this.nextPageCredit += inserts * this.nextPagesPerInsert;
     if (this.nextPageCredit < 1) return;
     const end = Math.min(this.nextPageCount, this.nextPages + Math.floor(this.nextPageCredit));
     this.nextPageCredit -= end - this.nextPages;

@@ -109,6 +109,8 @@ export class IngestPipeline {
   readonly dedup: DedupIndex | null;
   private readonly validator: EventValidator;
   private watermarkMs = -Infinity;
+  /** The rows `addChunk` lists as duplicates, for one chunk of `decideChunk` at a time. */
+  private readonly chunkDuplicates = new Uint32Array(PROBE_CHUNK);
   /** Settles when the batch deciding now (if any) is done; see `decide`. */
   private deciding: Promise<void> = Promise.resolve();
 
@@ -353,9 +355,50 @@ export class IngestPipeline {
     const ts = cols.ts;
     const { futureLimit, lateLimit, retentionLimit } = lim;
     let { k, duplicates, kept, unremembered } = st;
+    let r = from;
+    if (keyHashes !== null && unremembered === null) {
+      // The common chunk: every row within the time limits, so each is a duplicate or accepted, as the index decides
+      // them in one call (`addChunk`); the rows after one it would not remember are decided below.
+      let minTs = Infinity;
+      let maxTs = -Infinity;
+      for (let i = from; i < to; i++) {
+        const t = ts[i]!;
+        if (t < minTs) minTs = t;
+        if (t > maxTs) maxTs = t;
+      }
+      if (maxTs <= futureLimit && minTs >= lateLimit && minTs >= retentionLimit) {
+        const listed = this.chunkDuplicates;
+        const decided = dedup!.addChunk(keyHashes, ts, from, to, listed);
+        const d = dedup!.chunkDuplicates;
+        const end = from + decided;
+        if (d === 0 && kept === null) {
+          k = end;
+        } else {
+          if (kept === null) {
+            kept = new Uint32Array(cols.n);
+            for (let i = 0; i < k; i++) kept[i] = i;
+          }
+          duplicates += d;
+          // Rows from..end-1 but the listed ones move down to k.
+          let next = 0;
+          for (let i = from; i < end; i++) {
+            if (next < d && listed[next] === i) {
+              next++;
+              continue;
+            }
+            ts[k] = ts[i]!;
+            keyHashes[2 * k] = keyHashes[2 * i]!;
+            keyHashes[2 * k + 1] = keyHashes[2 * i + 1]!;
+            kept[k] = i;
+            k++;
+          }
+        }
+        r = end;
+      }
+    }
     // Bring the chunk's slots into cache in a tight loop (independent misses overlap), then decide them.
-    if (keyHashes !== null) dedup!.prefetch(keyHashes, from, to);
-    for (let r = from; r < to; r++) {
+    if (keyHashes !== null && r < to) dedup!.prefetch(keyHashes, r, to);
+    for (; r < to; r++) {
       const t = ts[r]!;
       let ok = false;
       if (t > futureLimit) {

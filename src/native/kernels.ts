@@ -45,6 +45,18 @@ export interface Kernels {
    * written. `out` must hold `end − start` keys.
    */
   countFirstMet(keys: Uint32Array, rows: Uint32Array | null, start: number, end: number, weights: Float64Array | null, counts: Float64Array, out: Uint32Array): number;
+  /**
+   * The dedup index's steady-state chunk (src/ingest/dedup.ts, `addChunk`): for rows r = from, from+1, … in order,
+   * look key (hashes[2r], hashes[2r+1]) up in the open-addressing table `slots` (3 int32 words a slot: hi, lo,
+   * stored sub-window; a power of two of slots; linear probing from slot (hi ^ lo) & mask; 0 = empty; a slot is live
+   * when its sub-window ≥ `floor`). A live match is a duplicate: r is listed in `duplicates`. Otherwise the key is
+   * stored in the empty slot that ended its probe, with sub-window clamp(floor(ts[r] / subMs) − base + 2^30 + 2,
+   * 2, 2^31 − 2). Stops before the first row to be stored whose sub-window differs from that of the first row
+   * stored, so that every stored row shares one. Returns the number of rows decided; out[0] = duplicates listed,
+   * out[1] = rows stored, out[2] = their sub-window. The caller guarantees room (the table never fills: a full one
+   * is a RangeError).
+   */
+  dedupChunk(slots: Int32Array, floor: number, hashes: Uint32Array, ts: Float64Array, from: number, to: number, subMs: number, base: number, duplicates: Uint32Array, out: Float64Array): number;
 }
 
 function checkSelection(rows: Uint32Array | null, start: number, end: number, limit: number): void {
@@ -201,5 +213,63 @@ export const typescriptKernels: Kernels = {
       counts[k] = c + (weights === null ? 1 : weights[r]!);
     }
     return met;
+  },
+
+  dedupChunk(slots, floor, hashes, ts, from, to, subMs, base, duplicates, out) {
+    if (!(slots instanceof Int32Array)) throw new TypeError('slots must be an Int32Array');
+    const capacity = slots.length / 3;
+    if (!Number.isInteger(capacity) || capacity === 0 || capacity > 0x80000000 || (capacity & (capacity - 1)) !== 0) {
+      throw new RangeError('slots must hold 3 words a slot, a power of two of slots');
+    }
+    if (!(hashes instanceof Uint32Array)) throw new TypeError('hashes must be a Uint32Array');
+    if (!(ts instanceof Float64Array)) throw new TypeError('ts must be a Float64Array');
+    if (!(duplicates instanceof Uint32Array)) throw new TypeError('duplicates must be a Uint32Array');
+    if (!(out instanceof Float64Array)) throw new TypeError('out must be a Float64Array');
+    if (!(floor >= -0x80000000 && floor <= 0x7fffffff) || !Number.isInteger(floor)) throw new RangeError('floor must be an int32');
+    if (!(from >= 0) || !(to >= from) || !Number.isInteger(from) || !Number.isInteger(to) || to > ts.length || 2 * to > hashes.length) {
+      throw new RangeError('rows from..to must lie within ts and hashes');
+    }
+    if (duplicates.length < to - from || out.length < 3) throw new RangeError('duplicates must hold to - from rows and out 3 numbers');
+    const mask = capacity - 1;
+    let d = 0;
+    let stored = 0;
+    let runSub = 0;
+    let r = from;
+    for (; r < to; r++) {
+      const hi = hashes[2 * r]!;
+      const lo = hashes[2 * r + 1]!;
+      const h = hi | 0;
+      const l = lo | 0;
+      let i = (hi ^ lo) & mask;
+      let found = false;
+      for (let steps = 0; ; steps++) {
+        if (steps > mask) throw new RangeError('slots holds no empty slot');
+        const s = slots[3 * i + 2]!;
+        if (s === 0) break;
+        if (slots[3 * i] === h && slots[3 * i + 1] === l && s >= floor) {
+          found = true;
+          break;
+        }
+        i = (i + 1) & mask;
+      }
+      if (found) {
+        duplicates[d++] = r;
+        continue;
+      }
+      const v = Math.floor(ts[r]! / subMs) - base + 0x40000002;
+      if (Number.isNaN(v)) throw new RangeError("a row's sub-window is not a number");
+      // Clamped, then truncated as the int32 slot word stores it.
+      const sub = (v < 2 ? 2 : v > 0x7ffffffe ? 0x7ffffffe : v) | 0;
+      if (stored === 0) runSub = sub;
+      else if (sub !== runSub) break;
+      slots[3 * i] = h;
+      slots[3 * i + 1] = l;
+      slots[3 * i + 2] = sub;
+      stored++;
+    }
+    out[0] = d;
+    out[1] = stored;
+    out[2] = runSub;
+    return r - from;
   },
 };
