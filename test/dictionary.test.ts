@@ -4,9 +4,10 @@
  * dictionary reused across batches gives each batch exactly its own values.
  */
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { Dictionary, StringTable, setLongHashForTests } from '../src/head/dictionary.js';
 import { BatchDictionary } from '../src/ingest/batch-dictionary.js';
+import { setKernelsForTests } from '../src/native/index.js';
 
 /** Strings of every kind the table distinguishes: short one-byte, long, non-Latin-1, empty, NUL, near the 11-char edge. */
 const valueArb = fc.oneof(
@@ -145,7 +146,11 @@ describe('head dictionary', () => {
     }
   });
 
-  it('idsOf of many values at once equals idOf of each: −1 where absent, 0 for null (also when long hashes collide)', () => {
+  it.each(['loaded', 'typescript'] as const)('idsOf of many values at once equals idOf of each: −1 where absent, 0 for null (also when long hashes collide; %s kernels)', (which) => {
+    const kernelsBefore = setKernelsForTests(which);
+    onTestFinished(() => {
+      setKernelsForTests(kernelsBefore);
+    });
     const check = (interned: (string | null)[], asked: (string | null)[]): void => {
       const dict = new Dictionary();
       for (const v of interned) dict.intern(v);

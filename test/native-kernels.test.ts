@@ -488,6 +488,68 @@ describe('native kernels', () => {
     expect(Math.min(ways.full, ways.nan, ways.all, ways.stopped)).toBeGreaterThan(10);
   });
 
+  it('probeSlots ends each probe at the first empty slot or slot with the same key words, in both versions', () => {
+    // Tables of 4–64 slots filled at random (keys from a small pool, so equal key words and long probe runs are
+    // common; sometimes full), and keys whose home slots are anywhere, −1, or past the table.
+    const arb = fc.record({
+      log2: fc.constantFrom(2, 2, 3, 4, 6),
+      filled: fc.array(fc.record({ at: fc.nat(63), key: fc.nat(9) }), { maxLength: 120 }),
+      asked: fc.array(fc.record({ home: fc.integer({ min: -1, max: 64 }), key: fc.nat(9) }), { maxLength: 40 }),
+      outShort: fc.boolean(),
+    });
+    const words = (key: number): [number, number, number] => [key * 3 + 1, -key, key === 9 ? 0xff : key];
+    const ways = { ok: 0, full: 0, outside: 0 };
+    fc.assert(fc.property(arb, (a) => {
+      const capacity = 2 ** a.log2;
+      const table = new Int32Array(4 * capacity);
+      for (const f of a.filled) table.set([f.at % 11 === 0 ? 0 : 1 + f.key, ...words(f.key)], 4 * (f.at % capacity));
+      // Home slot 64 stands for one just past the table; the others fall inside it (or are −1: no value).
+      const asked = a.asked.map((q) => ({ home: q.home === 64 ? capacity : q.home < 0 ? -1 : q.home % capacity, key: q.key }));
+      const keys = new Int32Array(4 * asked.length);
+      asked.forEach((q, v) => keys.set([q.home, ...words(q.key)], 4 * v));
+      const n = a.outShort && a.asked.length > 0 ? a.asked.length - 1 : a.asked.length;
+      const run = (k: Kernels) => {
+        const out = new Int32Array(n).fill(-7);
+        const r = outcome(() => k.probeSlots(table, keys, a.asked.length, out));
+        return { r, out: Array.from(out) };
+      };
+      const nat = run(native);
+      expect(nat).toEqual(run(ts));
+      // The reference: a walk from each home slot.
+      let want: unknown = { ok: null };
+      const expected: number[] = [];
+      if (a.asked.length > n) want = { error: 'RangeError', message: 'n must be a count of keys within keys and out' };
+      else if (asked.some((q) => q.home >= capacity)) want = { error: 'RangeError', message: 'a home slot lies outside the table' };
+      else {
+        for (const q of asked) {
+          if (q.home < 0) {
+            expected.push(-1);
+            continue;
+          }
+          const [k0, k1, k2] = words(q.key);
+          let found = -1;
+          for (let steps = 0, i = q.home; steps < capacity; steps++, i = (i + 1) % capacity) {
+            if (table[4 * i] === 0 || (table[4 * i + 1] === k0 && table[4 * i + 2] === k1 && table[4 * i + 3] === k2)) {
+              found = 4 * i;
+              break;
+            }
+          }
+          if (found < 0) {
+            want = { error: 'RangeError', message: 'table holds no empty slot' };
+            break;
+          }
+          expected.push(found);
+        }
+      }
+      expect(nat.r).toEqual(want);
+      expect(nat.out.slice(0, expected.length)).toEqual(expected);
+      if ('ok' in (want as object)) ways.ok++;
+      else if ((want as { message: string }).message === 'table holds no empty slot') ways.full++;
+      else ways.outside++;
+    }), { numRuns: 600 });
+    expect(Math.min(ways.ok, ways.full, ways.outside)).toBeGreaterThan(10);
+  });
+
   it('arguments of the wrong type are refused, not read as memory', () => {
     expect(() => native.unpack('abc' as unknown as Uint8Array)).toThrow(TypeError);
     expect(() => native.countByKey(new Float64Array(4) as unknown as Uint32Array, null, 0, 4, null, new Float64Array(4))).toThrow(TypeError);

@@ -875,6 +875,75 @@ Napi::Value DedupChunk(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(run.decided));
 }
 
+// probeSlots(table, keys, n, out): see src/native/kernels.ts.
+Napi::Value ProbeSlots(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 4) {
+    TypeFail(env, "probeSlots: want 4 arguments");
+    return env.Undefined();
+  }
+  for (size_t a : {size_t{0}, size_t{1}, size_t{3}}) {
+    if (!info[a].IsTypedArray() || info[a].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+      TypeFail(env, std::string(a == 0 ? "table" : a == 1 ? "keys" : "out") + " must be an Int32Array");
+      return env.Undefined();
+    }
+  }
+  auto tableArray = info[0].As<Napi::Int32Array>();
+  auto keysArray = info[1].As<Napi::Int32Array>();
+  auto outArray = info[3].As<Napi::Int32Array>();
+  double nD;
+  if (!GetNumber(info[2], &nD, "n")) return env.Undefined();
+  const size_t words = tableArray.ElementLength();
+  const size_t capacity = words / 4;
+  if (words % 4 != 0 || capacity == 0 || (capacity & (capacity - 1)) != 0 || capacity > 0x20000000u) {
+    Fail(env, "table must hold 4 words a slot, a power of two of slots");
+    return env.Undefined();
+  }
+  if (!(nD >= 0) || nD != std::trunc(nD) || 4 * nD > keysArray.ElementLength() || nD > outArray.ElementLength()) {
+    Fail(env, "n must be a count of keys within keys and out");
+    return env.Undefined();
+  }
+  const int32_t* t = tableArray.Data();
+  const int32_t* k = keysArray.Data();
+  int32_t* out = outArray.Data();
+  const size_t n = static_cast<size_t>(nD);
+  const uint32_t mask = static_cast<uint32_t>(capacity - 1);
+  for (size_t v = 0; v < n; v++) {
+    if (k[4 * v] >= 0 && static_cast<size_t>(k[4 * v]) >= capacity) {
+      Fail(env, "a home slot lies outside the table");
+      return env.Undefined();
+    }
+  }
+  // As dedupChunk: each value's home slot is brought into cache a few values before its probe.
+  constexpr size_t kAhead = 16;
+  for (size_t v = 0; v < n && v < kAhead; v++) {
+    if (k[4 * v] >= 0) __builtin_prefetch(t + 4 * static_cast<size_t>(k[4 * v]), 0, 3);
+  }
+  for (size_t v = 0; v < n; v++) {
+    if (v + kAhead < n && k[4 * (v + kAhead)] >= 0) __builtin_prefetch(t + 4 * static_cast<size_t>(k[4 * (v + kAhead)]), 0, 3);
+    const int32_t home = k[4 * v];
+    if (home < 0) {
+      out[v] = -1;
+      continue;
+    }
+    const int32_t k0 = k[4 * v + 1], k1 = k[4 * v + 2], k2 = k[4 * v + 3];
+    uint32_t i = static_cast<uint32_t>(home);
+    for (size_t steps = 0;; steps++) {
+      if (steps > mask) {
+        Fail(env, "table holds no empty slot");
+        return env.Undefined();
+      }
+      const size_t j = 4 * static_cast<size_t>(i);
+      if (t[j] == 0 || (t[j + 1] == k0 && t[j + 2] == k1 && t[j + 3] == k2)) {
+        out[v] = static_cast<int32_t>(j);
+        break;
+      }
+      i = (i + 1) & mask;
+    }
+  }
+  return env.Undefined();
+}
+
 // adjustExternalMemory(delta): tell V8 that `delta` bytes it does not count changed hands — the head's columns
 // (src/head/column-memory.ts) became garbage (> 0) or were collected (< 0). Returns V8's new total. Not a kernel:
 // it has no TypeScript twin, and without the addon the head's columns are plain ArrayBuffers, which V8 counts itself.
@@ -905,6 +974,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("selectCodeRange", Napi::Function::New(env, SelectCodeRange, "selectCodeRange"));
   exports.Set("countByKey", Napi::Function::New(env, CountByKey, "countByKey"));
   exports.Set("countFirstMet", Napi::Function::New(env, CountFirstMet, "countFirstMet"));
+  exports.Set("probeSlots", Napi::Function::New(env, ProbeSlots, "probeSlots"));
   exports.Set("dedupChunk", Napi::Function::New(env, DedupChunk, "dedupChunk"));
   exports.Set("adjustExternalMemory", Napi::Function::New(env, AdjustExternalMemory, "adjustExternalMemory"));
   return exports;

@@ -15,6 +15,7 @@
  */
 import type { DictionaryView } from '../query/reader.js';
 import { hashKeyInto } from '../ingest/dedup.js';
+import { kernels } from '../native/index.js';
 
 const SLOT = 4;
 const LONG = 0xff;
@@ -89,8 +90,6 @@ export function keyOfAscii(bytes: Uint8Array, off: number, len: number): void {
 
 /** `StringTable.getMany`'s per-value keys and first slots (4 words a value), grown as needed. */
 let manyScratch = new Int32Array(0);
-/** Where `getMany` leaves what its touching loop read, so that the loop is not optimized away. */
-let manySink = 0;
 
 /** The longest value `keyOfAscii` takes: short values are their own key. */
 export const SHORT_KEY_CHARS = 11;
@@ -180,9 +179,9 @@ export class StringTable {
 
   /**
    * `get` of many values at once, into `out` (0 for an absent value and for null): every value's key and first slot
-   * are computed first, then those slots are read in a tight loop of independent loads — in a table of 100k values
-   * each is a cache miss, and this way the CPU has many in flight at once instead of two or three — and then each
-   * probe runs, its first slot now in cache.
+   * are computed first, then the kernel `probeSlots` (C++, src/native/kernels.ts for its contract) runs the probes
+   * with each first slot prefetched a few values ahead — in a table of 100k values each is a cache miss, and this
+   * way many are in flight at once — and a long value's hash match is confirmed here against its string.
    */
   getMany(values: readonly (string | null)[], out: Int32Array): void {
     const n = values.length;
@@ -202,24 +201,24 @@ export class StringTable {
       s[4 * v + 3] = K2;
     }
     const t = this.table;
-    let touched = 0;
+    // The slot each probe ends at (empty, or holding the same key words), found by the kernel.
+    kernels.probeSlots(t, s, n, out);
     for (let v = 0; v < n; v++) {
-      const i = s[4 * v]!;
-      if (i >= 0) touched ^= t[i * SLOT]!;
-    }
-    manySink = touched;
-    for (let v = 0; v < n; v++) {
-      const i = s[4 * v]!;
-      if (i < 0) {
+      const j = out[v]!;
+      if (j < 0) {
         out[v] = 0;
         continue;
       }
-      // `probe` hashes the key again (a few multiplications) rather than start at slot i: a variant taking the
-      // slot made `get`, inlined into ingest's per-row loop, too large for V8 to inline (measured: ~4% of ingest).
-      K0 = s[4 * v + 1]!;
-      K1 = s[4 * v + 2]!;
-      K2 = s[4 * v + 3]!;
-      out[v] = t[this.probe(values[v]!)]!;
+      const tag = t[j]!;
+      if (tag !== 0 && s[4 * v + 1] === LONG && this.values[tag - this.base] !== values[v]) {
+        // Another long value with the same 64-bit hash: the full probe compares the strings on past it.
+        K0 = LONG;
+        K1 = s[4 * v + 2]!;
+        K2 = s[4 * v + 3]!;
+        out[v] = t[this.probe(values[v]!)]!;
+      } else {
+        out[v] = tag;
+      }
     }
   }
 

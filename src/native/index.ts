@@ -23,7 +23,7 @@ export interface NativeStatus {
 }
 
 const ADDON = fileURLToPath(new URL('../../native/build/Release/tallydb_native.node', import.meta.url));
-const NAMES: (keyof Kernels)[] = ['unpack', 'decodeTimestamps', 'timestampAnchors', 'timestampsAt', 'bucketCounts', 'bucketCountsAt', 'selectTimeRange', 'countByCode', 'selectCodeRange', 'countByKey', 'countFirstMet', 'dedupChunk'];
+const NAMES: (keyof Kernels)[] = ['unpack', 'decodeTimestamps', 'timestampAnchors', 'timestampsAt', 'bucketCounts', 'bucketCountsAt', 'selectTimeRange', 'countByCode', 'selectCodeRange', 'countByKey', 'countFirstMet', 'dedupChunk', 'probeSlots'];
 
 /** Tell V8 that `delta` bytes it does not count became garbage (> 0) or were freed (< 0); returns its new total. */
 export type AdjustExternalMemory = (delta: number) => number;

@@ -57,6 +57,14 @@ export interface Kernels {
    * is a RangeError).
    */
   dedupChunk(slots: Int32Array, floor: number, hashes: Uint32Array, ts: Float64Array, from: number, to: number, subMs: number, base: number, duplicates: Uint32Array, out: Float64Array): number;
+  /**
+   * Batched probes of a string dictionary's table (src/head/dictionary.ts: 4 int32 words a slot — tag, k0, k1, k2;
+   * tag 0 = empty; a power of two of slots; linear probing): for each value v < n, keys[4v] is its home slot (−1 for
+   * no value) and keys[4v+1..4v+3] its key words; out[v] = the word offset of the first slot from home on that is
+   * empty or holds the same key words (−1 for no value). Each home slot is prefetched a few values ahead, so the
+   * cache misses of a large table overlap. A full table is a RangeError.
+   */
+  probeSlots(table: Int32Array, keys: Int32Array, n: number, out: Int32Array): void;
 }
 
 function checkSelection(rows: Uint32Array | null, start: number, end: number, limit: number): void {
@@ -213,6 +221,37 @@ export const typescriptKernels: Kernels = {
       counts[k] = c + (weights === null ? 1 : weights[r]!);
     }
     return met;
+  },
+
+  probeSlots(table, keys, n, out) {
+    if (!(table instanceof Int32Array)) throw new TypeError('table must be an Int32Array');
+    if (!(keys instanceof Int32Array)) throw new TypeError('keys must be an Int32Array');
+    if (!(out instanceof Int32Array)) throw new TypeError('out must be an Int32Array');
+    const capacity = table.length / 4;
+    if (!Number.isInteger(capacity) || capacity === 0 || capacity > 0x20000000 || (capacity & (capacity - 1)) !== 0) {
+      throw new RangeError('table must hold 4 words a slot, a power of two of slots');
+    }
+    if (!(n >= 0) || !Number.isInteger(n) || 4 * n > keys.length || n > out.length) throw new RangeError('n must be a count of keys within keys and out');
+    for (let v = 0; v < n; v++) if (keys[4 * v]! >= capacity) throw new RangeError('a home slot lies outside the table');
+    const mask = capacity - 1;
+    for (let v = 0; v < n; v++) {
+      const home = keys[4 * v]!;
+      if (home < 0) {
+        out[v] = -1;
+        continue;
+      }
+      const k0 = keys[4 * v + 1]!;
+      const k1 = keys[4 * v + 2]!;
+      const k2 = keys[4 * v + 3]!;
+      for (let i = home, steps = 0; ; i = (i + 1) & mask, steps++) {
+        if (steps > mask) throw new RangeError('table holds no empty slot');
+        const j = 4 * i;
+        if (table[j] === 0 || (table[j + 1] === k0 && table[j + 2] === k1 && table[j + 3] === k2)) {
+          out[v] = j;
+          break;
+        }
+      }
+    }
   },
 
   dedupChunk(slots, floor, hashes, ts, from, to, subMs, base, duplicates, out) {
