@@ -146,7 +146,7 @@ describe('head dictionary', () => {
     }
   });
 
-  it.each(['loaded', 'typescript'] as const)('idsOf of many values at once equals idOf of each: −1 where absent, 0 for null (also when long hashes collide; %s kernels)', (which) => {
+  it.each(['loaded', 'typescript'] as const)('idsOf of many values at once equals idOf of each: −1 where absent, 0 for null (also when long hashes collide, and from the key words of a batch dictionary; %s kernels)', (which) => {
     const kernelsBefore = setKernelsForTests(which);
     onTestFinished(() => {
       setKernelsForTests(kernelsBefore);
@@ -157,6 +157,14 @@ describe('head dictionary', () => {
       const out = new Int32Array(asked.length).fill(123);
       dict.idsOf(asked, out);
       expect([...out]).toEqual(asked.map((v) => dict.idOf(v) ?? -1));
+      // The same with the key words a batch dictionary computed as it met the values (as ingest passes them).
+      const batch = new BatchDictionary();
+      batch.reset();
+      for (const v of asked) batch.idOf(v);
+      const distinct = batch.take();
+      const keyed = new Int32Array(distinct.length).fill(123);
+      dict.idsOf(distinct, keyed, batch.takeKeys());
+      expect([...keyed]).toEqual(distinct.map((v) => dict.idOf(v) ?? -1));
     };
     const values = fc.array(fc.option(valueArb, { nil: null, freq: 10 }), { maxLength: 300 });
     fc.assert(fc.property(values, values, (interned, absentOrNot) => check(interned, [...absentOrNot, ...interned.slice(0, 50)])), { numRuns: 200 });

@@ -131,6 +131,16 @@ export class StringTable {
     this.insertKey(tag);
   }
 
+  /**
+   * Write the key last computed (by `get`, `set`, `keyOfAscii`) as `getMany` takes it: its three key words, at
+   * out[at..at+2]. Key words depend on the value alone (not on this process's SEED), so they may cross threads.
+   */
+  lastKeyInto(out: Int32Array, at: number): void {
+    out[at] = K0;
+    out[at + 1] = K1;
+    out[at + 2] = K2;
+  }
+
   /** Store `tag` (> 0) for `value`, which must be absent. */
   set(value: string, tag: number): void {
     keyOf(value);
@@ -179,11 +189,11 @@ export class StringTable {
 
   /**
    * `get` of many values at once, into `out` (0 for an absent value and for null): every value's key and first slot
-   * are computed first, then the kernel `probeSlots` (C++, src/native/kernels.ts for its contract) runs the probes
+   * are computed first (the key words taken from `keys` when given: 3 a value, as `lastKeyInto` writes them), then the kernel `probeSlots` (C++, src/native/kernels.ts for its contract) runs the probes
    * with each first slot prefetched a few values ahead — in a table of 100k values each is a cache miss, and this
    * way many are in flight at once — and a long value's hash match is confirmed here against its string.
    */
-  getMany(values: readonly (string | null)[], out: Int32Array): void {
+  getMany(values: readonly (string | null)[], out: Int32Array, keys: Int32Array | null = null): void {
     const n = values.length;
     if (manyScratch.length < 4 * n) manyScratch = new Int32Array(4 * Math.max(n, 2 * manyScratch.length / 4, 1024));
     const s = manyScratch;
@@ -192,6 +202,17 @@ export class StringTable {
       const value = values[v];
       if (value === null || value === undefined) {
         s[4 * v] = -1;
+        continue;
+      }
+      if (keys !== null) {
+        // Key words computed when the values were met (a batch dictionary's): no pass over the characters again.
+        const k0 = keys[3 * v]!;
+        const k1 = keys[3 * v + 1]!;
+        const k2 = keys[3 * v + 2]!;
+        s[4 * v] = slotHash(k0, k1, k2) & mask;
+        s[4 * v + 1] = k0;
+        s[4 * v + 2] = k1;
+        s[4 * v + 3] = k2;
         continue;
       }
       keyOf(value);
@@ -279,9 +300,12 @@ export class Dictionary implements DictionaryView {
     return id === 0 ? undefined : id;
   }
 
-  /** `idOf` of each of `values` into `out`, −1 where absent; faster than one by one for many values (see `getMany`). */
-  idsOf(values: readonly (string | null)[], out: Int32Array): void {
-    this.table.getMany(values, out);
+  /**
+   * `idOf` of each of `values` into `out`, −1 where absent; faster than one by one for many values (see `getMany`).
+   * `keys`, when given, holds each value's key words as `StringTable.lastKeyInto` wrote them (3 a value).
+   */
+  idsOf(values: readonly (string | null)[], out: Int32Array, keys: Int32Array | null = null): void {
+    this.table.getMany(values, out, keys);
     for (let v = 0; v < values.length; v++) if (out[v] === 0 && values[v] !== null) out[v] = -1;
   }
 

@@ -19,6 +19,8 @@ const SCAN_VALUES = 8;
 export class BatchDictionary {
   /** The batch's values are `values[0..count)`; the slots after them hold stale values of earlier batches. */
   private readonly values: (string | null)[] = [];
+  /** Each value's key words as `StringTable.lastKeyInto` writes them (3 a value), for the head dictionary's lookups. */
+  private keys = new Int32Array(3 * 64);
   private count = 0;
   /** Tags are local id + 1. */
   private readonly table = new StringTable(this.values, 1);
@@ -36,6 +38,22 @@ export class BatchDictionary {
     return this.values.slice(0, this.count);
   }
 
+  /** The key words of the values `take` returns, 3 a value (zeros for null), in a new array. */
+  takeKeys(): Int32Array {
+    return this.keys.slice(0, 3 * this.count);
+  }
+
+  /** Record the key the table computed last as that of value `id` (just added), or zeros for null. */
+  private keepKey(id: number, isNull = false): void {
+    if (this.keys.length < 3 * (id + 1)) {
+      const grown = new Int32Array(2 * this.keys.length);
+      grown.set(this.keys);
+      this.keys = grown;
+    }
+    if (isNull) this.keys.fill(0, 3 * id, 3 * id + 3);
+    else this.table.lastKeyInto(this.keys, 3 * id);
+  }
+
   /** The value of local id `id` (< the number of values met since `reset`). */
   value(id: number): string | null {
     return this.values[id]!;
@@ -51,7 +69,10 @@ export class BatchDictionary {
 
   idOf(v: string | null): number {
     if (v === null) {
-      if (this.nullId < 0) this.nullId = this.add(null);
+      if (this.nullId < 0) {
+        this.nullId = this.add(null);
+        this.keepKey(this.nullId, true);
+      }
       return this.nullId;
     }
     const values = this.values;
@@ -61,6 +82,7 @@ export class BatchDictionary {
       for (let j = 0; j < count; j++) if (values[j] === v) return j;
       const id = this.add(v);
       this.table.set(v, id + 1);
+      this.keepKey(id);
       return id;
     }
     const tag = this.table.get(v);
@@ -68,6 +90,7 @@ export class BatchDictionary {
     const id = this.add(v);
     // The key the missed `get` computed is still the last one.
     this.table.setLastKey(id + 1);
+    this.keepKey(id);
     return id;
   }
 
@@ -79,6 +102,7 @@ export class BatchDictionary {
     if (tag !== 0) return tag - 1;
     const id = this.add(latin1.decode(bytes.subarray(off, off + len)));
     this.table.setLastKey(id + 1);
+    this.keepKey(id);
     return id;
   }
 }

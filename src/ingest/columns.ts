@@ -26,6 +26,11 @@ export interface EventColumns {
   ts: Float64Array;
   /** Per dimension, the batch-local dictionary: every value is used by some row, and ids are in order of first use. */
   dims: LoggedDimension[];
+  /**
+   * Per dimension, the key words of `dims[d].values` (3 a value, as head/dictionary.ts `StringTable.lastKeyInto`
+   * writes them), so the head's lookups need not compute them again; absent when the batch did not come with them.
+   */
+  dimKeys?: Int32Array[];
   metrics: Float64Array[];
   /** (hi, lo) 64-bit hash of each row's dedup key; null without a dedup key. */
   keyHashes: Uint32Array | null;
@@ -162,7 +167,7 @@ function columnsOf(ds: Datasource, list: unknown[], validator: EventValidator, c
   columnizePaths.fast += k - (validated - rejected.length);
   columnizePaths.validated += validated;
   return {
-    total, n: k, index: index.subarray(0, k), ts: rows.ts.subarray(0, k), dims,
+    total, n: k, index: index.subarray(0, k), ts: rows.ts.subarray(0, k), dims, dimKeys: locals.map((l) => l.takeKeys()),
     metrics: rows.metrics.map((m) => m.subarray(0, k)), keyHashes: keyHashes === null ? null : keyHashes.subarray(0, 2 * k), rejected,
   };
 }

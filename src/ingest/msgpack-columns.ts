@@ -148,7 +148,7 @@ export class MsgpackColumnizer {
     const dims: LoggedDimension[] = locals.map((l, d) => ({ values: l.take(), ids: ids[d]! }));
     const index = new Uint32Array(n);
     for (let i = 0; i < n; i++) index[i] = i;
-    return { total: n, n, index, ts, dims, metrics, keyHashes, rejected: [] };
+    return { total: n, n, index, ts, dims, dimKeys: locals.map((l) => l.takeKeys()), metrics, keyHashes, rejected: [] };
   }
 
   /** Hash the dedup key just read (or `value`, the dimension string it also is) into row r; false if invalid. */

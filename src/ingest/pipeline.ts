@@ -178,7 +178,7 @@ export class IngestPipeline {
      */
     const toHead = cols.dims.map((d, i) => {
       const out = new Int32Array(d.values.length);
-      dicts[i]!.idsOf(d.values, out);
+      dicts[i]!.idsOf(d.values, out, cols.dimKeys?.[i] ?? null);
       return out;
     });
     const fresh = new Int32Array(dimCount);
