@@ -875,6 +875,72 @@ Napi::Value DedupChunk(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(run.decided));
 }
 
+// dedupMove(old, from, to, floor, slots): see src/native/kernels.ts.
+Napi::Value DedupMove(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 5) {
+    TypeFail(env, "dedupMove: want 5 arguments");
+    return env.Undefined();
+  }
+  for (size_t a : {size_t{0}, size_t{4}}) {
+    if (!info[a].IsTypedArray() || info[a].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+      TypeFail(env, std::string(a == 0 ? "old" : "slots") + " must be an Int32Array");
+      return env.Undefined();
+    }
+  }
+  auto oldArray = info[0].As<Napi::Int32Array>();
+  auto slotsArray = info[4].As<Napi::Int32Array>();
+  double fromD, toD, floorD;
+  if (!GetNumber(info[1], &fromD, "from") || !GetNumber(info[2], &toD, "to") || !GetNumber(info[3], &floorD, "floor")) return env.Undefined();
+  const size_t words = slotsArray.ElementLength();
+  const size_t capacity = words / 3;
+  if (words % 3 != 0 || capacity == 0 || (capacity & (capacity - 1)) != 0 || capacity > 0x80000000u) {
+    Fail(env, "slots must hold 3 words a slot, a power of two of slots");
+    return env.Undefined();
+  }
+  if (!(floorD >= -2147483648.0 && floorD <= 2147483647.0) || floorD != std::trunc(floorD)) {
+    Fail(env, "floor must be an int32");
+    return env.Undefined();
+  }
+  if (!(fromD >= 0) || !(toD >= fromD) || fromD != std::trunc(fromD) || toD != std::trunc(toD) || 3 * toD > oldArray.ElementLength()) {
+    Fail(env, "slots from..to must lie within old");
+    return env.Undefined();
+  }
+  int32_t* old = oldArray.Data();
+  int32_t* slots = slotsArray.Data();
+  const size_t from = static_cast<size_t>(fromD), to = static_cast<size_t>(toD);
+  const int32_t floor = static_cast<int32_t>(floorD);
+  const uint32_t mask = static_cast<uint32_t>(capacity - 1);
+  // The destination of each live slot is a random place in `slots`: prefetched a few old slots ahead.
+  constexpr size_t kAhead = 16;
+  const auto home = [&](size_t j) { return 3 * static_cast<size_t>((static_cast<uint32_t>(old[3 * j]) ^ static_cast<uint32_t>(old[3 * j + 1])) & mask); };
+  size_t moved = 0;
+  for (size_t j = from; j < to; j++) {
+    if (j + kAhead < to && old[3 * (j + kAhead) + 2] >= floor) {
+      const size_t at = home(j + kAhead);
+      __builtin_prefetch(slots + at, 0, 3);
+      __builtin_prefetch(slots + at + 2, 0, 3);
+    }
+    const int32_t s = old[3 * j + 2];
+    if (s < floor) continue;
+    uint32_t i = static_cast<uint32_t>(home(j) / 3);
+    for (size_t steps = 0;; steps++) {
+      if (steps > mask) {
+        Fail(env, "slots holds no empty slot");
+        return env.Undefined();
+      }
+      if (slots[3 * static_cast<size_t>(i) + 2] == 0) break;
+      i = (i + 1) & mask;
+    }
+    slots[3 * static_cast<size_t>(i)] = old[3 * j];
+    slots[3 * static_cast<size_t>(i) + 1] = old[3 * j + 1];
+    slots[3 * static_cast<size_t>(i) + 2] = s;
+    old[3 * j + 2] = 1;
+    moved++;
+  }
+  return Napi::Number::New(env, static_cast<double>(moved));
+}
+
 // probeSlots(table, keys, n, out): see src/native/kernels.ts.
 Napi::Value ProbeSlots(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -974,6 +1040,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("selectCodeRange", Napi::Function::New(env, SelectCodeRange, "selectCodeRange"));
   exports.Set("countByKey", Napi::Function::New(env, CountByKey, "countByKey"));
   exports.Set("countFirstMet", Napi::Function::New(env, CountFirstMet, "countFirstMet"));
+  exports.Set("dedupMove", Napi::Function::New(env, DedupMove, "dedupMove"));
   exports.Set("probeSlots", Napi::Function::New(env, ProbeSlots, "probeSlots"));
   exports.Set("dedupChunk", Napi::Function::New(env, DedupChunk, "dedupChunk"));
   exports.Set("adjustExternalMemory", Napi::Function::New(env, AdjustExternalMemory, "adjustExternalMemory"));

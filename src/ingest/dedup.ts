@@ -40,10 +40,13 @@
  * keys (10k/s for an hour).
  */
 
-import { kernels } from '../native/index.js';
+import { kernels, typescriptKernels } from '../native/index.js';
 
 /** `addChunk`'s out-parameter of `kernels.dedupChunk`. */
 const chunkOut = new Float64Array(3);
+
+/** Slots from which `moveLive` calls the addon's `dedupMove` rather than its TypeScript twin (see there). */
+const KERNEL_MOVE_MIN = 256;
 
 /** Chunks `addChunk` decided by the kernel and row by row (tests check that both are exercised). */
 export const addChunkPaths = { kernel: 0, rows: 0 };
@@ -275,6 +278,9 @@ export class DedupIndex {
     let d = 0;
     this.chunkDuplicates = 0;
     if (n <= 0) return 0;
+    // The chunk's inserts' share of a drain under way, moved ahead of them in one call (at most one per insert
+    // would be, as `insert` does); the chunk takes the kernel's path if that ends the drain.
+    if (this.old !== null) this.drain(n * this.migratePerInsert);
     let minTs = Infinity;
     for (let r = from; r < to; r++) if (ts[r]! < minTs) minTs = ts[r]!;
     // Every row is remembered when the oldest is: sub-windows rise with time, and nothing in the loop below moves the floor.
@@ -294,7 +300,7 @@ export class DedupIndex {
           this.chunkDuplicates = d;
           return r - from;
         }
-        this.insert(at, hi, lo, s);
+        this.insert(at, hi, lo, s, false);
       }
       this.chunkDuplicates = d;
       return n;
@@ -362,7 +368,7 @@ export class DedupIndex {
   }
 
   /** Place absent key (hi, lo) with stored sub-window `s` at the slot `token` names (see `lookup`). */
-  private insert(token: number, hi: number, lo: number, s: number): void {
+  private insert(token: number, hi: number, lo: number, s: number, drain = true): void {
     let i = -1 - token;
     if ((this.used + 1) > (this.mask + 1) * MAX_LOAD) {
       this.rebuild();
@@ -374,10 +380,12 @@ export class DedupIndex {
     slots[3 * i + 2] = s;
     this.used++;
     this.live++;
-    // After the key is placed (its token named a slot of the table as it was): move the next old slots over, or
-    // write a few more pages of the table the coming rebuild will switch to.
-    if (this.old !== null) this.drain(this.migratePerInsert);
-    else if (this.next !== null) {
+    // After the key is placed (its token named a slot of the table as it was): move the next old slots over (unless
+    // the caller drained ahead for this insert: `addChunk`), or write a few more pages of the table the coming
+    // rebuild will switch to.
+    if (this.old !== null) {
+      if (drain) this.drain(this.migratePerInsert);
+    } else if (this.next !== null) {
       if (this.nextPages < this.nextPageCount) this.prepareNext();
     } else if (this.used > (this.mask + 1) * PREPARE_LOAD) this.startNext();
     // Keys of a batch fall in one or two sub-windows: count a run of them, and fold it into the map when the
@@ -542,23 +550,16 @@ export class DedupIndex {
     return { counted: this.used, actual };
   }
 
-  /** Move the live slots from..to-1 of `table` (not `slots`) into `slots`, leaving tombstones behind. */
+  /**
+   * Move the live slots from..to-1 of `table` (not `slots`) into `slots`, leaving tombstones behind — a tombstone,
+   * not EMPTY, since the old table's probe sequences must still run through the slot. EMPTY and TOMB are below
+   * every floor (SUB_MIN), so the kernel's one comparison skips them and the dead slots.
+   */
   private moveLive(table: Int32Array, from: number, to: number): void {
-    const floor = this.floorSub;
-    for (let j = from; j < to; j++) {
-      const s = table[3 * j + 2]!;
-      // EMPTY and TOMB are below every floor (SUB_MIN): one comparison skips them and the dead slots.
-      if (s < floor) continue;
-      const hi = table[3 * j]!;
-      const lo = table[3 * j + 1]!;
-      const i = this.emptySlotFor(hi, lo);
-      this.slots[3 * i] = hi;
-      this.slots[3 * i + 1] = lo;
-      this.slots[3 * i + 2] = s;
-      // A tombstone, not EMPTY: the old table's probe sequences must still run through the slot.
-      table[3 * j + 2] = TOMB;
-      this.used++;
-    }
+    // A call into the addon costs about what moving a few dozen slots does: the kernel for a chunk's share of a
+    // drain or a whole table, its TypeScript twin (same results) for one insert's share.
+    const k = to - from >= KERNEL_MOVE_MIN ? kernels : typescriptKernels;
+    this.used += k.dedupMove(table, from, to, this.floorSub, this.slots);
   }
 
   /** Move up to `count` slots of the draining table, in slot order, into `slots`; drop that table once empty. */

@@ -23,7 +23,7 @@ export interface NativeStatus {
 }
 
 const ADDON = fileURLToPath(new URL('../../native/build/Release/tallydb_native.node', import.meta.url));
-const NAMES: (keyof Kernels)[] = ['unpack', 'decodeTimestamps', 'timestampAnchors', 'timestampsAt', 'bucketCounts', 'bucketCountsAt', 'selectTimeRange', 'countByCode', 'selectCodeRange', 'countByKey', 'countFirstMet', 'dedupChunk', 'probeSlots'];
+const NAMES: (keyof Kernels)[] = ['unpack', 'decodeTimestamps', 'timestampAnchors', 'timestampsAt', 'bucketCounts', 'bucketCountsAt', 'selectTimeRange', 'countByCode', 'selectCodeRange', 'countByKey', 'countFirstMet', 'dedupChunk', 'dedupMove', 'probeSlots'];
 
 /** Tell V8 that `delta` bytes it does not count became garbage (> 0) or were freed (< 0); returns its new total. */
 export type AdjustExternalMemory = (delta: number) => number;
@@ -63,5 +63,8 @@ export function setKernelsForTests(which: 'typescript' | 'loaded'): 'typescript'
   kernels = which === 'typescript' ? typescriptKernels : loaded.kernels;
   return previous;
 }
-/** The TypeScript versions, for tests that compare them with `kernels`. */
+/**
+ * The TypeScript versions, for tests that compare them with `kernels`, and for calls too small to repay a call into
+ * the addon (ingest/dedup.ts moves one insert's few slots with `typescriptKernels.dedupMove`; same results).
+ */
 export { typescriptKernels };

@@ -58,6 +58,13 @@ export interface Kernels {
    */
   dedupChunk(slots: Int32Array, floor: number, hashes: Uint32Array, ts: Float64Array, from: number, to: number, subMs: number, base: number, duplicates: Uint32Array, out: Float64Array): number;
   /**
+   * The dedup index's rebuild step (src/ingest/dedup.ts, `moveLive`): each slot j of `old` in from..to−1 (3 words a
+   * slot, as `dedupChunk`'s) whose sub-window word is ≥ `floor` (live) is copied into the first empty slot of its probe
+   * sequence in `slots` and left a tombstone (sub-window word 1) in `old`; returns how many moved. Each destination
+   * is prefetched a few slots ahead. A full `slots` is a RangeError.
+   */
+  dedupMove(old: Int32Array, from: number, to: number, floor: number, slots: Int32Array): number;
+  /**
    * Batched probes of a string dictionary's table (src/head/dictionary.ts: 4 int32 words a slot — tag, k0, k1, k2;
    * tag 0 = empty; a power of two of slots; linear probing): for each value v < n, keys[4v] is its home slot (−1 for
    * no value) and keys[4v+1..4v+3] its key words; out[v] = the word offset of the first slot from home on that is
@@ -221,6 +228,37 @@ export const typescriptKernels: Kernels = {
       counts[k] = c + (weights === null ? 1 : weights[r]!);
     }
     return met;
+  },
+
+  dedupMove(old, from, to, floor, slots) {
+    if (!(old instanceof Int32Array)) throw new TypeError('old must be an Int32Array');
+    if (!(slots instanceof Int32Array)) throw new TypeError('slots must be an Int32Array');
+    const capacity = slots.length / 3;
+    if (!Number.isInteger(capacity) || capacity === 0 || capacity > 0x80000000 || (capacity & (capacity - 1)) !== 0) {
+      throw new RangeError('slots must hold 3 words a slot, a power of two of slots');
+    }
+    if (!(floor >= -0x80000000 && floor <= 0x7fffffff) || !Number.isInteger(floor)) throw new RangeError('floor must be an int32');
+    if (!(from >= 0) || !(to >= from) || !Number.isInteger(from) || !Number.isInteger(to) || 3 * to > old.length) throw new RangeError('slots from..to must lie within old');
+    const mask = capacity - 1;
+    let moved = 0;
+    for (let j = from; j < to; j++) {
+      const s = old[3 * j + 2]!;
+      if (s < floor) continue;
+      const hi = old[3 * j]!;
+      const lo = old[3 * j + 1]!;
+      let i = (hi ^ lo) & mask;
+      for (let steps = 0; ; steps++) {
+        if (steps > mask) throw new RangeError('slots holds no empty slot');
+        if (slots[3 * i + 2] === 0) break;
+        i = (i + 1) & mask;
+      }
+      slots[3 * i] = hi;
+      slots[3 * i + 1] = lo;
+      slots[3 * i + 2] = s;
+      old[3 * j + 2] = 1;
+      moved++;
+    }
+    return moved;
   },
 
   probeSlots(table, keys, n, out) {
