@@ -268,7 +268,7 @@ type ChunkOp = Op | { kind: 'chunk'; rows: { key: number; ts: number }[] };
 const chunkOpArb: fc.Arbitrary<ChunkOp> = fc.oneof(
   { arbitrary: growthOpArb, weight: 2 },
   {
-    arbitrary: fc.array(fc.record({ key: fc.nat(60), ts: fc.nat(3 * H) }), { minLength: 1, maxLength: 9 })
+    arbitrary: fc.array(fc.record({ key: fc.nat(60), ts: fc.nat(3 * H) }), { minLength: 1, maxLength: 24 })
       .chain((rows) => fc.boolean().map((sorted) => ({ kind: 'chunk' as const, rows: sorted ? [...rows].sort((a, b) => a.ts - b.ts) : rows }))),
     weight: 3,
   },
@@ -361,6 +361,33 @@ describe('DedupIndex.addChunk against a plain model, on both kernel sets', () =>
       expect(addChunkPaths.rows - before.rows).toBeGreaterThan(100);
     });
   }
+
+  it('a rebuild in the middle of a chunk leaves the drain its pace: the new table never overflows when the old one drains into it', () => {
+    // A 16-slot table: 6 keys that expire and 6 that stay, then a chunk of 12 new keys — the first one rebuilds into
+    // a new 16-slot table (6 live keys to move) and the other 11 fill it to 12. Had those inserts not drained, the
+    // next chunk's drain would move 6 more keys into 12 used slots of 16.
+    const d = new Index(H, 1_000_000, 16);
+    const h = new Uint32Array(2);
+    const key = (name: string): [number, number] => {
+      hashKeyInto(name, h, 0);
+      return [h[0]!, h[1]!];
+    };
+    for (let i = 0; i < 6; i++) d.add(...key(`old-${i}`), 0);
+    for (let i = 0; i < 6; i++) d.add(...key(`kept-${i}`), H);
+    d.advance(1.5 * H);
+    const chunk = (names: string[], t: number): number => {
+      const hashes = new Uint32Array(2 * names.length);
+      names.forEach((n, i) => hashes.set(key(n), 2 * i));
+      return d.addChunk(hashes, new Float64Array(names.length).fill(t), 0, names.length, new Uint32Array(names.length));
+    };
+    expect(chunk(Array.from({ length: 12 }, (_, i) => `new-${i}`), 1.5 * H)).toBe(12);
+    expect(chunk(['next'], 1.5 * H)).toBe(1);
+    for (const n of ['next', ...Array.from({ length: 12 }, (_, i) => `new-${i}`), ...Array.from({ length: 6 }, (_, i) => `kept-${i}`)]) {
+      expect(d.has(...key(n))).toBe(true);
+    }
+    for (let i = 0; i < 6; i++) expect(d.has(...key(`old-${i}`))).toBe(false);
+    expect(d.usedForTests().counted).toBe(d.usedForTests().actual);
+  });
 
   it('canary: an addChunk that counts a chunk\'s last row as decided without deciding it disagrees with the model', () => {
     const previous = setKernelsForTests('typescript');

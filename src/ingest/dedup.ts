@@ -281,6 +281,10 @@ export class DedupIndex {
     // The chunk's inserts' share of a drain under way, moved ahead of them in one call (at most one per insert
     // would be, as `insert` does); the chunk takes the kernel's path if that ends the drain.
     if (this.old !== null) this.drain(n * this.migratePerInsert);
+    // The table the chunk paid its drain ahead for (or null). A rebuild within the chunk starts a drain of another
+    // table, which the inserts after it pay for one by one again: left undrained, its live keys could fill the new
+    // table past its last empty slot once they moved (test/dedup.test.ts, "a rebuild in the middle of a chunk").
+    const drainedAhead = this.old;
     let minTs = Infinity;
     for (let r = from; r < to; r++) if (ts[r]! < minTs) minTs = ts[r]!;
     // Every row is remembered when the oldest is: sub-windows rise with time, and nothing in the loop below moves the floor.
@@ -300,7 +304,7 @@ export class DedupIndex {
           this.chunkDuplicates = d;
           return r - from;
         }
-        this.insert(at, hi, lo, s, false);
+        this.insert(at, hi, lo, s, this.old !== drainedAhead);
       }
       this.chunkDuplicates = d;
       return n;
@@ -381,8 +385,8 @@ export class DedupIndex {
     this.used++;
     this.live++;
     // After the key is placed (its token named a slot of the table as it was): move the next old slots over (unless
-    // the caller drained ahead for this insert: `addChunk`), or write a few more pages of the table the coming
-    // rebuild will switch to.
+    // the caller drained this table ahead for this insert: `addChunk`), or write a few more pages of the table the
+    // coming rebuild will switch to.
     if (this.old !== null) {
       if (drain) this.drain(this.migratePerInsert);
     } else if (this.next !== null) {

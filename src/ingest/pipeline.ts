@@ -110,7 +110,7 @@ export class IngestPipeline {
   private readonly validator: EventValidator;
   private watermarkMs = -Infinity;
   /** The rows `addChunk` lists as duplicates, for one chunk of `decideChunk` at a time. */
-  private readonly chunkDuplicates = new Uint32Array(PROBE_CHUNK);
+  private readonly duplicateRows = new Uint32Array(PROBE_CHUNK);
   /** Settles when the batch deciding now (if any) is done; see `decide`. */
   private deciding: Promise<void> = Promise.resolve();
 
@@ -367,7 +367,7 @@ export class IngestPipeline {
         if (t > maxTs) maxTs = t;
       }
       if (maxTs <= futureLimit && minTs >= lateLimit && minTs >= retentionLimit) {
-        const listed = this.chunkDuplicates;
+        const listed = this.duplicateRows;
         const decided = dedup!.addChunk(keyHashes, ts, from, to, listed);
         const d = dedup!.chunkDuplicates;
         const end = from + decided;
