@@ -189,9 +189,10 @@ export class StringTable {
 
   /**
    * `get` of many values at once, into `out` (0 for an absent value and for null): every value's key and first slot
-   * are computed first (the key words taken from `keys` when given: 3 a value, as `lastKeyInto` writes them), then the kernel `probeSlots` (C++, src/native/kernels.ts for its contract) runs the probes
-   * with each first slot prefetched a few values ahead — in a table of 100k values each is a cache miss, and this
-   * way many are in flight at once — and a long value's hash match is confirmed here against its string.
+   * are computed first (the key words taken from `keys` when given: 3 a value, as `lastKeyInto` writes them), then
+   * the kernel `probeSlots` (C++; src/native/kernels.ts for its contract) runs the probes with each first slot
+   * prefetched a few values ahead — in a table of 100k values each is a cache miss, and this way many are in flight
+   * at once — and a long value's hash match is confirmed here against its string.
    */
   getMany(values: readonly (string | null)[], out: Int32Array, keys: Int32Array | null = null): void {
     const n = values.length;

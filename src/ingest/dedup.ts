@@ -287,8 +287,11 @@ export class DedupIndex {
     const drainedAhead = this.old;
     let minTs = Infinity;
     for (let r = from; r < to; r++) if (ts[r]! < minTs) minTs = ts[r]!;
-    // Every row is remembered when the oldest is: sub-windows rise with time, and nothing in the loop below moves the floor.
-    if (this.old !== null || this.used + n > (this.mask + 1) * MAX_LOAD || this.live + n > this.maxKeys || this.rememberedSub(minTs) === EMPTY) {
+    // The kernel's path: no table draining, no rebuild (MAX_LOAD) or early eviction (maxKeys) reachable within the
+    // chunk, and every row remembered — so is every row when the oldest is: sub-windows rise with time, and nothing
+    // in the kernel's loop moves the floor.
+    const steady = this.old === null && this.used + n <= (this.mask + 1) * MAX_LOAD && this.live + n <= this.maxKeys;
+    if (!steady || this.rememberedSub(minTs) === EMPTY) {
       addChunkPaths.rows++;
       this.prefetch(hashes, from, to);
       for (let r = from; r < to; r++) {
