@@ -207,37 +207,61 @@ describe('DedupIndex under random add, lookup + addAt, remove and advance', () =
  * A plain model of the index: key → sub-window of the add that stored it; present while that sub-window is not
  * behind the floor (watermark − window, in sub-windows). No early eviction (maxKeys above every history's keys).
  */
-function agreesWithModel(ops: Op[], migratePerInsert: number, mutate?: (d: Index) => void): void {
-  const subMs = H / 8;
-  const d = new Index(H, 1_000_000, 16, migratePerInsert);
-  mutate?.(d);
-  const h = new Uint32Array(2);
-  const hashes = Array.from({ length: 61 }, (_, k) => { const x = new Uint32Array(2); hashKeyInto(`key-${k}`, x, 0); return x; });
-  const stored = new Map<number, number>();
-  let watermark = -Infinity;
-  let floor = -Infinity;
-  const present = (key: number): boolean => stored.has(key) && stored.get(key)! >= floor;
-  for (const op of ops) {
-    h.set(hashes[op.key]!);
+class IndexModel {
+  readonly subMs = H / 8;
+  readonly stored = new Map<number, number>();
+  watermark = -Infinity;
+  floor = -Infinity;
+  /** The key hashes of keys 0..60. */
+  readonly hashes = Array.from({ length: 61 }, (_, k) => { const x = new Uint32Array(2); hashKeyInto(`key-${k}`, x, 0); return x; });
+
+  present(key: number): boolean {
+    return this.stored.has(key) && this.stored.get(key)! >= this.floor;
+  }
+
+  remembered(ts: number): boolean {
+    return ts >= this.watermark - H && Math.floor(ts / this.subMs) >= this.floor;
+  }
+
+  /** Apply a single-key op to index `d` and to the model. */
+  apply(d: Index, op: Op): void {
+    const h = this.hashes[op.key]!;
     if (op.kind === 'add' || op.kind === 'addAt') {
       if (op.kind === 'add') d.add(h[0]!, h[1]!, op.ts);
       else {
         const at = d.lookup(h[0]!, h[1]!);
         if (at < 0) d.addAt(at, h[0]!, h[1]!, op.ts);
       }
-      const remembered = op.ts >= watermark - H && Math.floor(op.ts / subMs) >= floor;
-      if (remembered && !present(op.key)) stored.set(op.key, Math.floor(op.ts / subMs));
+      if (this.remembered(op.ts) && !this.present(op.key)) this.stored.set(op.key, Math.floor(op.ts / this.subMs));
     } else if (op.kind === 'remove') {
       d.remove(h[0]!, h[1]!);
-      stored.delete(op.key);
+      this.stored.delete(op.key);
     } else {
       d.advance(op.ts);
-      watermark = Math.max(watermark, op.ts);
-      floor = Math.max(floor, Math.floor((watermark - H) / subMs));
+      this.watermark = Math.max(this.watermark, op.ts);
+      this.floor = Math.max(this.floor, Math.floor((this.watermark - H) / this.subMs));
     }
-    for (let k = 0; k < hashes.length; k++) {
-      if (d.has(hashes[k]![0]!, hashes[k]![1]!) !== present(k)) throw new Error(`key-${k}: index says ${!present(k)}, model ${present(k)}`);
+  }
+
+  /** Throws unless `d` finds exactly the keys the model holds; returns their number. */
+  check(d: Index): number {
+    let live = 0;
+    for (let k = 0; k < this.hashes.length; k++) {
+      const present = this.present(k);
+      if (d.has(this.hashes[k]![0]!, this.hashes[k]![1]!) !== present) throw new Error(`key-${k}: index says ${!present}, model ${present}`);
+      if (present) live++;
     }
+    return live;
+  }
+}
+
+function agreesWithModel(ops: Op[], migratePerInsert: number, mutate?: (d: Index) => void): void {
+  const d = new Index(H, 1_000_000, 16, migratePerInsert);
+  mutate?.(d);
+  const model = new IndexModel();
+  for (const op of ops) {
+    model.apply(d, op);
+    model.check(d);
   }
 }
 
@@ -280,21 +304,15 @@ const chunkOpArb: fc.Arbitrary<ChunkOp> = fc.oneof(
  * leave the index agreeing with the model; the rows after a stop go through lookup + addAt, as the pipeline does.
  */
 function chunksAgreeWithModel(ops: ChunkOp[], migratePerInsert: number): void {
-  const subMs = H / 8;
   const d = new Index(H, 1_000_000, 16, migratePerInsert);
-  const hashes = Array.from({ length: 61 }, (_, k) => { const x = new Uint32Array(2); hashKeyInto(`key-${k}`, x, 0); return x; });
-  const stored = new Map<number, number>();
-  let watermark = -Infinity;
-  let floor = -Infinity;
-  const present = (key: number): boolean => stored.has(key) && stored.get(key)! >= floor;
-  const remembered = (ts: number): boolean => ts >= watermark - H && Math.floor(ts / subMs) >= floor;
+  const model = new IndexModel();
   for (const op of ops) {
     if (op.kind === 'chunk') {
       const n = op.rows.length;
       const h = new Uint32Array(2 * n);
       const ts = new Float64Array(n);
       op.rows.forEach((r, i) => {
-        h.set(hashes[r.key]!, 2 * i);
+        h.set(model.hashes[r.key]!, 2 * i);
         ts[i] = r.ts;
       });
       const listed = new Uint32Array(n);
@@ -303,10 +321,10 @@ function chunksAgreeWithModel(ops: ChunkOp[], migratePerInsert: number): void {
       let stop = n;
       for (let i = 0; i < n; i++) {
         const { key, ts: t } = op.rows[i]!;
-        if (present(key)) {
+        if (model.present(key)) {
           if (i < stop) expectedDups.push(i);
-        } else if (remembered(t)) {
-          stored.set(key, Math.floor(t / subMs));
+        } else if (model.remembered(t)) {
+          model.stored.set(key, Math.floor(t / model.subMs));
         } else if (stop === n) {
           stop = i;
         }
@@ -319,28 +337,9 @@ function chunksAgreeWithModel(ops: ChunkOp[], migratePerInsert: number): void {
         if (at < 0) d.addAt(at, h[2 * i]!, h[2 * i + 1]!, ts[i]!);
       }
     } else {
-      const h = hashes[op.key]!;
-      if (op.kind === 'add' || op.kind === 'addAt') {
-        if (op.kind === 'add') d.add(h[0]!, h[1]!, op.ts);
-        else {
-          const at = d.lookup(h[0]!, h[1]!);
-          if (at < 0) d.addAt(at, h[0]!, h[1]!, op.ts);
-        }
-        if (remembered(op.ts) && !present(op.key)) stored.set(op.key, Math.floor(op.ts / subMs));
-      } else if (op.kind === 'remove') {
-        d.remove(h[0]!, h[1]!);
-        stored.delete(op.key);
-      } else {
-        d.advance(op.ts);
-        watermark = Math.max(watermark, op.ts);
-        floor = Math.max(floor, Math.floor((watermark - H) / subMs));
-      }
+      model.apply(d, op);
     }
-    let live = 0;
-    for (let k = 0; k < hashes.length; k++) {
-      if (d.has(hashes[k]![0]!, hashes[k]![1]!) !== present(k)) throw new Error(`key-${k}: index says ${!present(k)}, model ${present(k)}`);
-      if (present(k)) live++;
-    }
+    const live = model.check(d);
     if (d.stats().keys !== live) throw new Error(`stats().keys ${d.stats().keys}, model ${live}`);
   }
 }
