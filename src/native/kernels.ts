@@ -51,10 +51,10 @@ export interface Kernels {
    * stored sub-window; a power of two of slots; linear probing from slot (hi ^ lo) & mask; 0 = empty; a slot is live
    * when its sub-window ≥ `floor`). A live match is a duplicate: r is listed in `duplicates`. Otherwise the key is
    * stored in the empty slot that ended its probe, with sub-window clamp(floor(ts[r] / subMs) − base + 2^30 + 2,
-   * 2, 2^31 − 2). Stops before the first row to be stored whose sub-window differs from that of the first row
-   * stored, so that every stored row shares one. Returns the number of rows decided; out[0] = duplicates listed,
-   * out[1] = rows stored, out[2] = their sub-window. The caller guarantees room (the table never fills: a full one
-   * is a RangeError).
+   * 2, 2^31 − 2) truncated to an integer (a NaN one is a RangeError). Stops before the first row to be stored whose
+   * sub-window differs from that of the first row stored, so that every stored row shares one. Returns the number of
+   * rows decided; out[0] = duplicates listed, out[1] = rows stored, out[2] = their sub-window. The caller guarantees
+   * room (the table never fills: a full one is a RangeError).
    */
   dedupChunk(slots: Int32Array, floor: number, hashes: Uint32Array, ts: Float64Array, from: number, to: number, subMs: number, base: number, duplicates: Uint32Array, out: Float64Array): number;
   /**
