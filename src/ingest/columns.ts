@@ -29,6 +29,8 @@ export interface EventColumns {
   /**
    * Per dimension, the key words of `dims[d].values` (3 a value, as head/dictionary.ts `StringTable.lastKeyInto`
    * writes them), so the head's lookups need not compute them again; absent when the batch did not come with them.
+   * Trusted as the rest of the columns are (`columnize` and the MessagePack columnizer make them): a short value's
+   * words are not checked against its string, so words of another value would give it that value's id.
    */
   dimKeys?: Int32Array[];
   metrics: Float64Array[];
