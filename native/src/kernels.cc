@@ -734,6 +734,22 @@ Napi::Value CountFirstMet(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(met));
 }
 
+// The number of slots of an open-addressing table of `length` int32 words, `words` a slot (dedupChunk, dedupMove,
+// probeSlots): a power of two, at most maxSlots; or 0 after a RangeError.
+size_t SlotCount(Napi::Env env, size_t length, size_t words, size_t maxSlots, const char* name) {
+  const size_t capacity = length / words;
+  if (length % words != 0 || capacity == 0 || (capacity & (capacity - 1)) != 0 || capacity > maxSlots) {
+    Fail(env, std::string(name) + " must hold " + std::to_string(words) + " words a slot, a power of two of slots");
+    return 0;
+  }
+  return capacity;
+}
+
+bool CheckInt32(Napi::Env env, double x, const char* name) {
+  if (!(x >= -2147483648.0 && x <= 2147483647.0) || x != std::trunc(x)) return Fail(env, std::string(name) + " must be an int32");
+  return true;
+}
+
 // Bring the home slot of row r's key (3 words, which may straddle two cache lines) into cache. A function, not a
 // lambda: GCC 12 dropped the prefetches of the same code written as a lambda.
 inline __attribute__((always_inline)) void PrefetchHome(const int32_t* slots, const uint32_t* h, size_t r, uint32_t mask) {
@@ -831,12 +847,8 @@ Napi::Value DedupChunk(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   auto slotsArray = info[0].As<Napi::Int32Array>();
-  const size_t words = slotsArray.ElementLength();
-  const size_t capacity = words / 3;
-  if (words % 3 != 0 || capacity == 0 || (capacity & (capacity - 1)) != 0 || capacity > 0x80000000u) {
-    Fail(env, "slots must hold 3 words a slot, a power of two of slots");
-    return env.Undefined();
-  }
+  const size_t capacity = SlotCount(env, slotsArray.ElementLength(), 3, 0x80000000u, "slots");
+  if (capacity == 0) return env.Undefined();
   double floorD, fromD, toD, subMs, base;
   U32 hashes;
   F64 ts;
@@ -847,10 +859,7 @@ Napi::Value DedupChunk(const Napi::CallbackInfo& info) {
       !GetNumber(info[7], &base, "base") || !GetU32(info[8], &duplicates, "duplicates") || !GetF64(info[9], &out, "out")) {
     return env.Undefined();
   }
-  if (!(floorD >= -2147483648.0 && floorD <= 2147483647.0) || floorD != std::trunc(floorD)) {
-    Fail(env, "floor must be an int32");
-    return env.Undefined();
-  }
+  if (!CheckInt32(env, floorD, "floor")) return env.Undefined();
   if (!(fromD >= 0) || !(toD >= fromD) || fromD != std::trunc(fromD) || toD != std::trunc(toD) || toD > ts.n || 2 * toD > hashes.n) {
     Fail(env, "rows from..to must lie within ts and hashes");
     return env.Undefined();
@@ -892,16 +901,9 @@ Napi::Value DedupMove(const Napi::CallbackInfo& info) {
   auto slotsArray = info[4].As<Napi::Int32Array>();
   double fromD, toD, floorD;
   if (!GetNumber(info[1], &fromD, "from") || !GetNumber(info[2], &toD, "to") || !GetNumber(info[3], &floorD, "floor")) return env.Undefined();
-  const size_t words = slotsArray.ElementLength();
-  const size_t capacity = words / 3;
-  if (words % 3 != 0 || capacity == 0 || (capacity & (capacity - 1)) != 0 || capacity > 0x80000000u) {
-    Fail(env, "slots must hold 3 words a slot, a power of two of slots");
-    return env.Undefined();
-  }
-  if (!(floorD >= -2147483648.0 && floorD <= 2147483647.0) || floorD != std::trunc(floorD)) {
-    Fail(env, "floor must be an int32");
-    return env.Undefined();
-  }
+  const size_t capacity = SlotCount(env, slotsArray.ElementLength(), 3, 0x80000000u, "slots");
+  if (capacity == 0) return env.Undefined();
+  if (!CheckInt32(env, floorD, "floor")) return env.Undefined();
   if (!(fromD >= 0) || !(toD >= fromD) || fromD != std::trunc(fromD) || toD != std::trunc(toD) || 3 * toD > oldArray.ElementLength()) {
     Fail(env, "slots from..to must lie within old");
     return env.Undefined();
@@ -959,12 +961,8 @@ Napi::Value ProbeSlots(const Napi::CallbackInfo& info) {
   auto outArray = info[3].As<Napi::Int32Array>();
   double nD;
   if (!GetNumber(info[2], &nD, "n")) return env.Undefined();
-  const size_t words = tableArray.ElementLength();
-  const size_t capacity = words / 4;
-  if (words % 4 != 0 || capacity == 0 || (capacity & (capacity - 1)) != 0 || capacity > 0x20000000u) {
-    Fail(env, "table must hold 4 words a slot, a power of two of slots");
-    return env.Undefined();
-  }
+  const size_t capacity = SlotCount(env, tableArray.ElementLength(), 4, 0x20000000u, "table");
+  if (capacity == 0) return env.Undefined();
   if (!(nD >= 0) || nD != std::trunc(nD) || 4 * nD > keysArray.ElementLength() || nD > outArray.ElementLength()) {
     Fail(env, "n must be a count of keys within keys and out");
     return env.Undefined();

@@ -106,6 +106,22 @@ function floorDiv(t: number, size: number, inv: number): number {
   return q;
 }
 
+/**
+ * The number of slots of an open-addressing table of `words` int32 words a slot (`dedupChunk`, `dedupMove`,
+ * `probeSlots`), checked: a power of two, at most `max`.
+ */
+function slotCount(table: Int32Array, words: number, max: number, name: string): number {
+  const capacity = table.length / words;
+  if (!Number.isInteger(capacity) || capacity === 0 || capacity > max || (capacity & (capacity - 1)) !== 0) {
+    throw new RangeError(`${name} must hold ${words} words a slot, a power of two of slots`);
+  }
+  return capacity;
+}
+
+function checkInt32(x: number, name: string): void {
+  if (!(x >= -0x80000000 && x <= 0x7fffffff) || !Number.isInteger(x)) throw new RangeError(`${name} must be an int32`);
+}
+
 export const typescriptKernels: Kernels = {
   unpack(buf) {
     return unpackBits(Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength));
@@ -233,11 +249,8 @@ export const typescriptKernels: Kernels = {
   dedupMove(old, from, to, floor, slots) {
     if (!(old instanceof Int32Array)) throw new TypeError('old must be an Int32Array');
     if (!(slots instanceof Int32Array)) throw new TypeError('slots must be an Int32Array');
-    const capacity = slots.length / 3;
-    if (!Number.isInteger(capacity) || capacity === 0 || capacity > 0x80000000 || (capacity & (capacity - 1)) !== 0) {
-      throw new RangeError('slots must hold 3 words a slot, a power of two of slots');
-    }
-    if (!(floor >= -0x80000000 && floor <= 0x7fffffff) || !Number.isInteger(floor)) throw new RangeError('floor must be an int32');
+    const capacity = slotCount(slots, 3, 0x80000000, 'slots');
+    checkInt32(floor, 'floor');
     if (!(from >= 0) || !(to >= from) || !Number.isInteger(from) || !Number.isInteger(to) || 3 * to > old.length) throw new RangeError('slots from..to must lie within old');
     const mask = capacity - 1;
     let moved = 0;
@@ -265,10 +278,7 @@ export const typescriptKernels: Kernels = {
     if (!(table instanceof Int32Array)) throw new TypeError('table must be an Int32Array');
     if (!(keys instanceof Int32Array)) throw new TypeError('keys must be an Int32Array');
     if (!(out instanceof Int32Array)) throw new TypeError('out must be an Int32Array');
-    const capacity = table.length / 4;
-    if (!Number.isInteger(capacity) || capacity === 0 || capacity > 0x20000000 || (capacity & (capacity - 1)) !== 0) {
-      throw new RangeError('table must hold 4 words a slot, a power of two of slots');
-    }
+    const capacity = slotCount(table, 4, 0x20000000, 'table');
     if (!(n >= 0) || !Number.isInteger(n) || 4 * n > keys.length || n > out.length) throw new RangeError('n must be a count of keys within keys and out');
     for (let v = 0; v < n; v++) if (keys[4 * v]! >= capacity) throw new RangeError('a home slot lies outside the table');
     const mask = capacity - 1;
@@ -294,15 +304,12 @@ export const typescriptKernels: Kernels = {
 
   dedupChunk(slots, floor, hashes, ts, from, to, subMs, base, duplicates, out) {
     if (!(slots instanceof Int32Array)) throw new TypeError('slots must be an Int32Array');
-    const capacity = slots.length / 3;
-    if (!Number.isInteger(capacity) || capacity === 0 || capacity > 0x80000000 || (capacity & (capacity - 1)) !== 0) {
-      throw new RangeError('slots must hold 3 words a slot, a power of two of slots');
-    }
+    const capacity = slotCount(slots, 3, 0x80000000, 'slots');
     if (!(hashes instanceof Uint32Array)) throw new TypeError('hashes must be a Uint32Array');
     if (!(ts instanceof Float64Array)) throw new TypeError('ts must be a Float64Array');
     if (!(duplicates instanceof Uint32Array)) throw new TypeError('duplicates must be a Uint32Array');
     if (!(out instanceof Float64Array)) throw new TypeError('out must be a Float64Array');
-    if (!(floor >= -0x80000000 && floor <= 0x7fffffff) || !Number.isInteger(floor)) throw new RangeError('floor must be an int32');
+    checkInt32(floor, 'floor');
     if (!(from >= 0) || !(to >= from) || !Number.isInteger(from) || !Number.isInteger(to) || to > ts.length || 2 * to > hashes.length) {
       throw new RangeError('rows from..to must lie within ts and hashes');
     }
