@@ -86,7 +86,7 @@ describe('head dictionary', () => {
     }), { numRuns: 200 });
   });
 
-  it('a batch dictionary reused from batch to batch gives each batch its own values in order of first use (a Map model), also past stale values of bigger batches and when long hashes collide', () => {
+  it('a batch dictionary reused from batch to batch gives each batch its own values in order of first use (a Map model), whether found by comparison, in its Map or in its table, also past stale values of bigger batches and when long hashes collide', () => {
     const ascii = new TextEncoder();
     const run = (batches: (string | null)[][]): void => {
       const dict = new BatchDictionary();
@@ -114,6 +114,11 @@ describe('head dictionary', () => {
     const pool = Array.from({ length: 40 }, (_, i) => [`v${i}`, `a-longer-value-number-${i}`, `ünï-${i}`, `値${i}`][i % 4]!);
     const pooledArb = fc.array(fc.array(fc.option(fc.constantFrom(...pool), { nil: null, freq: 20 }), { minLength: 1, maxLength: 200 }), { minLength: 1, maxLength: 4 });
     fc.assert(fc.property(pooledArb, run), { numRuns: 100 });
+    // And from a pool of 400, in batches of hundreds: past the Map's 128 values into the table alone, with values
+    // first met by comparison, in the Map and in the table all coming again in the same batch and the next.
+    const big = Array.from({ length: 400 }, (_, i) => (i % 3 === 0 ? `long-pooled-value-${i}` : `p${i}`));
+    const bigArb = fc.array(fc.array(fc.constantFrom(...big), { minLength: 300, maxLength: 700 }), { minLength: 1, maxLength: 3 });
+    fc.assert(fc.property(bigArb, run), { numRuns: 30 });
     const previous = setLongHashForTests((_v, out, i) => {
       out[2 * i] = 7;
       out[2 * i + 1] = 7;

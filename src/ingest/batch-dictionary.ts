@@ -15,6 +15,13 @@ import { StringTable, keyOfAscii, SHORT_KEY_CHARS } from '../head/dictionary.js'
 const latin1 = new TextDecoder('latin1');
 /** Up to this many distinct values, a string is looked up by comparison with each (the table still gets them all). */
 const SCAN_VALUES = 8;
+/**
+ * Up to this many, in a `Map` (the table still gets them all): V8 keeps a string's hash in the string, so a `Map`
+ * finds a value it has hashed before (a literal, a JSON value of up to 10 characters, any string already looked up)
+ * without reading its characters, where the table's key is made from them. Beyond, the table alone: a `Map` of a
+ * batch's thousands of distinct values (image ids) grows by rehashing and was slower than the table.
+ */
+const MAP_VALUES = 128;
 
 export class BatchDictionary {
   /** The batch's values are `values[0..count)`; the slots after them hold stale values of earlier batches. */
@@ -24,12 +31,18 @@ export class BatchDictionary {
   private count = 0;
   /** Tags are local id + 1. */
   private readonly table = new StringTable(this.values, 1);
+  /**
+   * Every string value of the batch, by id, while there are at most MAP_VALUES values (both `idOf` and `idOfAscii`
+   * add to it); unused after.
+   */
+  private readonly map = new Map<string, number>();
   private nullId = -1;
 
   /** Start a batch: forget every value. */
   reset(): void {
     this.count = 0;
     this.table.reset(this.values);
+    if (this.map.size > 0) this.map.clear();
     this.nullId = -1;
   }
 
@@ -77,12 +90,18 @@ export class BatchDictionary {
     }
     const values = this.values;
     const count = this.count;
-    if (count <= SCAN_VALUES) {
-      // A handful of values so far (gender, device, event type): comparing is cheaper than hashing.
-      for (let j = 0; j < count; j++) if (values[j] === v) return j;
+    if (count <= MAP_VALUES) {
+      if (count <= SCAN_VALUES) {
+        // A handful of values so far (gender, device, event type): comparing is cheaper than hashing.
+        for (let j = 0; j < count; j++) if (values[j] === v) return j;
+      } else {
+        const known = this.map.get(v);
+        if (known !== undefined) return known;
+      }
       const id = this.add(v);
       this.table.set(v, id + 1);
       this.keepKey(id);
+      this.map.set(v, id);
       return id;
     }
     const tag = this.table.get(v);
@@ -100,9 +119,12 @@ export class BatchDictionary {
     keyOfAscii(bytes, off, len);
     const tag = this.table.getShortKey();
     if (tag !== 0) return tag - 1;
-    const id = this.add(latin1.decode(bytes.subarray(off, off + len)));
+    const mapped = this.count <= MAP_VALUES;
+    const v = latin1.decode(bytes.subarray(off, off + len));
+    const id = this.add(v);
     this.table.setLastKey(id + 1);
     this.keepKey(id);
+    if (mapped) this.map.set(v, id);
     return id;
   }
 }
