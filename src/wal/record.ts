@@ -18,7 +18,7 @@
  */
 import { crc32c } from '@node-rs/crc32';
 import { compress, compressAsync, decompress } from '../storage/compress.js';
-import { pack, unpack } from 'msgpackr';
+import { Packr, unpack } from 'msgpackr';
 
 export const WAL_MAGIC = 'TLYW';
 export const WAL_VERSION = 1;
@@ -131,15 +131,59 @@ function aligned(b: Buffer): ArrayBuffer {
 
 /** The payload of a record: msgpack of the batch, lz4-compressed. */
 export function encodeBatch(r: BatchRecord): Buffer {
-  return compress(packBatch(r));
+  const buf = takePackBuffer();
+  try {
+    return compress(packInto(buf, r));
+  } finally {
+    givePackBuffer(buf);
+  }
 }
 
 /**
  * `encodeBatch` with the compression on libuv's thread pool (lz4-napi's async `compress`), off the calling thread:
  * the ingest thread only packs. Same bytes as `encodeBatch`.
  */
-export function encodeBatchAsync(r: BatchRecord): Promise<Buffer> {
-  return compressAsync(packBatch(r));
+export async function encodeBatchAsync(r: BatchRecord): Promise<Buffer> {
+  const buf = takePackBuffer();
+  try {
+    return await compressAsync(packInto(buf, r));
+  } finally {
+    givePackBuffer(buf);
+  }
+}
+
+/**
+ * Records are packed into buffers kept here (msgpackr's `useBuffer`), each taken by one record until its compression
+ * has finished. Left to itself, msgpackr packs each value after the last one in one module-level buffer and starts a
+ * new buffer when that one is full: a record of 10k events (~190 KB) filled one every few batches, and each new
+ * buffer's pages were faulted in on the ingest thread — a quarter of its page faults (docs/benchmarks.md, "Fifteenth
+ * session"). After each record, msgpackr's buffer is a new small one, so no other pack in the process ever writes
+ * into a buffer kept here.
+ */
+const packr = new Packr({ useRecords: false }); // the options of msgpackr's own `pack`: the same bytes
+const idlePackBuffers: Buffer[] = [];
+const IDLE_PACK_BUFFERS = 8;
+/** The size of new pack buffers: grown past any record that did not fit (msgpackr then packs it into its own). */
+let packBufferBytes = 512 * 1024;
+
+function takePackBuffer(): Buffer {
+  return idlePackBuffers.pop() ?? Buffer.allocUnsafeSlow(packBufferBytes);
+}
+
+function givePackBuffer(buf: Buffer): void {
+  if (buf.length === packBufferBytes && idlePackBuffers.length < IDLE_PACK_BUFFERS) idlePackBuffers.push(buf);
+}
+
+/** msgpack of `r`: a view of `buf`, or of a buffer of msgpackr's own when `r` does not fit in it. */
+function packInto(buf: Buffer, r: BatchRecord): Buffer {
+  packr.useBuffer(buf);
+  try {
+    const packed = packBatch(r);
+    if (packed.buffer !== buf.buffer) packBufferBytes = Math.max(packBufferBytes, 2 * packed.length);
+    return packed;
+  } finally {
+    packr.useBuffer(Buffer.allocUnsafeSlow(8192));
+  }
 }
 
 /**
@@ -185,7 +229,7 @@ function packBatch(r: BatchRecord): Buffer {
   } else {
     tsBytes = bytesOf(ts);
   }
-  return pack({
+  return packr.pack({
     v: 2,
     lsn: r.lsn,
     ds: r.ds,

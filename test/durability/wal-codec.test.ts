@@ -1,12 +1,13 @@
 /**
  * A WAL record decodes to exactly the batch that was encoded — with ids stored 1, 2 or 4 bytes wide and times as
  * u32 offsets or f64 — and version 1 payloads (written before narrow columns) still decode. A malformed width or
- * column is an error (reported as corruption by replay), never a half-decoded batch.
+ * column is an error (reported as corruption by replay), never a half-decoded batch. Records are packed into buffers
+ * the codec reuses: a record being compressed keeps its buffer, and no other msgpackr pack lands in one.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { pack } from 'msgpackr';
-import { decodeBatch, encodeBatch, type BatchRecord } from '../../src/wal/record.js';
+import { decodeBatch, encodeBatch, encodeBatchAsync, type BatchRecord } from '../../src/wal/record.js';
 import { compress } from '../../src/storage/compress.js';
 
 const bytes = (a: Float64Array | Uint32Array): Buffer => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
@@ -45,6 +46,34 @@ describe('WAL record codec', () => {
       const back = decodeBatch(encodeBatch(r));
       expect(back).toEqual(r);
     }), { numRuns: 60 });
+  });
+
+  it('records packed at once, each compressed on the thread pool, keep their own bytes until compressed, also records too big for a pack buffer', async () => {
+    const records = fc.sample(recordArb, { numRuns: 40, seed: 11 });
+    // A record of 40k rows (~840 KB packed) does not fit a pack buffer of 512 KB: msgpackr packs it into its own.
+    const big = (lsn: number): BatchRecord => {
+      const n = 40_000;
+      return { lsn, ds: 'ev', n, ts: Float64Array.from({ length: n }, (_, i) => 1000 + i), dims: [{ values: [null, 'a', 'b'], ids: Uint32Array.from({ length: n }, (_, i) => i % 3) }], metrics: [Float64Array.from({ length: n }, (_, i) => i / 2)], keyHashes: Uint32Array.from({ length: 2 * n }, (_, i) => i) };
+    };
+    const all = [...records.slice(0, 20), big(1), ...records.slice(20), big(2)];
+    for (let round = 0; round < 2; round++) {
+      const payloads = await Promise.all(all.map((r) => encodeBatchAsync(r)));
+      payloads.forEach((p, i) => expect(decodeBatch(p)).toEqual(all[i]));
+      // The same bytes as the synchronous codec.
+      payloads.forEach((p, i) => expect(p.equals(encodeBatch(all[i]!))).toBe(true));
+    }
+  });
+
+  it('a msgpackr pack made elsewhere between two records is not written over by the second', async () => {
+    const r = fc.sample(recordArb, { numRuns: 1, seed: 5 })[0]!;
+    for (let round = 0; round < 3; round++) {
+      await encodeBatchAsync({ ...r, n: 0, ts: new Float64Array(0), dims: [], metrics: [], keyHashes: null });
+      const other = pack({ someone: 'else', values: Array.from({ length: 50 }, (_, i) => `value-${i}`) });
+      const copy = Buffer.from(other);
+      encodeBatch(r);
+      await encodeBatchAsync(r);
+      expect(other.equals(copy)).toBe(true);
+    }
   });
 
   it('a version 1 payload (f64 times, u32 ids) still decodes', () => {
