@@ -127,6 +127,22 @@ export const SEAL_ENCODING = Object.freeze({ workerMinRows: 2048, batchBuckets: 
  */
 export const WAL_GROUP_BUFFER = Object.freeze({ keptBytes: 8 * 1024 * 1024 });
 
+/**
+ * WAL records are packed into buffers the codec keeps (wal/record.ts), each held by one record until it is
+ * compressed: `initialBytes` each at first (a 10k-event record packs to ~190 KiB), twice a record that did not fit
+ * after one did not, and up to `idle` of them kept between records. Packed where msgpackr packs by itself, a record
+ * filled its shared buffer every few batches and the new one's pages were faulted in on the engine's thread.
+ */
+export const WAL_PACK_BUFFERS = Object.freeze({ initialBytes: 512 * 1024, idle: 8 });
+
+/**
+ * The head's column blocks of `minBytes` up to `maxBytes` (a minute bucket of ~2,000 rows and more of the suite's
+ * shape; at 100M events 2.5–5 MiB) are made one ahead for each of the `sizes` sizes asked for last, and their pages
+ * faulted in on libuv's thread pool while the block before fills (head/column-memory.ts): the engine's thread then
+ * appends into memory that is already there. At most `sizes` blocks wait, up to `sizes × maxBytes` of memory.
+ */
+export const HEAD_BLOCKS_AHEAD = Object.freeze({ minBytes: 64 * 1024, maxBytes: 8 * 1024 * 1024, sizes: 2 });
+
 /** Merge user overrides over the defaults; every override must be a positive integer. */
 export function resolveLimits(overrides: Partial<Limits> | undefined, fail: (message: string) => never): Limits {
   const limits: Limits = { ...DEFAULT_LIMITS };

@@ -4,8 +4,16 @@
 // Invariant: a kernel never reads or writes outside the typed arrays it was given. Every row id and every computed
 // index is checked against the array it indexes; a bad one throws a RangeError (as the TypeScript versions do),
 // so a damaged or crafted input costs an error, never memory. The kernels hold no state and allocate only their
-// result arrays. (One function here is not a kernel: adjustExternalMemory, at the end.)
+// result arrays. (Two functions here are not kernels: adjustExternalMemory and populate, at the end.)
 #include <napi.h>
+
+#ifdef __linux__
+#include <sys/mman.h>
+#include <unistd.h>
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23  // Linux 5.14
+#endif
+#endif
 
 #include <cmath>
 #include <cstdint>
@@ -1026,6 +1034,66 @@ Napi::Value AdjustExternalMemory(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(total));
 }
 
+// populate(view): fault in the whole pages under the typed array `view` on libuv's thread pool
+// (madvise MADV_POPULATE_WRITE, Linux 5.14+), so that the thread that first writes them does not stop for each
+// page's fault — the head's next bucket block (src/head/column-memory.ts). It changes no byte (a page already there
+// is left alone), so it is safe while the memory is read or written. Returns a promise of true when the pages are
+// in, false where the system cannot (another OS, an older kernel, memory not from an anonymous mapping). The view is
+// referenced until then, so its memory outlives the call. Not a kernel: there is no way to do it in JavaScript.
+class PopulateWorker : public Napi::AsyncWorker {
+ public:
+  PopulateWorker(Napi::Env env, Napi::TypedArray view)
+      : Napi::AsyncWorker(env, "tallydb.populate"), deferred_(Napi::Promise::Deferred::New(env)) {
+    ref_ = Napi::Persistent(view.As<Napi::Object>());
+    // The element pointer from napi itself: a SharedArrayBuffer's view has one too, where ArrayBuffer() does not.
+    napi_typedarray_type type;
+    size_t length = 0;
+    void* data = nullptr;
+    if (napi_get_typedarray_info(env, view, &type, &length, &data, nullptr, nullptr) == napi_ok) {
+      data_ = static_cast<uint8_t*>(data);
+      bytes_ = view.ByteLength();
+    }
+  }
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+#ifdef __linux__
+    const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+    const uintptr_t from = (reinterpret_cast<uintptr_t>(data_) + page - 1) & ~(page - 1);
+    const uintptr_t to = (reinterpret_cast<uintptr_t>(data_) + bytes_) & ~(page - 1);
+    if (data_ == nullptr) return;
+    ok_ = to <= from || madvise(reinterpret_cast<void*>(from), to - from, MADV_POPULATE_WRITE) == 0;
+#endif
+  }
+  void OnOK() override {
+    ref_.Reset();
+    deferred_.Resolve(Napi::Boolean::New(Env(), ok_));
+  }
+  void OnError(const Napi::Error& e) override {
+    ref_.Reset();
+    deferred_.Reject(e.Value());
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Napi::ObjectReference ref_;
+  uint8_t* data_ = nullptr;
+  size_t bytes_ = 0;
+  bool ok_ = false;
+};
+
+Napi::Value Populate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsTypedArray()) {
+    TypeFail(env, "view: want a typed array");
+    return env.Undefined();
+  }
+  auto* worker = new PopulateWorker(env, info[0].As<Napi::TypedArray>());
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("unpack", Napi::Function::New(env, UnpackU32, "unpack"));
   exports.Set("decodeTimestamps", Napi::Function::New(env, DecodeTimestamps, "decodeTimestamps"));
@@ -1042,6 +1110,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("probeSlots", Napi::Function::New(env, ProbeSlots, "probeSlots"));
   exports.Set("dedupChunk", Napi::Function::New(env, DedupChunk, "dedupChunk"));
   exports.Set("adjustExternalMemory", Napi::Function::New(env, AdjustExternalMemory, "adjustExternalMemory"));
+  exports.Set("populate", Napi::Function::New(env, Populate, "populate"));
   return exports;
 }
 

@@ -16,9 +16,11 @@
  *
  * Without the addon (or with TALLYDB_NATIVE=0) nothing can be reported, so columns are plain ArrayBuffers, which V8
  * counts itself (the engine's behaviour before). The buffers are never shared with another thread: what the head
- * posts (seal inputs, the query thread's feed) is copied out of them first.
+ * posts (seal inputs, the query thread's feed) is copied out of them first. (libuv's thread pool faults in the pages
+ * of blocks made ahead, see `ColumnBlock`; that reads and writes no byte of them.)
  */
-import { adjustExternalMemory } from '../native/index.js';
+import { adjustExternalMemory, populate } from '../native/index.js';
+import { HEAD_BLOCKS_AHEAD } from '../limits.js';
 
 type Mode = 'shared' | 'plain';
 let mode: Mode = adjustExternalMemory === null ? 'plain' : 'shared';
@@ -39,6 +41,29 @@ function buffer(bytes: number): ArrayBuffer {
   return (mode === 'plain' ? new ArrayBuffer(bytes) : new SharedArrayBuffer(bytes)) as ArrayBuffer;
 }
 
+/** Blocks made ahead (`ColumnBlock`), by size, the size asked for least recently first; each is handed out once. */
+const ahead = new Map<number, ArrayBuffer>();
+let populateAhead = populate;
+
+/**
+ * A new buffer of `bytes` for a block: for the sizes limits.ts HEAD_BLOCKS_AHEAD names, the one made ahead if there
+ * is one, and the next of that size made now, its pages faulted in on libuv's thread pool (the addon's `populate`)
+ * while this one fills. A new minute's bucket (the suite's: 8,192 rows, 304 KiB) otherwise took its ~76 page faults
+ * on the engine's thread as it appended, a quarter of that thread's faults (docs/benchmarks.md, "Fifteenth
+ * session"). Without the addon, or in plain memory, every buffer is made when asked for.
+ */
+function blockBuffer(bytes: number): ArrayBuffer {
+  if (populateAhead === null || mode !== 'shared' || bytes < HEAD_BLOCKS_AHEAD.minBytes || bytes > HEAD_BLOCKS_AHEAD.maxBytes) return buffer(bytes);
+  const ready = ahead.get(bytes);
+  ahead.delete(bytes);
+  const next = buffer(bytes);
+  ahead.set(bytes, next);
+  if (ahead.size > HEAD_BLOCKS_AHEAD.sizes) ahead.delete(ahead.keys().next().value!);
+  // Not awaited: a block handed out before its pages are in is only slower to fill (populate changes no byte).
+  populateAhead(new Uint8Array(next)).catch(() => {});
+  return ready ?? buffer(bytes);
+}
+
 /**
  * Columns carved one after the other from one new buffer of `bytes`: a head bucket's columns are made together,
  * and a SharedArrayBuffer costs ~10–28 µs to make whatever its size (a bucket of 8,192 rows with the suite's eight
@@ -51,7 +76,7 @@ export class ColumnBlock {
   private at = 0;
 
   constructor(bytes: number) {
-    this.buf = buffer(bytes);
+    this.buf = blockBuffer(bytes);
   }
 
   f64(length: number): Float64Array {
@@ -107,10 +132,24 @@ export function setColumnMemoryForTests(next: Mode): Mode {
   if (next === 'shared' && adjustExternalMemory === null) throw new Error('shared column memory needs the native addon');
   const previous = mode;
   mode = next;
+  ahead.clear();
   return previous;
 }
 
 /** Which memory new columns get. */
 export function columnMemory(): Mode {
   return mode;
+}
+
+/** The sizes of the blocks made ahead and waiting, least recently asked for first (tests). */
+export function blocksAhead(): number[] {
+  return [...ahead.keys()];
+}
+
+/** Tests: what faults in the pages of a block made ahead (null: blocks are not made ahead). Returns the previous. */
+export function setPopulateForTests(fn: typeof populate): typeof populate {
+  const previous = populateAhead;
+  populateAhead = fn;
+  ahead.clear();
+  return previous;
 }

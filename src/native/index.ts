@@ -27,18 +27,20 @@ const NAMES: (keyof Kernels)[] = ['unpack', 'decodeTimestamps', 'timestampAnchor
 
 /** Tell V8 that `delta` bytes it does not count became garbage (> 0) or were freed (< 0); returns its new total. */
 export type AdjustExternalMemory = (delta: number) => number;
+/** Fault in the pages under `view` on libuv's thread pool, changing no byte; true when done, false if unsupported. */
+export type Populate = (view: ArrayBufferView) => Promise<boolean>;
 
-function load(): { kernels: Kernels; status: NativeStatus; adjust: AdjustExternalMemory | null } {
+function load(): { kernels: Kernels; status: NativeStatus; adjust: AdjustExternalMemory | null; populate: Populate | null } {
   if (process.env['TALLYDB_NATIVE'] === '0') {
-    return { kernels: typescriptKernels, status: { kind: 'typescript', reason: 'TALLYDB_NATIVE=0' }, adjust: null };
+    return { kernels: typescriptKernels, status: { kind: 'typescript', reason: 'TALLYDB_NATIVE=0' }, adjust: null, populate: null };
   }
   try {
-    const addon = createRequire(import.meta.url)(ADDON) as Partial<Kernels> & { adjustExternalMemory?: AdjustExternalMemory };
-    const missing = [...NAMES, 'adjustExternalMemory' as const].filter((n) => typeof addon[n] !== 'function');
+    const addon = createRequire(import.meta.url)(ADDON) as Partial<Kernels> & { adjustExternalMemory?: AdjustExternalMemory; populate?: Populate };
+    const missing = [...NAMES, 'adjustExternalMemory' as const, 'populate' as const].filter((n) => typeof addon[n] !== 'function');
     if (missing.length > 0) throw new Error(`the addon at ${ADDON} lacks ${missing.join(', ')}; rebuild it with npm install`);
-    return { kernels: addon as Kernels, status: { kind: 'native' }, adjust: addon.adjustExternalMemory! };
+    return { kernels: addon as Kernels, status: { kind: 'native' }, adjust: addon.adjustExternalMemory!, populate: addon.populate! };
   } catch (e) {
-    return { kernels: typescriptKernels, status: { kind: 'typescript', reason: (e as Error).message.split('\n')[0]! }, adjust: null };
+    return { kernels: typescriptKernels, status: { kind: 'typescript', reason: (e as Error).message.split('\n')[0]! }, adjust: null, populate: null };
   }
 }
 
@@ -50,6 +52,12 @@ const loaded = load();
  * JavaScript.
  */
 export const adjustExternalMemory: AdjustExternalMemory | null = loaded.adjust;
+
+/**
+ * The addon's `populate` (madvise MADV_POPULATE_WRITE on libuv's thread pool), or null without the addon: the head
+ * then makes its blocks as they are needed (head/column-memory.ts). Not a kernel either: no JavaScript can do it.
+ */
+export const populate: Populate | null = loaded.populate;
 
 export let kernels: Kernels = loaded.kernels;
 export const nativeStatus: NativeStatus = loaded.status;

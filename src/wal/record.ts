@@ -19,6 +19,7 @@
 import { crc32c } from '@node-rs/crc32';
 import { compress, compressAsync, decompress } from '../storage/compress.js';
 import { Packr, unpack } from 'msgpackr';
+import { WAL_PACK_BUFFERS } from '../limits.js';
 
 export const WAL_MAGIC = 'TLYW';
 export const WAL_VERSION = 1;
@@ -156,22 +157,21 @@ export async function encodeBatchAsync(r: BatchRecord): Promise<Buffer> {
  * Records are packed into buffers kept here (msgpackr's `useBuffer`), each taken by one record until its compression
  * has finished. Left to itself, msgpackr packs each value after the last one in one module-level buffer and starts a
  * new buffer when that one is full: a record of 10k events (~190 KB) filled one every few batches, and each new
- * buffer's pages were faulted in on the ingest thread — a quarter of its page faults (docs/benchmarks.md, "Fifteenth
- * session"). After each record, msgpackr's buffer is a new small one, so no other pack in the process ever writes
- * into a buffer kept here.
+ * buffer's pages were faulted in on the ingest thread — a quarter of its page faults (limits.ts WAL_PACK_BUFFERS;
+ * docs/benchmarks.md, "Fifteenth session"). After each record, msgpackr's buffer is a new small one, so no other
+ * pack in the process ever writes into a buffer kept here.
  */
 const packr = new Packr({ useRecords: false }); // the options of msgpackr's own `pack`: the same bytes
 const idlePackBuffers: Buffer[] = [];
-const IDLE_PACK_BUFFERS = 8;
 /** The size of new pack buffers: grown past any record that did not fit (msgpackr then packs it into its own). */
-let packBufferBytes = 512 * 1024;
+let packBufferBytes = WAL_PACK_BUFFERS.initialBytes;
 
 function takePackBuffer(): Buffer {
   return idlePackBuffers.pop() ?? Buffer.allocUnsafeSlow(packBufferBytes);
 }
 
 function givePackBuffer(buf: Buffer): void {
-  if (buf.length === packBufferBytes && idlePackBuffers.length < IDLE_PACK_BUFFERS) idlePackBuffers.push(buf);
+  if (buf.length === packBufferBytes && idlePackBuffers.length < WAL_PACK_BUFFERS.idle) idlePackBuffers.push(buf);
 }
 
 /** msgpack of `r`: a view of `buf`, or of a buffer of msgpackr's own when `r` does not fit in it. */

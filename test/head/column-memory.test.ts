@@ -1,14 +1,17 @@
 // The head's columns count toward V8's external memory only once they are garbage (src/head/column-memory.ts), and
-// are never what the head hands to another thread.
+// are never what the head hands to another thread. Blocks of the sizes made ahead are handed out once each, after
+// their pages were given to `populate`.
 import { afterEach, describe, expect, it } from 'vitest';
 import { setFlagsFromString } from 'node:v8';
+import { readFileSync } from 'node:fs';
 import { runInNewContext } from 'node:vm';
 import { open } from 'tallydb';
 import { DEFAULT_LIMITS } from '../../src/limits.js';
 import { resolveDatasource } from '../../src/schema/datasource.js';
 import { IngestPipeline } from '../../src/ingest/pipeline.js';
-import { ColumnBlock, columnMemory, reportedBytes, retire, setColumnMemoryForTests } from '../../src/head/column-memory.js';
-import { adjustExternalMemory, nativeStatus } from '../../src/native/index.js';
+import { ColumnBlock, blocksAhead, columnMemory, reportedBytes, retire, setColumnMemoryForTests, setPopulateForTests } from '../../src/head/column-memory.js';
+import { HEAD_BLOCKS_AHEAD } from '../../src/limits.js';
+import { adjustExternalMemory, nativeStatus, populate } from '../../src/native/index.js';
 import { headBytesPerRow } from '../../src/storage/store.js';
 import { ReplicaFeed } from '../../src/replica/feed.js';
 import { sealInputOf } from '../../src/segment/seal-input.js';
@@ -189,6 +192,75 @@ describe('column blocks', () => {
       // One more column than the block holds does not fit.
       expect(() => block.u16(1)).toThrow(RangeError);
     }
+  });
+});
+
+describe('blocks made ahead', () => {
+  it.runIf(nativeStatus.kind === 'native')('a block of a size asked for before is the one made ahead then and given to populate; small, large and plain ones are made when asked for', async () => {
+    const populated: ArrayBufferLike[] = [];
+    const previousPopulate = setPopulateForTests(async (view) => {
+      populated.push(view.buffer);
+      return true;
+    });
+    try {
+      setColumnMemoryForTests('shared');
+      const B = HEAD_BLOCKS_AHEAD.minBytes;
+      const take = (bytes: number): ArrayBufferLike => new ColumnBlock(bytes).u16(bytes / 2).buffer;
+      const first = take(B);
+      expect(populated.length).toBe(1);
+      expect(populated[0]).not.toBe(first);
+      expect(blocksAhead()).toEqual([B]);
+      // The next block of that size is the one made ahead, and the one after it is made ahead now.
+      expect(take(B)).toBe(populated[0]);
+      expect(populated.length).toBe(2);
+      // A second size is kept beside it; a third displaces the size asked for least recently.
+      take(2 * B);
+      expect(blocksAhead()).toEqual([B, 2 * B]);
+      expect(take(B)).toBe(populated[1]);
+      expect(blocksAhead()).toEqual([2 * B, B]);
+      take(4 * B);
+      expect(blocksAhead()).toEqual([B, 4 * B]);
+      const twoB = populated[2];
+      expect(take(2 * B)).not.toBe(twoB);
+      // Each buffer made ahead is handed out once.
+      const handed = [take(B), take(B), take(B)];
+      expect(new Set(handed).size).toBe(3);
+      // Below and above the sizes made ahead, nothing is made ahead.
+      const before = populated.length;
+      take(B - 8);
+      take(HEAD_BLOCKS_AHEAD.maxBytes + 8);
+      expect(populated.length).toBe(before);
+      // Nor in plain memory.
+      setColumnMemoryForTests('plain');
+      take(B);
+      take(B);
+      expect(populated.length).toBe(before);
+      expect(blocksAhead()).toEqual([]);
+    } finally {
+      setPopulateForTests(previousPopulate);
+    }
+  });
+
+  it.runIf(populate !== null)('populate faults in the pages under a view without changing a byte, and the writer then takes next to no faults', async () => {
+    const minorFaults = (): number => Number(readFileSync('/proc/thread-self/stat', 'utf8').split(') ')[1]!.split(' ')[7]);
+    // 40 MiB: above the largest size glibc ever serves from its heap (32 MiB), so each buffer is a fresh mapping.
+    const bytes = 40 * MB;
+    const fresh = new Uint8Array(new SharedArrayBuffer(bytes));
+    let f0 = minorFaults();
+    for (let i = 0; i < bytes; i += 4096) fresh[i] = 1;
+    const unpopulated = minorFaults() - f0;
+    expect(unpopulated).toBeGreaterThan(bytes / 4096 / 2);
+
+    const view = new Uint8Array(new SharedArrayBuffer(bytes));
+    view[5] = 7; // written before and during: populate leaves the bytes as they are
+    const done = populate!(view.subarray(3));
+    view[bytes - 1] = 9;
+    expect(await done).toBe(true);
+    expect([view[5], view[bytes - 1], view[6]]).toEqual([7, 9, 0]);
+    f0 = minorFaults();
+    for (let i = 0; i < bytes; i += 4096) view[i] = 1;
+    expect(minorFaults() - f0).toBeLessThan(unpopulated / 20);
+    expect(() => (populate as unknown as (v: unknown) => unknown)(new ArrayBuffer(8))).toThrow(TypeError);
   });
 });
 
