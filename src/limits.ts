@@ -141,7 +141,7 @@ export const WAL_PACK_BUFFERS = Object.freeze({ initialBytes: 512 * 1024, idle: 
  * faulted in on libuv's thread pool while the block before fills (head/column-memory.ts): the engine's thread then
  * appends into memory that is already there. At most `sizes` blocks wait, up to `sizes × maxBytes` of memory.
  */
-export const HEAD_BLOCKS_AHEAD = Object.freeze({ minBytes: 64 * 1024, maxBytes: 8 * 1024 * 1024, sizes: 2 });
+export const HEAD_BLOCKS_AHEAD = Object.freeze({ minBytes: 128 * 1024, maxBytes: 8 * 1024 * 1024, sizes: 2 });
 
 /** Merge user overrides over the defaults; every override must be a positive integer. */
 export function resolveLimits(overrides: Partial<Limits> | undefined, fail: (message: string) => never): Limits {
