@@ -185,6 +185,7 @@ export class Tally {
     if (this.closed) {
       // close() ran while a large batch was being prepared: nothing of it is committed.
       p.abort(prepared);
+      prepared.release();
       throw new TallyError('ENGINE_CLOSED', 'the engine was closed while the batch was being prepared; nothing of it was accepted');
     }
     // Asked again: batches decide one at a time, so a batch may have waited its turn while the ones before it filled
@@ -192,10 +193,12 @@ export class Tally {
     const after = this.store?.overload() ?? null;
     if (after !== null) {
       p.abort(prepared);
+      prepared.release();
       throw refuse(after);
     }
     if (this.store === null || prepared.rows.length === 0) {
       p.commit(prepared);
+      prepared.release();
       return prepared.result;
     }
     // Acknowledged ⇒ durable: commit (make visible) only once the WAL record is durable; abort on failure.
@@ -206,6 +209,7 @@ export class Tally {
       seq = await ticket.done;
     } catch (e) {
       p.abort(prepared);
+      prepared.release();
       throw e;
     }
     // One event-loop turn first: a group commit resolves several batches at once, and their head appends (about a
@@ -213,6 +217,8 @@ export class Tally {
     await new Promise((resolve) => setImmediate(resolve));
     p.commit(prepared);
     this.store.committed(p, prepared, ticket.lsn, seq);
+    // The head copied the rows and the WAL record was packed from them when written: the columns are free again.
+    prepared.release();
     return prepared.result;
   }
 

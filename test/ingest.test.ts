@@ -6,9 +6,13 @@
 import { describe, expect, it } from 'vitest';
 import { open, TallyError, type Tally } from 'tallydb';
 import fc from 'fast-check';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { decidePaths, IngestPipeline, setColumnwiseMaxRowsForTests, setSliceMsForTests } from '../src/ingest/pipeline.js';
+import { columnSetsMade } from '../src/ingest/columns.js';
 import { resolveDatasource } from '../src/schema/datasource.js';
-import { DEFAULT_LIMITS } from '../src/limits.js';
+import { COLUMN_SETS, DEFAULT_LIMITS } from '../src/limits.js';
 
 const T0 = Date.parse('2026-11-23T10:00:00Z');
 const MIN = 60_000;
@@ -252,6 +256,45 @@ describe('batches deciding at once', () => {
     expect(a.accepted + b.accepted).toBe(7500);
     expect(a.duplicates + b.duplicates).toBe(2500);
     expect(await count(db)).toBe(7500);
+  });
+
+  it('the columns a batch gives back are taken by later batches, and no committed row changes when they are (durable, 4 writers)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tally-column-sets-'));
+    const db = await open({ dir, fsync: 'always', clock: () => T0 + 3_600_000 });
+    try {
+      await db.createDatasource({ name: 'events', dimensions: ['image_id', 'location'], metrics: [{ name: 'cost', type: 'float' }], dedupKey: 'event_id', lateness: '2h' });
+      const made = columnSetsMade.pooled;
+      const model = new Map<string, { n: number; cost: number }>();
+      const BATCHES = 40;
+      const SIZE = 700;
+      let next = 0;
+      // Four writers: a batch columnizes while the ones before it wait for their WAL writes.
+      await Promise.all(Array.from({ length: 4 }, async () => {
+        while (next < BATCHES) {
+          const b = next++;
+          const events = Array.from({ length: SIZE }, (_, i) => {
+            const j = b * SIZE + i;
+            return { ts: T0 + (j % 3_000_000), event_id: `e${j}`, image_id: `img${(j * 7 + b) % 97}`, location: `loc${b % 5}`, cost: j % 13 };
+          });
+          for (const e of events) {
+            const key = `${e.image_id}|${e.location}`;
+            const m = model.get(key) ?? { n: 0, cost: 0 };
+            model.set(key, { n: m.n + 1, cost: m.cost + e.cost });
+          }
+          expect((await db.ingest('events', events)).accepted).toBe(SIZE);
+        }
+      }));
+      // Sets were taken again: as many were made as batches were in flight at once, not one a batch.
+      expect(columnSetsMade.pooled - made).toBeGreaterThan(0);
+      expect(columnSetsMade.pooled - made).toBeLessThanOrEqual(COLUMN_SETS.idle);
+      const got = (await db.sql('SELECT image_id, location, count(*) AS n, sum(cost) AS c FROM events GROUP BY image_id, location')).rows;
+      const want = [...model].map(([k, v]) => [...k.split('|'), v.n, v.cost]);
+      const byKey = (a: unknown[], b: unknown[]): number => (String(a[0]) + a[1] < String(b[0]) + b[1] ? -1 : 1);
+      expect(got.sort(byKey)).toEqual(want.sort(byKey));
+    } finally {
+      await db.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('a query issued while a column-wise batch decides answers from the state before it', async () => {

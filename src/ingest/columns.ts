@@ -8,9 +8,9 @@
  * WAL logs the batch in this form as it is.
  */
 import { TallyError } from '../errors.js';
-import type { Limits } from '../limits.js';
+import { COLUMN_SETS, type Limits } from '../limits.js';
 import type { Datasource } from '../schema/datasource.js';
-import { allocRowBatch, EventValidator } from '../schema/event.js';
+import { EventValidator, type RowBatch } from '../schema/event.js';
 import type { LoggedDimension } from '../wal/record.js';
 import { FIRST_SURROGATE, hashKeyInto } from './dedup.js';
 import { BatchDictionary } from './batch-dictionary.js';
@@ -38,6 +38,12 @@ export interface EventColumns {
   keyHashes: Uint32Array | null;
   /** Events that failed validation, by index. */
   rejected: RejectedEvent[];
+  /**
+   * Gives the memory of the typed arrays above back to `columnize` for a later batch (only on columns it made with
+   * `pooled`): the caller calls it once nothing reads them any more — for ingest, when the batch is committed or
+   * aborted (db.ts). A second call does nothing; never calling it leaves them to the collector.
+   */
+  release?: () => void;
 }
 
 export function checkBatch(events: unknown, limits: Limits): unknown[] {
@@ -69,6 +75,45 @@ type SlowRow = (i: number, k: number) => number;
  */
 type RowLoop = (list: unknown[], ts: Float64Array, metrics: Float64Array[], ids: Uint32Array[], locals: BatchDictionary[], keyHashes: Uint32Array | null, index: Uint32Array, slow: SlowRow) => number;
 
+/**
+ * The typed arrays of one batch's columns, with room for `capacity` events: made together in one buffer, and with
+ * `pooled`, used again for a later batch once released (EventColumns.release). Fresh arrays per batch cost the
+ * ingest thread their zeroing and page faults, ~560 KB a 10k-event batch of the suite's datasource (docs/
+ * benchmarks.md, "Fifteenth session"). Nothing of a batch's columns depends on their memory starting zeroed: every
+ * column is written for every row taken, and only rows taken are read.
+ */
+interface ColumnSet {
+  capacity: number;
+  ts: Float64Array;
+  metrics: Float64Array[];
+  index: Uint32Array;
+  keyHashes: Uint32Array | null;
+  ids: Uint32Array[];
+}
+
+/**
+ * A new set: in one buffer when `shared` (one allocation, for the pool), else each column in a buffer of its own —
+ * what a caller that transfers the columns to another thread needs (a transfer list names each buffer once).
+ */
+function newColumnSet(ds: Datasource, capacity: number, shared: boolean): ColumnSet {
+  const keyed = ds.dedupKey !== null;
+  const buf = shared ? new ArrayBuffer(capacity * (8 + 8 * ds.metrics.length + 4 + (keyed ? 8 : 0) + 4 * ds.dimensions.length)) : null;
+  let at = 0;
+  const f64 = (): Float64Array => {
+    if (buf === null) return new Float64Array(capacity);
+    const a = new Float64Array(buf, at, capacity);
+    at += 8 * capacity;
+    return a;
+  };
+  const u32 = (length: number): Uint32Array => {
+    if (buf === null) return new Uint32Array(length);
+    const a = new Uint32Array(buf, at, length);
+    at += 4 * length;
+    return a;
+  };
+  return { capacity, ts: f64(), metrics: ds.metrics.map(f64), index: u32(capacity), keyHashes: keyed ? u32(2 * capacity) : null, ids: ds.dimensions.map(() => u32(capacity)) };
+}
+
 /** What `columnize` keeps per validator (columnize is synchronous, so one batch uses them at a time). */
 interface Columnizer {
   /** One batch-local dictionary per dimension, reused from batch to batch. */
@@ -76,6 +121,30 @@ interface Columnizer {
   /** The loop without well-formedness checks of strings (the common case), and the one with them. */
   shape: RowLoop;
   full: RowLoop;
+  /** Column sets released and not yet taken again (at most limits.ts COLUMN_SETS.idle). */
+  free: ColumnSet[];
+}
+
+/** How many pooled column sets `columnize` made (tests check that released ones are taken again). */
+export const columnSetsMade = { pooled: 0 };
+
+/** A released set with room for `total` events, or a new one (room rounded up to a multiple of 1,024). */
+function takeColumnSet(ds: Datasource, c: Columnizer, total: number): ColumnSet {
+  const free = c.free;
+  for (let i = free.length - 1; i >= 0; i--) {
+    const set = free[i]!;
+    if (set.capacity >= total) {
+      free[i] = free[free.length - 1]!;
+      free.pop();
+      return set;
+    }
+  }
+  columnSetsMade.pooled++;
+  return newColumnSet(ds, Math.max(1024, (total + 1023) & ~1023), true);
+}
+
+function giveColumnSet(c: Columnizer, set: ColumnSet): void {
+  if (c.free.length < COLUMN_SETS.idle) c.free.push(set);
 }
 
 const columnizers = new WeakMap<EventValidator, Columnizer>();
@@ -83,7 +152,7 @@ const columnizers = new WeakMap<EventValidator, Columnizer>();
 function columnizerFor(ds: Datasource, validator: EventValidator): Columnizer {
   let c = columnizers.get(validator);
   if (c === undefined) {
-    c = { locals: ds.dimensions.map(() => new BatchDictionary()), shape: compileLoop(ds, validator, false), full: compileLoop(ds, validator, true) };
+    c = { locals: ds.dimensions.map(() => new BatchDictionary()), shape: compileLoop(ds, validator, false), full: compileLoop(ds, validator, true), free: [] };
     columnizers.set(validator, c);
   }
   return c;
@@ -121,28 +190,30 @@ function compileLoop(ds: Datasource, validator: EventValidator, checkWellFormed:
  * for a dedup key, by its hash's pass over the characters; a batch with a malformed string (rare: a client's
  * encoding bug) is columnized again with every event checked in full, so it gets exactly what `validate` decides.
  */
-export function columnize(ds: Datasource, limits: Limits, events: unknown, validator = new EventValidator(ds, limits)): EventColumns {
+export function columnize(ds: Datasource, limits: Limits, events: unknown, validator = new EventValidator(ds, limits), pooled = false): EventColumns {
   const list = checkBatch(events, limits);
   const c = columnizerFor(ds, validator);
-  if (!EventValidator.fastPathSound()) return columnsOf(ds, list, validator, c, null)!;
-  return columnsOf(ds, list, validator, c, c.shape) ?? columnsOf(ds, list, validator, c, c.full)!;
+  if (!EventValidator.fastPathSound()) return columnsOf(ds, list, validator, c, null, pooled)!;
+  return columnsOf(ds, list, validator, c, c.shape, pooled) ?? columnsOf(ds, list, validator, c, c.full, pooled)!;
 }
 
 /**
  * `columnize` of a checked batch by `loop` (or by `validate` alone when null); null when `loop` is `c.shape` and an
  * accepted row holds a malformed string.
  */
-function columnsOf(ds: Datasource, list: unknown[], validator: EventValidator, c: Columnizer, loop: RowLoop | null): EventColumns | null {
+function columnsOf(ds: Datasource, list: unknown[], validator: EventValidator, c: Columnizer, loop: RowLoop | null, pooled: boolean): EventColumns | null {
   const total = list.length;
-  const rows = allocRowBatch(ds, total);
-  const index = new Uint32Array(total);
-  const keyHashes = ds.dedupKey === null ? null : new Uint32Array(2 * total);
+  // Columns of their own (the caller may transfer them to another thread), or a set to give back once released.
+  const set = pooled ? takeColumnSet(ds, c, total) : newColumnSet(ds, total, false);
+  const rows: RowBatch = { length: 0, ts: set.ts, metrics: set.metrics };
+  const index = set.index;
+  const keyHashes = set.keyHashes;
   const rejected: RejectedEvent[] = [];
   // Each dimension's batch-local dictionary is built as rows are accepted: distinct values in order of first use.
   const dimCount = ds.dimensions.length;
   const locals = c.locals;
   for (const l of locals) l.reset();
-  const ids = locals.map(() => new Uint32Array(total));
+  const ids = set.ids;
   const rowValues = validator.dims;
   let validated = 0;
   const slow: SlowRow = (i, k) => {
@@ -161,15 +232,27 @@ function columnsOf(ds: Datasource, list: unknown[], validator: EventValidator, c
   let k = 0;
   if (loop === null) for (let i = 0; i < total; i++) k = slow(i, k);
   else k = loop(list, rows.ts, rows.metrics, ids, locals, keyHashes, index, slow);
-  if (k < 0) return null;
-  const dims: LoggedDimension[] = locals.map((l, d) => ({ values: l.take(), ids: k < total ? ids[d]!.subarray(0, k) : ids[d]! }));
+  const malformed = (): null => {
+    if (pooled) giveColumnSet(c, set);
+    return null;
+  };
+  if (k < 0) return malformed();
+  const dims: LoggedDimension[] = locals.map((l, d) => ({ values: l.take(), ids: ids[d]!.subarray(0, k) }));
   if (loop === c.shape) {
-    for (const dim of dims) for (const v of dim.values) if (v !== null && !v.isWellFormed()) return null;
+    for (const dim of dims) for (const v of dim.values) if (v !== null && !v.isWellFormed()) return malformed();
   }
   columnizePaths.fast += k - (validated - rejected.length);
   columnizePaths.validated += validated;
+  let released = false;
   return {
     total, n: k, index: index.subarray(0, k), ts: rows.ts.subarray(0, k), dims, dimKeys: locals.map((l) => l.takeKeys()),
     metrics: rows.metrics.map((m) => m.subarray(0, k)), keyHashes: keyHashes === null ? null : keyHashes.subarray(0, 2 * k), rejected,
+    ...(pooled ? {
+      release: () => {
+        if (released) return;
+        released = true;
+        giveColumnSet(c, set);
+      },
+    } : {}),
   };
 }

@@ -102,7 +102,14 @@ export interface PreparedBatch {
   /** 64-bit hashes (hi, lo) of the accepted rows' dedup keys, one pair per row; null without a dedup key. */
   keyHashes: Uint32Array | null;
   maxTs: number;
+  /**
+   * Gives the batch's columns back to `columnize` (EventColumns.release; a no-op for columns from elsewhere): call it
+   * once the batch is committed or aborted and nothing reads `rows`, `logged` or `keyHashes` any more.
+   */
+  release: () => void;
 }
+
+const NOTHING_TO_RELEASE = (): void => {};
 
 export class IngestPipeline {
   readonly head: Head;
@@ -131,7 +138,7 @@ export class IngestPipeline {
 
   /** Phase A (validation into columns, here on this thread) and phase B (`decide`). */
   async prepare(events: unknown): Promise<PreparedBatch> {
-    return this.decide(columnize(this.ds, this.limits, events, this.validator));
+    return this.decide(columnize(this.ds, this.limits, events, this.validator, true));
   }
 
   /**
@@ -269,6 +276,7 @@ export class IngestPipeline {
       toHead,
       keyHashes: keyHashes === null ? null : keyHashes.subarray(0, 2 * k),
       maxTs: maxOf(ts, k),
+      release: cols.release ?? NOTHING_TO_RELEASE,
     };
   }
 
@@ -345,6 +353,7 @@ export class IngestPipeline {
       toHead,
       keyHashes: keyHashes === null ? null : keyHashes.subarray(0, 2 * k),
       maxTs: maxOf(ts, k),
+      release: cols.release ?? NOTHING_TO_RELEASE,
     };
   }
 
