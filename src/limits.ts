@@ -136,12 +136,14 @@ export const WAL_GROUP_BUFFER = Object.freeze({ keptBytes: 8 * 1024 * 1024 });
 export const WAL_PACK_BUFFERS = Object.freeze({ initialBytes: 512 * 1024, idle: 8 });
 
 /**
- * The head's column blocks of `minBytes` up to `maxBytes` (a minute bucket of ~2,000 rows and more of the suite's
- * shape; at 100M events 2.5–5 MiB) are made one ahead for each of the `sizes` sizes asked for last, and their pages
- * faulted in on libuv's thread pool while the block before fills (head/column-memory.ts): the engine's thread then
- * appends into memory that is already there. At most `sizes` blocks wait, up to `sizes × maxBytes` of memory.
+ * The head's column blocks of `minBytes` up to `maxBytes` (a minute bucket of ~3,500 rows and more of the suite's
+ * shape; at 100M events 2.5–5 MiB) are made ahead for each of the `sizes` sizes asked for last, `batchBytes` of them
+ * at a time (at least one), and their pages faulted in on libuv's thread pool while the blocks before fill
+ * (head/column-memory.ts): the engine's thread then appends into memory that is already there. Below `minBytes` a
+ * block comes from glibc's heap (its mmap threshold is 128 KiB, cli/node-flags.ts), whose calloc zeroes it — faulting
+ * its pages in — where it is made. At most `sizes × (batchBytes + maxBytes)` of memory waits.
  */
-export const HEAD_BLOCKS_AHEAD = Object.freeze({ minBytes: 128 * 1024, maxBytes: 8 * 1024 * 1024, sizes: 2 });
+export const HEAD_BLOCKS_AHEAD = Object.freeze({ minBytes: 128 * 1024, maxBytes: 8 * 1024 * 1024, sizes: 2, batchBytes: 2 * 1024 * 1024 });
 
 /**
  * The column sets of batches ingest columnizes on the engine's thread (ingest/columns.ts), given back when a batch is

@@ -42,26 +42,38 @@ function buffer(bytes: number): ArrayBuffer {
 }
 
 /** Blocks made ahead (`ColumnBlock`), by size, the size asked for least recently first; each is handed out once. */
-const ahead = new Map<number, ArrayBuffer>();
+const ahead = new Map<number, ArrayBuffer[]>();
 let populateAhead = populate;
 
 /**
- * A new buffer of `bytes` for a block: for the sizes limits.ts HEAD_BLOCKS_AHEAD names, the one made ahead if there
- * is one, and the next of that size made now, its pages faulted in on libuv's thread pool (the addon's `populate`)
- * while this one fills. A new minute's bucket (the suite's: 8,192 rows, 304 KiB) otherwise took its ~76 page faults
- * on the engine's thread as it appended, a quarter of that thread's faults (docs/benchmarks.md, "Fifteenth
- * session"). Without the addon, or in plain memory, every buffer is made when asked for.
+ * A new buffer of `bytes` for a block: for the sizes limits.ts HEAD_BLOCKS_AHEAD names, one made ahead, its pages
+ * faulted in on libuv's thread pool (the addon's `populate`) while the blocks before it filled. A new minute's bucket
+ * (the suite's: 8,192 rows, 304 KiB) otherwise took its ~76 page faults on the engine's thread as it appended. Blocks
+ * are made `HEAD_BLOCKS_AHEAD.batchBytes` at a time and given to one `populate` call: a call wakes a pool thread,
+ * ~20 µs of this thread's time on the suite's VM, about what one small block's faults cost (docs/benchmarks.md,
+ * "Fifteenth session"). There is always one made ahead once a size was asked for. Without the addon, or in plain
+ * memory, every buffer is made when asked for.
  */
 function blockBuffer(bytes: number): ArrayBuffer {
   if (populateAhead === null || mode !== 'shared' || bytes < HEAD_BLOCKS_AHEAD.minBytes || bytes > HEAD_BLOCKS_AHEAD.maxBytes) return buffer(bytes);
-  const ready = ahead.get(bytes);
+  let ready = ahead.get(bytes);
+  if (ready === undefined) ready = [];
   ahead.delete(bytes);
-  const next = buffer(bytes);
-  ahead.set(bytes, next);
+  ahead.set(bytes, ready);
   if (ahead.size > HEAD_BLOCKS_AHEAD.sizes) ahead.delete(ahead.keys().next().value!);
+  if (ready.length === 0) makeAhead(bytes, ready);
+  const block = ready.shift()!;
+  if (ready.length === 0) makeAhead(bytes, ready);
+  return block;
+}
+
+/** Make blocks of `bytes` into `ready`, HEAD_BLOCKS_AHEAD.batchBytes of them (at least one), and populate them. */
+function makeAhead(bytes: number, ready: ArrayBuffer[]): void {
+  const count = Math.max(1, Math.floor(HEAD_BLOCKS_AHEAD.batchBytes / bytes));
+  const made = Array.from({ length: count }, () => buffer(bytes));
+  ready.push(...made);
   // Not awaited: a block handed out before its pages are in is only slower to fill (populate changes no byte).
-  populateAhead(new Uint8Array(next)).catch(() => {});
-  return ready ?? buffer(bytes);
+  populateAhead!(...made.map((b) => new Uint8Array(b))).catch(() => {});
 }
 
 /**
@@ -141,9 +153,9 @@ export function columnMemory(): Mode {
   return mode;
 }
 
-/** The sizes of the blocks made ahead and waiting, least recently asked for first (tests). */
-export function blocksAhead(): number[] {
-  return [...ahead.keys()];
+/** The sizes of the blocks made ahead, least recently asked for first, and how many of each wait (tests). */
+export function blocksAhead(): [number, number][] {
+  return [...ahead].map(([bytes, ready]) => [bytes, ready.length]);
 }
 
 /** Tests: what faults in the pages of a block made ahead (null: blocks are not made ahead). Returns the previous. */

@@ -27,8 +27,8 @@ const NAMES: (keyof Kernels)[] = ['unpack', 'decodeTimestamps', 'timestampAnchor
 
 /** Tell V8 that `delta` bytes it does not count became garbage (> 0) or were freed (< 0); returns its new total. */
 export type AdjustExternalMemory = (delta: number) => number;
-/** Fault in the pages under `view` on libuv's thread pool, changing no byte; true when done, false if unsupported. */
-export type Populate = (view: ArrayBufferView) => Promise<boolean>;
+/** Fault in the pages under `views` on libuv's thread pool, changing no byte; true when done, false if unsupported. */
+export type Populate = (...views: ArrayBufferView[]) => Promise<boolean>;
 
 function load(): { kernels: Kernels; status: NativeStatus; adjust: AdjustExternalMemory | null; populate: Populate | null } {
   if (process.env['TALLYDB_NATIVE'] === '0') {

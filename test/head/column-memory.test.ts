@@ -196,45 +196,53 @@ describe('column blocks', () => {
 });
 
 describe('blocks made ahead', () => {
-  it.runIf(nativeStatus.kind === 'native')('a block of a size asked for before is the one made ahead then and given to populate; small, large and plain ones are made when asked for', async () => {
-    const populated: ArrayBufferLike[] = [];
-    const previousPopulate = setPopulateForTests(async (view) => {
-      populated.push(view.buffer);
+  it.runIf(nativeStatus.kind === 'native')('blocks of a size asked for before come from groups made ahead and populated together, each handed out once; small, large and plain ones are made when asked for', async () => {
+    const calls: ArrayBufferLike[][] = [];
+    const previousPopulate = setPopulateForTests(async (...views) => {
+      calls.push(views.map((v) => v.buffer));
       return true;
     });
     try {
       setColumnMemoryForTests('shared');
       const B = HEAD_BLOCKS_AHEAD.minBytes;
+      const per = Math.floor(HEAD_BLOCKS_AHEAD.batchBytes / B);
+      expect(per).toBeGreaterThan(2);
       const take = (bytes: number): ArrayBufferLike => new ColumnBlock(bytes).u16(bytes / 2).buffer;
-      const first = take(B);
-      expect(populated.length).toBe(1);
-      expect(populated[0]).not.toBe(first);
-      expect(blocksAhead()).toEqual([B]);
-      // The next block of that size is the one made ahead, and the one after it is made ahead now.
-      expect(take(B)).toBe(populated[0]);
-      expect(populated.length).toBe(2);
-      // A second size is kept beside it; a third displaces the size asked for least recently.
-      take(2 * B);
-      expect(blocksAhead()).toEqual([B, 2 * B]);
-      expect(take(B)).toBe(populated[1]);
-      expect(blocksAhead()).toEqual([2 * B, B]);
-      take(4 * B);
-      expect(blocksAhead()).toEqual([B, 4 * B]);
-      const twoB = populated[2];
-      expect(take(2 * B)).not.toBe(twoB);
-      // Each buffer made ahead is handed out once.
-      const handed = [take(B), take(B), take(B)];
-      expect(new Set(handed).size).toBe(3);
-      // Below and above the sizes made ahead, nothing is made ahead.
-      const before = populated.length;
+      // The first block asked for is the first of a group made then; the others wait, given to one populate call.
+      const handed = [take(B)];
+      expect(calls.map((c) => c.length)).toEqual([per]);
+      expect(handed[0]).toBe(calls[0]![0]);
+      expect(blocksAhead()).toEqual([[B, per - 1]]);
+      // The next blocks are the group's, in order; handing out its last makes the next group, so one always waits.
+      for (let i = 1; i < per; i++) handed.push(take(B));
+      expect(handed).toEqual(calls[0]);
+      expect(calls.map((c) => c.length)).toEqual([per, per]);
+      expect(blocksAhead()).toEqual([[B, per]]);
+      handed.push(take(B));
+      expect(handed[per]).toBe(calls[1]![0]);
+      expect(new Set(handed).size).toBe(per + 1);
+      // A block as big as a group is a group of one. A second size is kept beside the first; a third displaces the
+      // size asked for least recently, whose blocks are dropped.
+      const G = HEAD_BLOCKS_AHEAD.batchBytes;
+      take(G);
+      expect(blocksAhead()).toEqual([[B, per - 1], [G, 1]]);
+      take(B);
+      expect(blocksAhead()).toEqual([[G, 1], [B, per - 2]]);
+      take(2 * G);
+      expect(blocksAhead()).toEqual([[B, per - 2], [2 * G, 1]]);
+      const before = calls.length;
+      const again = take(G);
+      expect(calls.length).toBe(before + 2);
+      expect(again).toBe(calls[before]![0]);
+      // Below and above the sizes made ahead, nothing is; nor in plain memory.
+      const made = calls.length;
       take(B - 8);
       take(HEAD_BLOCKS_AHEAD.maxBytes + 8);
-      expect(populated.length).toBe(before);
-      // Nor in plain memory.
+      expect(calls.length).toBe(made);
       setColumnMemoryForTests('plain');
       take(B);
       take(B);
-      expect(populated.length).toBe(before);
+      expect(calls.length).toBe(made);
       expect(blocksAhead()).toEqual([]);
     } finally {
       setPopulateForTests(previousPopulate);
@@ -253,7 +261,8 @@ describe('blocks made ahead', () => {
 
     const view = new Uint8Array(new SharedArrayBuffer(bytes));
     view[5] = 7; // written before and during: populate leaves the bytes as they are
-    const done = populate!(view.subarray(3));
+    const other = new Uint8Array(new SharedArrayBuffer(4 * 4096));
+    const done = populate!(view.subarray(3), other);
     view[bytes - 1] = 9;
     expect(await done).toBe(true);
     expect([view[5], view[bytes - 1], view[6]]).toEqual([7, 9, 0]);
@@ -261,6 +270,7 @@ describe('blocks made ahead', () => {
     for (let i = 0; i < bytes; i += 4096) view[i] = 1;
     expect(minorFaults() - f0).toBeLessThan(unpopulated / 20);
     expect(() => (populate as unknown as (v: unknown) => unknown)(new ArrayBuffer(8))).toThrow(TypeError);
+    expect(() => (populate as unknown as () => unknown)()).toThrow(TypeError);
   });
 });
 
