@@ -136,14 +136,16 @@ export const WAL_GROUP_BUFFER = Object.freeze({ keptBytes: 8 * 1024 * 1024 });
 export const WAL_PACK_BUFFERS = Object.freeze({ initialBytes: 512 * 1024, idle: 8 });
 
 /**
- * The head's column blocks of `minBytes` up to `maxBytes` (a minute bucket of ~3,500 rows and more of the suite's
- * shape; at 100M events 2.5–5 MiB) are made ahead for each of the `sizes` sizes asked for last, `batchBytes` of them
- * at a time (at least one), and their pages faulted in on libuv's thread pool while the blocks before fill
- * (head/column-memory.ts): the engine's thread then appends into memory that is already there. Below `minBytes` a
- * block comes from glibc's heap (its mmap threshold is 128 KiB, cli/node-flags.ts), whose calloc zeroes it — faulting
- * its pages in — where it is made. At most `sizes × (batchBytes + maxBytes)` of memory waits.
+ * The head's column blocks of `minBytes` up to `maxBytes` (a minute bucket of ~3,500 to ~27,000 rows of the suite's
+ * shape) are made ahead for each of the `sizes` sizes asked for last, `batchBytes` of them at a time, and their pages
+ * faulted in on libuv's thread pool while the blocks before fill (head/column-memory.ts): the engine's thread then
+ * appends into memory that is already there. Below `minBytes` a block comes from glibc's heap (its mmap threshold is
+ * 128 KiB, cli/node-flags.ts), whose calloc zeroes it — faulting its pages in — where it is made. Above `maxBytes`
+ * faulting a block in whole costs memory: at the 100M suite's density a minute outgrows its 2.5 MiB block into one of
+ * 5 MiB that it half fills, and 30M events loaded at that density peaked at 2.35–2.39 GiB RSS with blocks up to 8 MiB
+ * made ahead, 1.93–1.96 GiB without (docs/benchmarks.md, "Fifteenth session"). At most `sizes × batchBytes` waits.
  */
-export const HEAD_BLOCKS_AHEAD = Object.freeze({ minBytes: 128 * 1024, maxBytes: 8 * 1024 * 1024, sizes: 2, batchBytes: 2 * 1024 * 1024 });
+export const HEAD_BLOCKS_AHEAD = Object.freeze({ minBytes: 128 * 1024, maxBytes: 1024 * 1024, sizes: 2, batchBytes: 2 * 1024 * 1024 });
 
 /**
  * The column sets of batches ingest columnizes on the engine's thread (ingest/columns.ts), given back when a batch is

@@ -60,7 +60,12 @@ function blockBuffer(bytes: number): ArrayBuffer {
   if (ready === undefined) ready = [];
   ahead.delete(bytes);
   ahead.set(bytes, ready);
-  if (ahead.size > HEAD_BLOCKS_AHEAD.sizes) ahead.delete(ahead.keys().next().value!);
+  if (ahead.size > HEAD_BLOCKS_AHEAD.sizes) {
+    // The size asked for least recently: its waiting blocks are garbage now, reported as retired columns are.
+    const [dropped, blocks] = ahead.entries().next().value!;
+    ahead.delete(dropped);
+    retire(blocks.map((b) => new Uint8Array(b, 0, 0)));
+  }
   if (ready.length === 0) makeAhead(bytes, ready);
   const block = ready.shift()!;
   if (ready.length === 0) makeAhead(bytes, ready);

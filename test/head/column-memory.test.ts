@@ -221,18 +221,20 @@ describe('blocks made ahead', () => {
       handed.push(take(B));
       expect(handed[per]).toBe(calls[1]![0]);
       expect(new Set(handed).size).toBe(per + 1);
-      // A block as big as a group is a group of one. A second size is kept beside the first; a third displaces the
-      // size asked for least recently, whose blocks are dropped.
-      const G = HEAD_BLOCKS_AHEAD.batchBytes;
-      take(G);
-      expect(blocksAhead()).toEqual([[B, per - 1], [G, 1]]);
+      // Groups of bigger blocks hold fewer. A second size is kept beside the first; a third displaces the size asked
+      // for least recently, whose waiting blocks are garbage then, counted as such (as retired columns are).
+      const per2 = Math.floor(HEAD_BLOCKS_AHEAD.batchBytes / (2 * B));
+      take(2 * B);
+      expect(blocksAhead()).toEqual([[B, per - 1], [2 * B, per2 - 1]]);
       take(B);
-      expect(blocksAhead()).toEqual([[G, 1], [B, per - 2]]);
-      take(2 * G);
-      expect(blocksAhead()).toEqual([[B, per - 2], [2 * G, 1]]);
+      expect(blocksAhead()).toEqual([[2 * B, per2 - 1], [B, per - 2]]);
+      const reported0 = reportedBytes();
+      take(4 * B);
+      expect(blocksAhead()).toEqual([[B, per - 2], [4 * B, Math.floor(HEAD_BLOCKS_AHEAD.batchBytes / (4 * B)) - 1]]);
+      expect(reportedBytes() - reported0).toBe((per2 - 1) * 2 * B);
       const before = calls.length;
-      const again = take(G);
-      expect(calls.length).toBe(before + 2);
+      const again = take(2 * B);
+      expect(calls.length).toBe(before + 1);
       expect(again).toBe(calls[before]![0]);
       // Below and above the sizes made ahead, nothing is; nor in plain memory.
       const made = calls.length;
