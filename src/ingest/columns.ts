@@ -92,12 +92,12 @@ interface ColumnSet {
 }
 
 /**
- * A new set: in one buffer when `shared` (one allocation, for the pool), else each column in a buffer of its own —
+ * A new set: in one buffer when `oneBuffer` (one allocation, for the pool), else each column in a buffer of its own —
  * what a caller that transfers the columns to another thread needs (a transfer list names each buffer once).
  */
-function newColumnSet(ds: Datasource, capacity: number, shared: boolean): ColumnSet {
+function newColumnSet(ds: Datasource, capacity: number, oneBuffer: boolean): ColumnSet {
   const keyed = ds.dedupKey !== null;
-  const buf = shared ? new ArrayBuffer(capacity * (8 + 8 * ds.metrics.length + 4 + (keyed ? 8 : 0) + 4 * ds.dimensions.length)) : null;
+  const buf = oneBuffer ? new ArrayBuffer(capacity * (8 + 8 * ds.metrics.length + 4 + (keyed ? 8 : 0) + 4 * ds.dimensions.length)) : null;
   let at = 0;
   const f64 = (): Float64Array => {
     if (buf === null) return new Float64Array(capacity);

@@ -161,7 +161,7 @@ export async function encodeBatchAsync(r: BatchRecord): Promise<Buffer> {
  * docs/benchmarks.md, "Fifteenth session"). After each record, msgpackr's buffer is a new small one, so no other
  * pack in the process ever writes into a buffer kept here.
  */
-const packr = new Packr({ useRecords: false }); // the options of msgpackr's own `pack`: the same bytes
+const packr = new Packr({ useRecords: false }); // the options msgpackr's own `pack` is made with
 const idlePackBuffers: Buffer[] = [];
 /** The size of new pack buffers: grown past any record that did not fit (msgpackr then packs it into its own). */
 let packBufferBytes = WAL_PACK_BUFFERS.initialBytes;
